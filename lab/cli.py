@@ -14,7 +14,19 @@ import sys
 from lab.errors import EXIT_USAGE, LabError
 
 # Modules that contribute subcommands, in the order they appear in `lab --help`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["lab.bpf.cli"]
+
+
+def command_group(subparsers: argparse._SubParsersAction, name: str,
+                  help: str) -> argparse._SubParsersAction:
+    """The sub-subcommands of group NAME (e.g. `lab bench ...`), created by whichever module
+    registers into it first, so several modules can add commands to one group."""
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=lambda args: parser.error("a subcommand is needed"))
+        parser._lab_group = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
+    return parser._lab_group
 
 
 def build_parser() -> argparse.ArgumentParser:

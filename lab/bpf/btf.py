@@ -104,6 +104,13 @@ class Btf:
                                f"load BTF id {btf_id}")
         return cls(ptr, owned=True)
 
+    @classmethod
+    def from_elf(cls, path: str) -> Btf:
+        """The .BTF section of an object file (no kernel involved: works without root)."""
+        ptr = libbpf.check_ptr(libbpf.lib().btf__parse_elf(str(path).encode(), None),
+                               "read BTF", str(path))
+        return cls(ptr, owned=True)
+
     def close(self) -> None:
         if self._owned and self._ptr:
             libbpf.lib().btf__free(self._ptr)
@@ -230,29 +237,38 @@ class Btf:
             return {4: ctypes.c_float, 8: ctypes.c_double}[t.size]
         if t.kind == "array":
             return self.ctype(t.ref) * t.nelems
-        if t.kind in ("struct", "union"):
+        if t.kind in ("struct", "union", "datasec"):
             return self._make_record(t)
         raise LayoutError(f"cannot represent BTF {t.kind} {t.name or '(anon)'} in Python")
 
     def _make_record(self, t: BtfType) -> type:
-        base = BtfStruct if t.kind == "struct" else BtfUnion
-        name = t.name or f"anon_{t.kind}_{t.id}"
+        if t.kind == "datasec":  # global variables of a section, as one struct
+            members = [(self.type(var).name, off, self.type(var).ref) for var, off, _ in t.secinfo]
+            kind, size = "struct", t.size
+        else:
+            for m in t.members:
+                if m.bitfield_size or m.bit_offset % 8:
+                    raise LayoutError(f"{t.describe()}: bitfield member '{m.name}' cannot be "
+                                      "represented; use whole integer members in map types")
+            members = [(m.name, m.offset, m.type_id) for m in t.members]
+            kind, size = t.kind, t.size
+        base = BtfStruct if kind == "struct" else BtfUnion
+        name = t.name.lstrip(".") or f"anon_{t.kind}_{t.id}"
         fields: list[tuple] = []
         anonymous: list[str] = []
+        names = []
         pos = 0
-        for i, m in enumerate(t.members):
-            if m.bitfield_size or m.bit_offset % 8:
-                raise LayoutError(f"{t.describe()}: bitfield member '{m.name}' cannot be "
-                                  "represented; use whole integer members in map types")
-            mname = m.name or f"_anon{i}"
-            if not m.name:
+        for i, (mname, offset, type_id) in enumerate(members):
+            if not mname:
+                mname = f"_anon{i}"
                 anonymous.append(mname)
-            if t.kind == "struct" and m.offset > pos:
-                fields.append((f"_pad{pos}", ctypes.c_uint8 * (m.offset - pos)))
-            fields.append((mname, self.ctype(m.type_id)))
-            pos = m.offset + self.size_of(m.type_id)
-        if t.kind == "struct" and t.size > pos:
-            fields.append((f"_pad{pos}", ctypes.c_uint8 * (t.size - pos)))
+            names.append((mname, offset))
+            if kind == "struct" and offset > pos:
+                fields.append((f"_pad{pos}", ctypes.c_uint8 * (offset - pos)))
+            fields.append((mname, self.ctype(type_id)))
+            pos = offset + self.size_of(type_id)
+        if kind == "struct" and size > pos:
+            fields.append((f"_pad{pos}", ctypes.c_uint8 * (size - pos)))
         # Natural alignment first (it matches C for the usual structs); packed structs need
         # _pack_ = 1, with the explicit padding above placing every member.
         for pack in (None, 1):
@@ -261,9 +277,8 @@ class Btf:
                 ns["_pack_"] = pack
             ns["_fields_"] = fields
             cls = type(name, (base,), ns)
-            if ctypes.sizeof(cls) == t.size and all(
-                    getattr(cls, m.name or f"_anon{i}").offset == m.offset
-                    for i, m in enumerate(t.members)):
+            if ctypes.sizeof(cls) == size and all(getattr(cls, n).offset == off
+                                                  for n, off in names):
                 return cls
         raise LayoutError(f"{t.describe()}: cannot lay out a ctypes type matching BTF")
 

@@ -76,6 +76,10 @@ class MapCreateOpts(Structure):
                 ("inner_map_fd", c_uint32), ("map_flags", c_uint32)]
 
 
+class ProgLoadOpts(Structure):
+    _fields_ = [("sz", c_size_t), ("attempts", c_int), ("expected_attach_type", c_int)]
+
+
 class TestRunOpts(Structure):
     _fields_ = [("sz", c_size_t), ("data_in", c_void_p), ("data_out", c_void_p),
                 ("data_size_in", c_uint32), ("data_size_out", c_uint32),
@@ -161,12 +165,13 @@ _PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_obj_pin": (c_int, [c_int, c_char_p]),
     "bpf_obj_get_info_by_fd": (c_int, [c_int, _P, POINTER(c_uint32)]),
-    "bpf_prog_load": (c_int, [c_int, c_char_p, c_char_p, _P, c_size_t, _P]),
+    "bpf_prog_load": (c_int, [c_int, c_char_p, c_char_p, _P, c_size_t, POINTER(ProgLoadOpts)]),
     "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(TestRunOpts)]),
     "bpf_link_create": (c_int, [c_int, c_int, c_int, POINTER(LinkCreateOpts)]),
     "bpf_link_detach": (c_int, [c_int]),
     "btf__load_from_kernel_by_id": (_P, [c_uint32]),
     "btf__load_vmlinux_btf": (_P, []),
+    "btf__parse_elf": (_P, [c_char_p, _P]),
     "btf__free": (None, [_P]),
     "btf__type_cnt": (c_uint32, [_P]),
     "btf__type_by_id": (_P, [_P, c_uint32]),
@@ -248,6 +253,18 @@ def link_create(prog_fd: int, target_ifindex: int, attach_type: int, flags: int 
     opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=flags)
     return check(lib().bpf_link_create(prog_fd, target_ifindex, attach_type,
                                        ctypes.byref(opts)), "bpf_link_create")
+
+
+def load_return_program(prog_type: int, retval: int, name: str = "lab_return") -> int:
+    """Load a two-instruction program `return RETVAL;` (feature probes, benchmark baseline).
+    Returns its fd, owned by the caller."""
+    insns = bytes([0xB7, 0, 0, 0]) + retval.to_bytes(4, "little", signed=True)  # r0 = imm
+    insns += bytes([0x95, 0, 0, 0, 0, 0, 0, 0])                                 # exit
+    opts = ProgLoadOpts(sz=ctypes.sizeof(ProgLoadOpts),
+                        expected_attach_type=ATTACH_XDP if prog_type == PROG_TYPE_XDP else 0)
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    return check(lib().bpf_prog_load(prog_type, name.encode(), b"GPL", buf, len(insns) // 8,
+                                     ctypes.byref(opts)), f"load {name}")
 
 
 # --- libbpf's messages ---------------------------------------------------------------------

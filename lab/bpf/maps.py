@@ -36,6 +36,11 @@ class MapInfo:
         return libbpf.map_type_name(self.type)
 
 
+# Maps whose key is a u32 index, whatever BTF says (map-in-map outers carry no BTF at all).
+_INDEXED_MAP_TYPES = frozenset({libbpf.MAP_TYPE_ARRAY, libbpf.MAP_TYPE_PERCPU_ARRAY,
+                                libbpf.MAP_TYPE_ARRAY_OF_MAPS})
+
+
 class _Codec:
     """Bytes <-> Python for one side of a map (key or value) of SIZE bytes."""
 
@@ -75,6 +80,8 @@ class Map:
         self._owns_fd, self._keepalive = owns_fd, keepalive
         if key is None and btf is not None and key_type_id:
             key = btf.ctype(key_type_id)
+        if key is None and info.type in _INDEXED_MAP_TYPES:
+            key = ctypes.c_uint32  # an index by definition, with or without BTF
         if value is None and btf is not None and value_type_id:
             value = btf.ctype(value_type_id)
         self._key = _Codec(key, info.key_size, f"map {info.name} key")
@@ -88,6 +95,8 @@ class Map:
     def from_fd(cls, fd: int, owns_fd: bool = True) -> Map:
         """A map from its fd, with its BTF fetched from the kernel (if it has BTF)."""
         try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:bpf-map":
+                raise OSError(errno.EINVAL, "not a BPF map")
             raw = libbpf.obj_info(fd, libbpf.bpf_map_info(), "map info")
             btf = Btf.from_kernel(raw.btf_id) if raw.btf_id else None
         except OSError:
@@ -119,15 +128,21 @@ class Map:
         return self.info.id
 
     def typed(self, key: type | None = None, value: type | None = None) -> Map:
-        """A view of this map with the caller's key/value types, checked against the BTF."""
+        """A view of this map with the caller's key/value types, checked against its BTF
+        (against the sizes only, for a map without BTF)."""
         for side, pytype, type_id in (("key", key, self.key_type_id),
                                       ("value", value, self.value_type_id)):
             if pytype is None:
                 continue
-            if self.btf is None or not type_id:
-                raise LayoutError(f"map {self.name}: has no BTF {side} type to check "
-                                  f"{pytype.__name__} against")
-            self.btf.check(pytype, type_id)
+            if self.btf is not None and type_id:
+                self.btf.check(pytype, type_id)
+                continue
+            # No BTF to check against (maps made without it): the size is all there is.
+            size = self.info.key_size if side == "key" else self.info.value_size
+            if ctypes.sizeof(pytype) != size:
+                raise LayoutError(f"map {self.name}: {pytype.__name__} is "
+                                  f"{ctypes.sizeof(pytype)} bytes, the map's {side} is {size} "
+                                  "(and the map has no BTF to say more)")
         view = type(self).__new__(type(self))
         view.__dict__.update(self.__dict__)
         view._owns_fd, view._keepalive = False, self

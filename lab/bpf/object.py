@@ -202,7 +202,8 @@ class BpfObject:
                            lib.bpf_map__value_size(m), lib.bpf_map__max_entries(m),
                            lib.bpf_map__map_flags(m))
             klass = MapOfMaps if info.type in libbpf.MAP_OF_MAPS_TYPES else Map
-            mp = klass(lib.bpf_map__fd(m), info, self.btf, lib.bpf_map__btf_key_type_id(m),
+            key_type_id = lib.bpf_map__btf_key_type_id(m) or self._declared_key_type(name)
+            mp = klass(lib.bpf_map__fd(m), info, self.btf, key_type_id,
                        lib.bpf_map__btf_value_type_id(m), keepalive=self)
             if name in self._inner:
                 spec = self._inner[name]
@@ -211,6 +212,22 @@ class BpfObject:
                                           spec.key_type_id, spec.value_type_id)
             self.maps[name] = mp
         return self
+
+    def _declared_key_type(self, name: str) -> int:
+        """The key type written in the C map definition. libbpf keeps BTF away from the
+        kernel for some map types (map-in-map), but the object's BTF still has it."""
+        btf = self.btf
+        try:
+            maps_sec = btf.resolve(btf.find(".maps", "datasec"))
+        except KeyError:
+            return 0
+        for var_id, _, _ in maps_sec.secinfo:
+            var = btf.type(var_id)
+            if var.name == name:
+                for m in btf.resolve(var.ref).members:
+                    if m.name == "key":
+                        return btf.resolve(m.type_id).ref  # __type(key, T) is a T *
+        return 0
 
     def _load_error(self, err: int, messages: list[str]) -> BpfLoadError:
         text = "".join(messages)
