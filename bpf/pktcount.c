@@ -24,7 +24,7 @@ enum pktcount_hook {
 struct pktcount_key {
 	__u32 ifindex;
 	__u8 family;	/* 4, 6, or 0 for anything that is not IP */
-	__u8 l4proto;	/* IPPROTO_* after the IP header (IPv6: the first next header) */
+	__u8 l4proto;	/* IPPROTO_* after the IP header (IPv6: after a hop-by-hop header) */
 	__u8 bucket;	/* floor(log2(length)) */
 	__u8 hook;	/* enum pktcount_hook */
 };
@@ -81,10 +81,15 @@ static __always_inline void classify(struct pktcount_key *key, __be16 proto, voi
 			key->l4proto = ip->protocol;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
+		__u8 *hbh = (void *)(ip6 + 1);
 
 		key->family = 6;
-		if ((void *)(ip6 + 1) <= data_end)
-			key->l4proto = ip6->nexthdr;
+		if ((void *)(ip6 + 1) > data_end)
+			return;
+		key->l4proto = ip6->nexthdr;
+		/* IPv6 BIG TCP packets carry a hop-by-hop jumbo option before TCP: look past it. */
+		if (ip6->nexthdr == IPPROTO_HOPOPTS && (void *)(hbh + 1) <= data_end)
+			key->l4proto = *hbh;
 	}
 }
 

@@ -143,6 +143,6 @@ def _address(ns: str, ifname: str, ip: str, ip6: str) -> None:
     with netns.entered(ns), IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
         ipr.addr("add", index=idx, address=ip, prefixlen=24)
-        ipr.addr("add", index=idx, address=ip6, prefixlen=64, flags=0x80)  # IFA_F_NODAD
+        ipr.addr("add", index=idx, address=ip6, prefixlen=64, flags=0x02)  # IFA_F_NODAD
         ipr.link("set", index=idx, state="up")
         ipr.link("set", index=1, state="up")
