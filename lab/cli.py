@@ -16,6 +16,7 @@ from lab.errors import EXIT_USAGE, LabError
 # Modules that contribute subcommands, in the order they appear in `lab --help`.
 COMMAND_MODULES: list[str] = [
     "lab.commands.lifecycle",
+    "lab.commands.reach",
     "lab.commands.doctor",
     "lab.commands.bench",
 ]

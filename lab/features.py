@@ -187,8 +187,7 @@ def tool(name: str) -> Capability:
     try:
         out = subprocess.run([path, arg], capture_output=True, text=True, timeout=5)
         text = (out.stdout or out.stderr).strip().splitlines()
-        version = next((ln for ln in text if re.search(r"\d+\.\d+", ln)), text[0] if text
-                       else "")
+        version = next((ln for ln in text if re.search(r"\d+\.\d+", ln)), f"at {path}")
     except (OSError, subprocess.TimeoutExpired) as e:
         return Capability(name, False, f"{cmd} does not run: {e}")
     return Capability(name, True, version.strip()[:80])
