@@ -228,3 +228,28 @@ def test_doctor_reports_each_capability_with_a_reason():
     ipv4 = caps["big_tcp_ipv4"]
     assert ipv4["ok"] == (features.big_tcp()["ipv4"].ok)
     assert all(c["detail"] for c in caps.values())
+
+
+def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+        router = lab.node("router")
+        # One call that lowers the IPv6 size to 64 KB and raises the IPv4 one: the kernel
+        # resets the IPv4 size when gso_max_size <= 64 KB, so the order matters.
+        got = router.set_link("eth-server", gso_max_size=65536, gso_ipv4_max_size=262144)
+        assert got == {"gso_max_size": 65536, "gso_ipv4_max_size": 262144}
+        now = router.link_settings("eth-server")
+        assert now["gso_ipv4_max_size"] == 262144 and now["tso_max_size"] >= 262144
+        with pytest.raises(Exception, match="eth-server"):
+            router.set_link("eth-server", gso_max_size=now["tso_max_size"] + 8)
+        assert router.set_offloads("eth-server", {"tso": False}) == {
+            "tx-tcp-segmentation": False, "tx-tcp-ecn-segmentation": False,
+            "tx-tcp-mangleid-segmentation": False, "tx-tcp6-segmentation": False}
+
+
+def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+        client = lab.node("client")
+        path = client.write_etc("resolv.conf", "nameserver 2001:db8:2::2\n")
+        assert "2001:db8:2::2" in client.run(["cat", "/etc/resolv.conf"]).stdout
+        assert "2001:db8:2::2" not in Path("/etc/resolv.conf").read_text()
+    assert not path.exists() and not path.parent.exists()
