@@ -253,3 +253,21 @@ def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
         assert "2001:db8:2::2" in client.run(["cat", "/etc/resolv.conf"]).stdout
         assert "2001:db8:2::2" not in Path("/etc/resolv.conf").read_text()
     assert not path.exists() and not path.parent.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+    topo = tmp_path / "big.yaml"
+    topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: 400, ipv6: 'fd00::10'}}\n")
+    proc = subprocess.Popen(LAB + ["up", str(topo), "--name", lab_name],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = state.LabRecord(lab_name).journal
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count("netns-created") > 20:
+            break
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert leftovers(lab_name) == []
