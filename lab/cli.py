@@ -9,24 +9,30 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from lab.errors import EXIT_USAGE, LabError
 
 # Modules that contribute subcommands, in the order they appear in `lab --help`.
-COMMAND_MODULES: list[str] = ["lab.bpf.cli"]
+COMMAND_MODULES: list[str] = [
+    "lab.commands.lifecycle",
+    "lab.commands.reach",
+    "lab.commands.doctor",
+    "lab.commands.bench",
+    "lab.bpf.cli",
+]
+
+_groups: dict[str, argparse._SubParsersAction] = {}
 
 
-def command_group(subparsers: argparse._SubParsersAction, name: str,
-                  help: str) -> argparse._SubParsersAction:
-    """The sub-subcommands of group NAME (e.g. `lab bench ...`), created by whichever module
-    registers into it first, so several modules can add commands to one group."""
-    parser = subparsers.choices.get(name)
-    if parser is None:
-        parser = subparsers.add_parser(name, help=help, description=help)
-        parser.set_defaults(handler=lambda args: parser.error("a subcommand is needed"))
-        parser._lab_group = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND")
-    return parser._lab_group
+def subcommand_group(sub: argparse._SubParsersAction, name: str, help: str):
+    """The subparsers of a command group (e.g. `lab bench ...`) several modules add to."""
+    if name not in _groups:
+        parser = sub.add_parser(name, help=help, description=help)
+        _groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND",
+                                              required=True)
+    return _groups[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log each kernel object created and removed (-vv: netlink detail)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _groups.clear()
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _terminate(signum, frame):
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C, so a lab being built is torn down.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

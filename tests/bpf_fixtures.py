@@ -75,11 +75,11 @@ def bpf_runner(load_bpf):
 @pytest.fixture
 def pin_dir():
     """A private pin directory under /sys/fs/bpf/lab/, removed with whatever is left in it."""
-    from lab.bpf import bpffs
+    from lab import state
 
-    path = bpffs.lab_dir(unique("test-"))
-    yield path
-    bpffs.remove_tree(path)
+    path = state.PIN_ROOT / unique("test-")
+    yield str(path)
+    state.remove_pin_dir(path)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,8 @@ def _link_failure(rec: Attachment, err: int) -> str:
 class _BpfOptions(sched_bpf.options):
     nla_map = (*sched_bpf.options.nla_map, ("TCA_BPF_FLAGS_GEN", "uint32"),
                ("TCA_BPF_TAG", "hex"), ("TCA_BPF_ID", "uint32"))
+    # pyroute2 caches the compiled table in class attributes a subclass would inherit.
+    _nlmsg_base__compiled_nla = False
 
 
 _tcmsg.plugins["bpf"] = types.SimpleNamespace(**{**vars(sched_bpf), "options": _BpfOptions})

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.bpf import libbpf, testrun
-from lab.bpf.object import BpfObject, Program, load
+from lab.bpf.object import BpfObject, Program
 from lab.errors import UsageError
 
 # Modules whose import registers bench cases; datapath modules append theirs.

@@ -135,6 +135,8 @@ class Btf:
     def _read(self, type_id: int) -> BtfType:
         if type_id == 0:
             return BtfType(0, "void", "void")
+        if not self._ptr:
+            raise RuntimeError("this BTF was freed (its BpfObject was closed)")
         ptr = libbpf.check_ptr(libbpf.lib().btf__type_by_id(self._ptr, type_id),
                                f"BTF type {type_id}")
         raw = _RawType.from_address(ptr)

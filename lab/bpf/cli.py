@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 
-from lab.cli import command_group
+from lab.cli import subcommand_group
 from lab.errors import InputError, UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    bpf = command_group(subparsers, "bpf", "eBPF objects: offline runs")
+    bpf = subcommand_group(subparsers, "bpf", "eBPF objects: offline runs")
     run = bpf.add_parser(
         "run", help="run each packet of a pcap through a program (BPF_PROG_TEST_RUN)",
         description="Run every packet of IN.pcap through PROGRAM of OBJECT and write the "
@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_pcap_arguments(run)
     run.set_defaults(handler=_run)
 
-    bench = command_group(subparsers, "bench", "benchmarks")
+    bench = subcommand_group(subparsers, "bench",
+                             "benchmarks (medians of repeats, side by side)")
     prog = bench.add_parser(
         "prog", help="ns/packet of a BPF program over a fixed packet mix",
         description="Time a program with BPF_PROG_TEST_RUN over its packet mix: the median "

@@ -293,6 +293,8 @@ class BpfObject:
     def close(self) -> None:
         if getattr(self, "_ptr", None):
             self.maps.clear()
+            if self._btf is not None:
+                self._btf.close()  # libbpf frees it with the object; stop using the pointer
             self._btf = None
             libbpf.lib().bpf_object__close(self._ptr)
             self._ptr = None

@@ -49,14 +49,17 @@ def test_bench_unknown_case_is_a_usage_error(capsys):
 
 def test_probes_answer_with_reasons_and_leave_nothing_behind():
     before = (sorted(os.listdir("/sys/class/net")), netns.list_names())
-    probes = {p.name: p for p in features.probe_all()}
-    assert set(probes) >= {"libbpf", "clang", "btf", "bpffs", "tcx", "xdp-native-veth",
-                           "netkit", "bpf_skb_change_proto", "test-run-sched_cls",
-                           "test-run-xdp"}
-    assert all(p.reason for p in probes.values())
+    probes = {p.name: p for p in features.collect()}
+    assert set(probes) == {"libbpf", "clang-bpf", "btf", "bpffs", "tcx", "xdp-native-veth",
+                           "bpf_skb_change_proto", "test-run-sched_cls", "test-run-xdp"}
+    assert all(p.detail for p in probes.values())
     assert probes["tcx"].ok == features.has_tcx()
     assert probes["test-run-sched_cls"].ok and probes["test-run-xdp"].ok
-    assert probes["bpf_skb_change_proto"].ok
-    if features.config_says("CONFIG_NETKIT") == "n":
-        assert not probes["netkit"].ok and "CONFIG_NETKIT" in probes["netkit"].reason
+    assert probes["bpf_skb_change_proto"].ok and probes["clang-bpf"].ok
     assert (sorted(os.listdir("/sys/class/net")), netns.list_names()) == before
+
+
+def test_doctor_includes_the_bpf_probes(capsys):
+    assert main(["doctor", "--json"]) == 0
+    names = {c["name"] for c in json.loads(capsys.readouterr().out)["capabilities"]}
+    assert {"tcx", "xdp-native-veth", "test-run-xdp", "libbpf"} <= names
