@@ -30,18 +30,8 @@ MS_SLAVE = 0x80000
 MS_SHARED = 0x100000
 MNT_DETACH = 0x2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_void_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-
-
-def _check(ret: int, what: str, path: str | None = None) -> None:
-    if ret != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}", path)
+from lab.libc import check as _check
+from lab.libc import libc as _libc
 
 
 def path_of(name: str) -> str:
