@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.reach",
     "lab.commands.doctor",
     "lab.commands.bench",
+    "lab.commands.run",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}
