@@ -30,13 +30,13 @@ def parse(text: str) -> PingResult:
 
 
 def ping(node: NodeHandle, address: str, count: int = 5, interval: float = 0.2,
-         size: int | None = None, deadline: float | None = None) -> PingResult:
-    """Ping ADDRESS from NODE; loss is a result, not an error."""
-    argv = ["ping", "-n", "-q", "-c", str(count), "-i", f"{interval:g}",
-            "-w", f"{deadline or count * interval + 3:g}"]
+         size: int | None = None, wait: float = 2.0) -> PingResult:
+    """Send COUNT echo requests from NODE to ADDRESS, waiting WAIT seconds for the last
+    replies; loss is a result, not an error."""
+    argv = ["ping", "-n", "-q", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}"]
     if size is not None:
         argv += ["-s", str(size)]
-    out = node.run([*argv, address], check=False, timeout=(deadline or count * interval) + 10)
+    out = node.run([*argv, address], check=False, timeout=count * interval + wait + 10)
     if out.returncode not in (0, 1):  # 1: packets lost; 2: an error (bad address, no route)
         raise LabError(f"{node.name}: ping {address} failed: {(out.stderr or out.stdout).strip()}")
     return parse(out.stdout)
