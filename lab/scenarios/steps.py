@@ -59,6 +59,9 @@ def _address(ctx: StepContext, p: dict) -> str:
 
 @step("iperf3", requires=["iperf3"], check=check_pair,
       schema=_pair_schema(
+          # iperf3 reads --time as whole seconds (atoi): 1.5 would run 1 s, 0.5 forever.
+          seconds={"type": "integer", "minimum": 1, "maximum": 600, "default": 2,
+                   "description": "test length in whole seconds (iperf3 --time)"},
           mss={"type": "integer", "minimum": 88, "maximum": 65535,
                "description": "TCP maximum segment size (iperf3 --set-mss)"},
           length={"type": "integer", "minimum": 1, "maximum": 16 * 1024 * 1024,

@@ -67,13 +67,13 @@ def start(node: NodeHandle, log_dir: Path, port: int = DEFAULT_PORT) -> Server:
 
 
 def measure(client: NodeHandle, server: Server, address: str, placement: Placement,
-            seconds: float = 2.0, mss: int | None = None, length: int | None = None,
+            seconds: int = 2, mss: int | None = None, length: int | None = None,
             zerocopy: bool = False, reverse: bool = False) -> Iperf3Result:
     """One single-stream test from CLIENT to SERVER's ADDRESS."""
     server.check_alive()
     server_cpus = placement.pin_server(server.pid)
     argv = ["iperf3", "--client", address, "--port", str(server.port), "--json",
-            "--time", f"{seconds:g}"]
+            "--time", str(seconds)]
     if mss:
         argv += ["--set-mss", str(mss)]
     if length:
