@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.bench",
     "lab.bpf.cli",
     "lab.commands.run",
+    "lab.commands.bigtcp",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}

@@ -51,6 +51,7 @@ FORWARDING_HEADROOM = 8        # the hop-by-hop jumbo header a router's MTU chec
 FAMILY_ATTRS = {6: ("gso_max_size", "gro_max_size"),
                 4: ("gso_ipv4_max_size", "gro_ipv4_max_size")}
 FAMILIES = (6, 4)
+DEFAULT_PATH = ("client", "router", "server")   # the nodes of topologies/bigtcp.yaml
 DIRECTIONS = ("ingress", "egress")
 
 Size = int | str | None        # bytes, DEVICE_MAX, or None for the legacy 64 KiB

@@ -23,8 +23,8 @@ from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
 
-DEFAULT_PATH = ["client", "router", "server"]
-DEFAULT_COUNTED = ["router", "server"]
+DEFAULT_PATH = list(bigtcp.DEFAULT_PATH)
+DEFAULT_COUNTED = DEFAULT_PATH[1:]
 OFF = "off"
 
 FAMILY = {"enum": [4, 6], "description": "the address family whose limits change"}

@@ -3,10 +3,14 @@ each device's limit, per family without disturbing the other, and the big packet
 the router and server links seeing packets above 64 KiB with BIG TCP on and none with it off,
 over a real TCP transfer (no speed thresholds)."""
 
+import json
 import os
 import platform
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +233,30 @@ def test_topology_mtu_headroom_is_what_hop_by_hop_jumbograms_need(lab, big_tcp_c
         assert refused > 0
     else:
         assert refused == 0
+
+
+def test_cli_sets_shows_and_counts(lab, big_tcp_caps):
+    _require(big_tcp_caps, 6)
+    cmd = [sys.executable, "-m", "lab", "bigtcp", lab.name]
+    out = subprocess.run([*cmd, "--ipv6", "max", "--ipv4", "off", "--json"],
+                         capture_output=True, text=True, check=True)
+    ends = json.loads(out.stdout)["ends"]
+    assert [e["end"] for e in ends] == ["client:eth0", "router:eth-client",
+                                        "router:eth-server", "server:eth0"]
+    assert all(e["gso"]["6"] == e["tso_max_size"] and e["gso"]["4"] == 65536 for e in ends)
+    counting = subprocess.Popen([*cmd, "--count", "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        last_pin = lab.pin_dir / "server" / "eth0:egress:pktcount_egress"
+        deadline = time.monotonic() + 5
+        while not last_pin.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert last_pin.exists(), "the counter was not attached"
+        transfer(lab, 6)
+    finally:
+        text, _ = counting.communicate(timeout=30)
+    assert counting.returncode == 0
+    server_in = next(ln for ln in text.splitlines()
+                     if ln.startswith("server:eth0") and ln.split()[1:3] == ["ingress", "6"])
+    assert int(server_in.split()[4]) > 0, text   # the >64KiB column
+    bad = subprocess.run([*cmd, "--ipv4", "lots"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--ipv4: 'lots' is not a size" in bad.stderr
