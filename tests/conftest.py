@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# pytester runs pytest in a subprocess: the tests of the lab's own pytest plugin use it.
+pytest_plugins = ["pytester"]
+
 
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0:

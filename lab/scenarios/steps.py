@@ -59,6 +59,8 @@ def _address(ctx: StepContext, p: dict) -> str:
 
 @step("iperf3", requires=["iperf3"], check=check_pair,
       schema=_pair_schema(
+          seconds={"type": "integer", "minimum": 1, "maximum": 600, "default": 2,
+                   "description": "whole seconds (iperf3 3.12 reads --time as an integer)"},
           mss={"type": "integer", "minimum": 88, "maximum": 65535,
                "description": "TCP maximum segment size (iperf3 --set-mss)"},
           length={"type": "integer", "minimum": 1, "maximum": 16 * 1024 * 1024,
