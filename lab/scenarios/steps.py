@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import statistics
 
+from lab.reach import reachability
 from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
 from lab.traffic import iperf3, ping, rr, sockperf
 from lab.traffic.placement import PLACEMENTS
-from lab.reach import reachability
 
 NODE = {"type": "string", "description": "a node of the lab (pods too: node1-pod0)"}
 FAMILY = {"enum": [4, 6], "default": 6,

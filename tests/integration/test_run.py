@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -104,7 +103,7 @@ def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
     (bad,) = [a for a in sc["assertions"] if not a["ok"]]
     measured = bad["measured"]
     assert measured > 1
-    assert bad["message"].startswith(f"rr.tps [config=big family=6] = ")
+    assert bad["message"].startswith("rr.tps [config=big family=6] = ")
     assert "(repeat 0), expected <= 1 transactions/s" in bad["message"]
     assert bad["message"] in proc.stderr and bad["message"] in proc.stdout
 
