@@ -334,7 +334,7 @@ def _check(sc: Scenario, ld: _Loader) -> None:
             raise ld.err(("charts", i, key), f"a chart's metrics must share a unit, these have "
                                              f"{', '.join(sorted(units))}")
         xs = ch.get("x", [])
-        for j, dim in enumerate([xs] if isinstance(xs, str) else xs):
+        for dim in [xs] if isinstance(xs, str) else xs:
             if dim not in dims and dim != "metric":
                 raise ld.err(("charts", i, "x"), f"'{dim}' is not a dimension of this scenario "
                                                  f"(dimensions: {', '.join(dims) or 'none'})")

@@ -13,7 +13,8 @@
 A step kind declares the JSON Schema of its parameters (a scenario file is checked against it,
 for every point of its matrix, before anything runs), the metrics it records (unit and which
 direction is better, used by reports and `lab compare`), what it requires (names of
-`lab doctor`) and optionally a check of its parameters against the topology (nodes it names). Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
+`lab doctor`) and optionally a check of its parameters against the topology (nodes it
+names). Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
 
 Modules that register step kinds are listed in STEP_MODULES and imported on first use;
 a team member's module adds itself there (as command modules do in lab/cli.py).

@@ -84,7 +84,7 @@ def build(doc: dict, chart_dir: Path, base: Path) -> list[Block]:
                         f"Command: `{' '.join(doc['command'])}`"))
     execution = "native" if ex["mode"] == "native" else \
         f"in a VM ({ex.get('accel')}, kernel {ex.get('vm_kernel')})"
-    tools = ", ".join(f"{k} {v}" for k, v in env["tools"].items() if v) or "-"
+    tools = "; ".join(f"{k}: {v}" for k, v in env["tools"].items() if v) or "-"
     libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
     lab = env.get("lab", {})
     blocks.append(("table", ["environment", ""], [
@@ -335,7 +335,7 @@ def ratio_charts(s: dict, chart_dir: Path, base: Path) -> list[Chart]:
                 ax.hlines(a["value"], i - 0.4, i + 0.4, colors=color, linestyles="dashed",
                           linewidth=1.8, label=f"anchor: {a['label']}" if first else None)
         ax.set_xticks(range(len(comps)), labels, fontsize=8)
-        ax.set_ylabel(f"ratio ({comps[0].get('unit', '')} / {comps[0].get('unit', '')})")
+        ax.set_ylabel(f"ratio of {comps[0].get('unit', '')}: {of} / {to}", fontsize=8)
         direction = {"higher": "higher is better", "lower": "lower is better"}.get(better, "")
         ax.set_title(f"{title}" + (f" ({direction})" if direction else ""), fontsize=10)
         ax.grid(axis="y", alpha=0.3)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import statistics
 
+from lab.reach import reachability
 from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
 from lab.traffic import iperf3, ping, rr, sockperf
 from lab.traffic.placement import PLACEMENTS
-from lab.reach import reachability
 
 NODE = {"type": "string", "description": "a node of the lab (pods too: node1-pod0)"}
 FAMILY = {"enum": [4, 6], "default": 6,
@@ -59,9 +59,8 @@ def _address(ctx: StepContext, p: dict) -> str:
 
 @step("iperf3", requires=["iperf3"], check=check_pair,
       schema=_pair_schema(
-          # iperf3 reads --time as whole seconds (atoi): 1.5 would run 1 s, 0.5 forever.
           seconds={"type": "integer", "minimum": 1, "maximum": 600, "default": 2,
-                   "description": "test length in whole seconds (iperf3 --time)"},
+                   "description": "whole seconds (iperf3 3.12 reads --time as an integer)"},
           mss={"type": "integer", "minimum": 88, "maximum": 65535,
                "description": "TCP maximum segment size (iperf3 --set-mss)"},
           length={"type": "integer", "minimum": 1, "maximum": 16 * 1024 * 1024,

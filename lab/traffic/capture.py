@@ -6,8 +6,9 @@
 
 tcpdump writes the pcap to its stdout and we write the file: it then never drops privileges
 to a user who cannot write the results directory, and no AppArmor profile (Ubuntu's limits
-where tcpdump may write) is in the way. start() returns once tcpdump says it is listening,
-stop() interrupts it (SIGINT, so it flushes) and reads its counters.
+where tcpdump may write) is in the way. start() returns once tcpdump says it is listening;
+--immediate-mode hands each packet over as it comes (not per filled ring block), and stop()
+interrupts it (SIGINT, so it flushes) and reads its counters.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Capture:
             raise LabError(f"{self.node.name} has no interface {self.ifname} to capture on "
                            f"(it has: {', '.join(sorted(self.node.interfaces))})")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        argv = ["tcpdump", "-n", "-i", self.ifname, "-s", str(self.snaplen), "-U", "-w", "-"]
+        argv = ["tcpdump", "-n", "-i", self.ifname, "-s", str(self.snaplen), "--immediate-mode",
+                "-U", "-w", "-"]
         if self.filter:
             argv.append(self.filter)
         with open(self.path, "wb") as pcap, open(self.log, "wb") as log:
@@ -63,6 +65,7 @@ class Capture:
         if self.proc is None:
             return
         if self.proc.poll() is None:
+            time.sleep(0.05)  # the step's last packets may still wait in the socket
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(10)

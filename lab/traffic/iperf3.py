@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.errors import LabError, UsageError
 from lab.lab import NodeHandle
 from lab.traffic.placement import Placement
 from lab.traffic.process import Server, run_client, start_server
@@ -69,11 +69,14 @@ def start(node: NodeHandle, log_dir: Path, port: int = DEFAULT_PORT) -> Server:
 def measure(client: NodeHandle, server: Server, address: str, placement: Placement,
             seconds: int = 2, mss: int | None = None, length: int | None = None,
             zerocopy: bool = False, reverse: bool = False) -> Iperf3Result:
-    """One single-stream test from CLIENT to SERVER's ADDRESS."""
+    """One single-stream test from CLIENT to SERVER's ADDRESS, for SECONDS (whole seconds:
+    iperf3 3.12 reads --time as an integer, and 0 would mean forever)."""
+    if seconds != int(seconds) or seconds < 1:
+        raise UsageError(f"iperf3 runs for whole seconds (at least 1), not {seconds}")
     server.check_alive()
     server_cpus = placement.pin_server(server.pid)
     argv = ["iperf3", "--client", address, "--port", str(server.port), "--json",
-            "--time", str(seconds)]
+            "--time", str(int(seconds))]
     if mss:
         argv += ["--set-mss", str(mss)]
     if length:
