@@ -1,6 +1,6 @@
-"""The packet counter (bpf/pktcount.c, and bpf/pktcount_dir.c per direction) from Python: its counts as rows, the BIG TCP proof
-(IP packets too long for their header's 16-bit length field crossed a device, and how the
-kernel marked them), and its bench cases.
+"""The packet counter (bpf/pktcount.c; bpf/pktcount_dir.c per direction) from Python: its
+counts as rows, the BIG TCP proof (IP packets too long for their header's 16-bit length field
+crossed a device, and how the kernel marked them), and its bench cases.
 
 Key and value types come from the object's BTF, so nothing here repeats the C structs.
 """

@@ -71,7 +71,7 @@ class End:
 
 
 @dataclass(frozen=True)
-class Path:
+class LinkPath:
     """The links joining consecutive nodes, each as its two ends (a towards the first node)."""
     lab: Any
     nodes: tuple[str, ...]
@@ -93,7 +93,7 @@ class Path:
         return ", ".join(f"{a.label}--{b.label}" for a, b in self.hops)
 
 
-def path(lab: Any, *nodes: str) -> Path:
+def path(lab: Any, *nodes: str) -> LinkPath:
     """The path through NODES of LAB (consecutive nodes must share a link)."""
     if len(nodes) < 2:
         raise UsageError("a path needs at least two nodes")
@@ -103,7 +103,7 @@ def path(lab: Any, *nodes: str) -> Path:
         if not ifaces:
             raise UsageError(f"lab '{lab.name}': no link joins {a} and {b}")
         hops.append((End(a, ifaces[0].ifname), End(b, ifaces[0].peer_ifname)))
-    return Path(lab, tuple(nodes), tuple(hops))
+    return LinkPath(lab, tuple(nodes), tuple(hops))
 
 
 # -- GSO/GRO sizes --------------------------------------------------------------------------------
@@ -161,14 +161,14 @@ def set_sizes(lab: Any, ends: Iterable[End], family: int, size: Size) -> dict[st
     return out
 
 
-def enable(p: Path, family: int, size: Size = DEVICE_MAX) -> dict[str, dict]:
+def enable(p: LinkPath, family: int, size: Size = DEVICE_MAX) -> dict[str, dict]:
     """BIG TCP for FAMILY on every end of path P at SIZE bytes (default: each device's max)."""
     if size is None:
         raise UsageError("enable() needs a size; disable() goes back to 64 KiB")
     return set_sizes(p.lab, p.ends, family, size)
 
 
-def disable(p: Path, family: int) -> dict[str, dict]:
+def disable(p: LinkPath, family: int) -> dict[str, dict]:
     """FAMILY back to the legacy 64 KiB GSO/GRO limits on every end of path P."""
     return set_sizes(p.lab, p.ends, family, None)
 
@@ -188,7 +188,7 @@ class EndState:
         return asdict(self)
 
 
-def state(p: Path) -> list[EndState]:
+def state(p: LinkPath) -> list[EndState]:
     """The GSO/GRO limits of every end of P as the kernel has them."""
     out = []
     for end in p.ends:
