@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns
+from lab import netns, state
 from lab.scenarios import results
 
 pytestmark = pytest.mark.root
@@ -110,12 +110,12 @@ def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
 
 def test_bad_scenario_exits_2_with_position_before_anything_runs(tmp_path):
     (tmp_path / "bad.yaml").write_text(SMALL.replace("count: 3", "count: 0"))
-    before = set(netns.list_names())
+    before = state.labs()  # this session's run dir: other test processes do not show here
     proc = run_lab("run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert f"{tmp_path / 'bad.yaml'}:12:" in proc.stderr
     assert "count: 0 is less than the minimum of 1" in proc.stderr
-    assert not (tmp_path / "out").exists() and set(netns.list_names()) == before
+    assert not (tmp_path / "out").exists() and state.labs() == before
 
 
 def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
@@ -209,11 +209,13 @@ def test_pytest_plugin_gives_tests_a_running_lab(pytester):
         def test_marker(lab):
             assert "gw" in lab.nodes and len(lab.pods("node1")) == 4
     """)
-    before = set(netns.list_names())
+    before = state.labs()
     result = pytester.runpytest_subprocess("--lab-topology", str(BIGTCP), "-p",
                                            "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    assert set(netns.list_names()) == before  # both labs torn down at the session's end
+    # Both labs torn down at the session's end (the plugin names its labs pt<pid>-<n>).
+    assert state.labs() == before
+    assert not [n for n in netns.list_names() if n.startswith("pt")]
 
 
 def test_pytest_plugin_without_a_topology_says_what_to_do(pytester):
