@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -221,3 +222,39 @@ def test_pytest_plugin_without_a_topology_says_what_to_do(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*run pytest with --lab-topology FILE*"])
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_vm_runs_a_scenario_whose_requirement_this_kernel_lacks(tmp_path):
+    pytest.importorskip("lab.vm", reason="the kernel VM runner (lab.vm) is not in this checkout")
+    from lab import features
+
+    if features.netkit()[0]:
+        pytest.skip("this kernel has netkit: the scenario would run natively")
+    (tmp_path / "needs-netkit.yaml").write_text(textwrap.dedent(f"""\
+        name: needs-netkit
+        topology: {BIGTCP}
+        requires: [netkit]
+        repeats: 1
+        steps:
+          - {{kind: ping, with: {{from: client, to: server, family: 6, count: 2}}}}
+        assert:
+          - {{metric: ping.loss, max: 0}}
+        """))
+    out = tmp_path / "out"
+    skipped = run_lab("run", str(tmp_path / "needs-netkit.yaml"), "--out", str(out))
+    assert skipped.returncode == 0
+    (sc,) = results.load(out / "results.json")["scenarios"]
+    assert sc["status"] == "skipped" and "CONFIG_NETKIT" in sc["reason"]
+
+    proc = run_lab("run", str(tmp_path / "needs-netkit.yaml"), "--vm", "--out", str(out),
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = results.load(out / "results.json")
+    (sc,) = doc["scenarios"]
+    assert sc["status"] == "passed"
+    env = sc["environment"]
+    assert env["execution"]["mode"] == "vm" and env["execution"]["accel"] in ("kvm", "tcg")
+    assert env["kernel"]["release"] != doc["environment"]["kernel"]["release"]
+    assert [m["samples"] for m in sc["metrics"] if m["metric"] == "loss"] == [[0.0]]
