@@ -22,6 +22,7 @@ from ipaddress import ip_network
 from pathlib import Path
 
 from lab import netns, offloads
+from lab.bpf import topology as bpf_topology
 from lab.errors import LabError, UsageError
 from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
@@ -72,6 +73,7 @@ class Builder:
     def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path):
         self.topo, self.record, self.pin_dir = topo, record, pin_dir
         self.peer_ends = {link.b.label: link.b for link in topo.links}
+        self.has_bpf = any(i.bpf for n in topo.nodes.values() for i in n.interfaces.values())
         self.sockets: dict[str, socket.socket] = {}
         self.ns_fds: dict[str, int] = {}
 
@@ -87,6 +89,8 @@ class Builder:
                              f"{', '.join(taken[:5])} already exist{'s' if len(taken) == 1 else ''}"
                              f" and {'were' if len(taken) > 1 else 'was'} not made by this lab: "
                              "pick another lab name with --name")
+        if self.has_bpf:
+            bpf_topology.check(self.topo)  # objects opened, not loaded: no kernel involved
         kinds = {link.kind for link in self.topo.links}
         if kinds & {"netkit", "netkit-l2"}:
             from lab import features
@@ -159,17 +163,11 @@ class Builder:
                         offloads.apply(iface.ifname, iface.offloads, iface.label)
 
     def _configure_interface(self, batch: RtnlBatch, iface: Interface) -> None:
-        v6 = {k: getattr(iface, k) for k in LINK_ATTRS_V6 if getattr(iface, k) is not None}
-        v6.pop("mtu", None)  # set at creation
+        settings = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+                    if k != "mtu" and getattr(iface, k) is not None}  # mtu: set at creation
         if iface.mac:
-            v6["address"] = iface.mac
-        if v6:
-            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(iface.ifindex, **v6),
-                      f"{iface.label}: set {_fmt(v6)}")
-        v4 = {k: getattr(iface, k) for k in LINK_ATTRS_V4 if getattr(iface, k) is not None}
-        if v4:
-            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(iface.ifindex, **v4),
-                      f"{iface.label}: set {_fmt(v4)}")
+            settings["address"] = iface.mac
+        add_link_settings(batch, iface.ifindex, iface.label, settings)
         for addr in iface.addresses:
             batch.add(rtnl.RTM_NEWADDR,
                       rtnl.new_addr(iface.ifindex, str(addr.ip), addr.network.prefixlen,
@@ -205,8 +203,7 @@ class Builder:
                           if getattr(iface, k) is not None}
                 if not wanted:
                     continue
-                (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(iface.ifindex),
-                                 rtnl.LinkMessage)
+                msg = read_link(sock, iface.ifindex)
                 for key, want in wanted.items():
                     have = msg.get_attr(f"IFLA_{key.upper()}")
                     if have != want:
@@ -221,9 +218,8 @@ class Builder:
             self.create_links()
             self.configure()
             self.verify()
-            if any(i.bpf for n in self.topo.nodes.values() for i in n.interfaces.values()):
-                from lab.bpf.topology import attach_programs
-                attach_programs(self)
+            if self.has_bpf:
+                bpf_topology.attach_programs(self)
         except NetlinkError as e:
             raise LabError(f"building lab '{self.topo.name}' failed: {e}") from None
         finally:
@@ -237,6 +233,23 @@ class Builder:
                 os.close(fd)
         self.sockets.clear()
         self.ns_fds.clear()
+
+
+def add_link_settings(batch: RtnlBatch, ifindex: int, label: str, settings: dict) -> None:
+    """Queue device attribute changes in the order the kernel needs: everything else (with
+    the IPv6 GSO/GRO sizes) first, then the IPv4 sizes, which setting gso_max_size <= 64 KB
+    would otherwise reset."""
+    first = {k: v for k, v in settings.items() if k not in LINK_ATTRS_V4}
+    second = {k: v for k, v in settings.items() if k in LINK_ATTRS_V4}
+    for attrs in (first, second):
+        if attrs:
+            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(ifindex, **attrs),
+                      f"{label}: set {_fmt(attrs)}")
+
+
+def read_link(sock: socket.socket, ifindex: int) -> rtnl.LinkMessage:
+    (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(ifindex), rtnl.LinkMessage)
+    return msg
 
 
 def _fmt(attrs: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from lab.errors import EXIT_USAGE, LabError
@@ -19,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.reach",
     "lab.commands.doctor",
     "lab.commands.bench",
+    "lab.bpf.cli",
     "lab.commands.run",
 ]
 
@@ -45,7 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C, so a lab being built is torn down.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

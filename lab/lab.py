@@ -16,9 +16,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab import features, netns
-from lab.build import Builder, netns_name
+from lab import features, netns, offloads
+from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings, netns_name,
+                       read_link)
 from lab.errors import LabError, UsageError
+from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.state import PIN_ROOT, LabRecord, process_start_time
 from lab.topology import Interface, Node, Topology, check_lab_name
 from lab.topology import load as load_topology
@@ -58,6 +60,73 @@ class NodeHandle:
     def entered(self):
         """Context manager: the calling thread inside this node's namespace."""
         return netns.entered(self.netns)
+
+    def set_link(self, ifname: str, **settings: int) -> dict[str, int]:
+        """Change device attributes of a running lab (mtu, txqueuelen, gso_max_size,
+        gro_max_size, gso_ipv4_max_size, gro_ipv4_max_size) and return them as read back.
+
+        The kernel applies new GSO limits to connections opened afterwards.
+        """
+        unknown = set(settings) - set(LINK_ATTRS_V6 + LINK_ATTRS_V4)
+        if unknown:
+            raise UsageError(f"unknown link setting(s): {', '.join(sorted(unknown))}")
+        iface = self._iface(ifname)
+        with self.entered():
+            sock = open_socket()
+        try:
+            batch = RtnlBatch(sock, self.netns)
+            add_link_settings(batch, iface.ifindex, iface.label, settings)
+            try:
+                batch.flush()
+            except NetlinkError as e:
+                raise LabError(str(e)) from None
+            msg = read_link(sock, iface.ifindex)
+        finally:
+            sock.close()
+        got = {k: msg.get_attr(f"IFLA_{k.upper()}") for k in settings}
+        wrong = {k: v for k, v in got.items() if v != settings[k]}
+        if wrong:
+            raise LabError(f"{iface.label}: the kernel did not apply "
+                           + ", ".join(f"{k}={settings[k]} (it has {v})" for k, v in wrong.items()))
+        return got
+
+    def link_settings(self, ifname: str) -> dict[str, int]:
+        """The device's MTU and GSO/GRO limits as the kernel has them now."""
+        iface = self._iface(ifname)
+        with self.entered():
+            sock = open_socket()
+        try:
+            msg = read_link(sock, iface.ifindex)
+        finally:
+            sock.close()
+        keys = LINK_ATTRS_V6 + LINK_ATTRS_V4 + ("tso_max_size", "tso_max_segs")
+        return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
+
+    def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
+        """`ethtool -K` on a running lab; returns the kernel features as read back."""
+        iface = self._iface(ifname)
+        with self.entered():
+            return offloads.apply(ifname, wanted, iface.label)
+
+    def write_etc(self, filename: str, content: str) -> Path:
+        """A file bound over /etc/FILENAME for processes in this node (as `ip netns exec`
+        does with /etc/netns/NETNS/FILENAME), e.g. resolv.conf pointing at a DNS64 server."""
+        if "/" in filename or filename.startswith("."):
+            raise UsageError(f"bad /etc file name '{filename}'")
+        directory = Path(netns.ETC_DIR) / self.netns
+        if not directory.exists():
+            self.lab.record.append({"t": "etc", "path": str(directory)})
+            directory.mkdir(parents=True, mode=0o755)
+        path = directory / filename
+        path.write_text(content)
+        return path
+
+    def _iface(self, ifname: str) -> Interface:
+        try:
+            return self.interfaces[ifname]
+        except KeyError:
+            raise UsageError(f"node {self.name} has no interface '{ifname}' (it has: "
+                             f"{', '.join(self.interfaces)})") from None
 
     def _env(self, env: dict | None) -> dict:
         base = dict(os.environ if env is None else env)

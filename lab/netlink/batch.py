@@ -114,7 +114,7 @@ class RtnlBatch:
             self._pending.append([])
         self._chunks[-1] += data
         self._pending[-1].append(_Pending(seq, description, ignore))
-        log.debug("%s%s", f"[{self.label}] " if self.label else "", description)
+        log.info("%s%s", f"[{self.label}] " if self.label else "", description)
 
     def flush(self) -> None:
         """Send everything queued; raise NetlinkError listing every request that failed."""

@@ -44,6 +44,9 @@ class LinkMessage(ifinfmsg):
     """RTM_{NEW,GET,DEL}LINK with the IFLA_* attributes newer than pyroute2."""
 
     nla_map = _extended_map(ifinfmsg.nla_map)
+    # pyroute2 caches the compiled table in class attributes that subclasses inherit: without
+    # this, a process that used plain ifinfmsg first would decode with ifinfmsg's table.
+    _nlmsg_base__compiled_nla = False
 
 
 # netkit (drivers/net/netkit.c, include/uapi/linux/if_link.h)
@@ -56,6 +59,7 @@ class _NetkitPeer(ifinfbase, nla):
     """The peer's ifinfomsg + attributes nested in IFLA_NETKIT_PEER_INFO (like VETH_INFO_PEER)."""
 
     nla_map = _extended_map(ifinfbase.nla_map)
+    _nlmsg_base__compiled_nla = False  # see LinkMessage
 
 
 class netkit_data(nla):

@@ -137,12 +137,11 @@ def test_bad_topology_exits_2_with_position_and_creates_nothing(lab_name, tmp_pa
               - {node: a, ifname: eth0}
               - {node: b, ifname: eth0, addresses: [10.0.0.2/24]}
         """))
-    before = set(netns.list_names())
     out = subprocess.run(LAB + ["up", str(bad), "--name", lab_name], capture_output=True,
                          text=True)
     assert out.returncode == 2
     assert f"{bad}:7:45: node 'b' has role 'pod', which is IPv6-only" in out.stderr
-    assert set(netns.list_names()) == before and leftovers(lab_name) == []
+    assert leftovers(lab_name) == []
 
 
 def test_failure_in_the_kernel_tears_down_what_was_built(lab_name, tmp_path):
@@ -228,3 +227,46 @@ def test_doctor_reports_each_capability_with_a_reason():
     ipv4 = caps["big_tcp_ipv4"]
     assert ipv4["ok"] == (features.big_tcp()["ipv4"].ok)
     assert all(c["detail"] for c in caps.values())
+
+
+def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+        router = lab.node("router")
+        # One call that lowers the IPv6 size to 64 KB and raises the IPv4 one: the kernel
+        # resets the IPv4 size when gso_max_size <= 64 KB, so the order matters.
+        got = router.set_link("eth-server", gso_max_size=65536, gso_ipv4_max_size=262144)
+        assert got == {"gso_max_size": 65536, "gso_ipv4_max_size": 262144}
+        now = router.link_settings("eth-server")
+        assert now["gso_ipv4_max_size"] == 262144 and now["tso_max_size"] >= 262144
+        with pytest.raises(Exception, match="eth-server"):
+            router.set_link("eth-server", gso_max_size=now["tso_max_size"] + 8)
+        assert router.set_offloads("eth-server", {"tso": False}) == {
+            "tx-tcp-segmentation": False, "tx-tcp-ecn-segmentation": False,
+            "tx-tcp-mangleid-segmentation": False, "tx-tcp6-segmentation": False}
+
+
+def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+        client = lab.node("client")
+        path = client.write_etc("resolv.conf", "nameserver 2001:db8:2::2\n")
+        assert "2001:db8:2::2" in client.run(["cat", "/etc/resolv.conf"]).stdout
+        assert "2001:db8:2::2" not in Path("/etc/resolv.conf").read_text()
+    assert not path.exists() and not path.parent.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+    topo = tmp_path / "big.yaml"
+    topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: 400, ipv6: 'fd00::10'}}\n")
+    proc = subprocess.Popen(LAB + ["up", str(topo), "--name", lab_name],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    journal = state.LabRecord(lab_name).journal
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count("netns-created") > 20:
+            break
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert leftovers(lab_name) == []
