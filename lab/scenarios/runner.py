@@ -167,8 +167,10 @@ class Runner:
             sr.duration_s = time.monotonic() - t0
         if sr.status != "skipped":
             line = f"{sc.name}: {sr.status} in {sr.duration_s:.0f} s"
-            if sr.status in ("failed", "error"):
-                line += "\n  " + "\n  ".join(sr.failures() or [sr.reason])
+            if sr.status == "failed":
+                line += "\n  " + "\n  ".join(sr.failures())
+            elif sr.status == "error":
+                line += f"\n  {sr.reason}"
             self.progress.message(line)
 
     def _measure(self, index: int, sc: Scenario, sr: ScenarioResult,
@@ -233,15 +235,27 @@ class Runner:
         from lab.traffic import rr
 
         rr.binary()  # built here: the guest sees the host's files read-only
-        sub = self.out_dir / "vm" / sc.name
+        sub = (self.out_dir / "vm" / sc.name).resolve()
         argv = [sys.executable, "-m", "lab", "run", str(Path(sc.file).resolve()),
                 "--out", str(sub), "--repeat", str(sc.repeats)]
         if sc.quick:
             argv.append("--quick")
+        # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
+        # /var): the results directory, and the scenario and topology files if they live
+        # there, are shared with it.
+        hidden = getattr(getattr(vm, "guest", None), "TMPFS_DIRS", ("/run", "/tmp", "/var"))
+        needed = {Path(sc.file).resolve().parent} | \
+            {c.topology_file.resolve().parent for c in sc.configs}
+        shares = [str(self.out_dir.resolve())] + sorted(
+            str(d) for d in needed if any(str(d) == h or str(d).startswith(h + "/")
+                                          for h in hidden))
+        cwd = Path.cwd().resolve()
+        if any(str(cwd) == h or str(cwd).startswith(h + "/") for h in hidden):
+            cwd = self.out_dir.resolve()
         self.progress.step(f"{sc.name}: in a kernel VM (here: {reason})")
         env = {**os.environ, "CI": "true"}
-        res = vm.run(argv, kernel=self.vm_kernel, shares=[str(self.out_dir)], env=env,
-                     text=True, cwd=str(Path(sc.file).resolve().parent))
+        res = vm.run(argv, kernel=self.vm_kernel, shares=shares, env=env, text=True,
+                     cwd=str(cwd))
         self.progress.advance(units(sc))
         path = sub / "results.json"
         if not path.exists():

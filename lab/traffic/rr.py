@@ -34,18 +34,30 @@ CFLAGS = ["-O2", "-g", "-Wall", "-Wextra", "-Werror"]
 DEFAULT_PORT = 7100
 
 
-def _build_dir() -> Path:
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").exists() and os.access(checkout, os.W_OK):
-        return checkout / "build" / "bin"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lab" / "bin"
+def _fresh(path: Path) -> bool:
+    return path.exists() and path.stat().st_mtime >= SOURCE.stat().st_mtime
 
 
 def binary() -> Path:
-    """The lab-rr executable, compiled from rr.c if missing or older than the source."""
-    target = _build_dir() / "lab-rr"
-    if target.exists() and target.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return target
+    """The lab-rr executable, compiled from rr.c if missing or older than the source.
+
+    It lives in build/bin of the checkout; a read-only checkout (e.g. the host's files seen
+    from a kernel VM) is used as it is when its binary is current, else the binary is built
+    into ~/.cache/lab/bin.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    in_checkout = checkout / "build" / "bin" / "lab-rr"
+    if (checkout / "pyproject.toml").exists():
+        if _fresh(in_checkout):
+            return in_checkout
+        if os.access(checkout, os.W_OK):
+            return _build(in_checkout)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lab" / "bin"
+    target = cache / "lab-rr"
+    return target if _fresh(target) else _build(target)
+
+
+def _build(target: Path) -> Path:
     compiler = shutil.which("clang") or shutil.which("cc")
     if compiler is None:
         raise UsageError("lab-rr needs a C compiler (clang or cc) to be built from "

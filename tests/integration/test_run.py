@@ -9,12 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from lab import netns, state
+from lab import netns
 from lab.scenarios import results
 
 pytestmark = pytest.mark.root
@@ -87,8 +88,8 @@ def test_a_scenario_for_real_results_reports_and_captures(tmp_path):
     md = (out / "report.md").read_text()
     assert "## small: passed" in md and "an anchor: 1.50x" in md
     assert len(list((out / "charts").glob("*.png"))) == 2
-    labs = [c["lab"] for c in sc["configs"]]
-    assert not [n for n in netns.list_names() if n.split("-")[0] in labs]  # torn down
+    labs = tuple(f"{c['lab']}-" for c in sc["configs"])
+    assert not [n for n in netns.list_names() if n.startswith(labs)]  # torn down
 
 
 def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
@@ -110,12 +111,15 @@ def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
 
 def test_bad_scenario_exits_2_with_position_before_anything_runs(tmp_path):
     (tmp_path / "bad.yaml").write_text(SMALL.replace("count: 3", "count: 0"))
-    before = state.labs()  # this session's run dir: other test processes do not show here
-    proc = run_lab("run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.Popen(LAB + ["run", str(tmp_path / "bad.yaml"), "--out",
+                                   str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert f"{tmp_path / 'bad.yaml'}:12:" in proc.stderr
-    assert "count: 0 is less than the minimum of 1" in proc.stderr
-    assert not (tmp_path / "out").exists() and state.labs() == before
+    assert f"{tmp_path / 'bad.yaml'}:12:" in stderr
+    assert "count: 0 is less than the minimum of 1" in stderr
+    assert not (tmp_path / "out").exists() and lab_namespaces(proc.pid) == []
 
 
 def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
@@ -195,27 +199,34 @@ def test_html_report_renders_in_headless_chromium_with_its_charts(tmp_path):
 
 
 def test_pytest_plugin_gives_tests_a_running_lab(pytester):
+    names = pytester.path / "labs.txt"
     pytester.makepyfile(test_mine=f"""
         import pytest
 
+        def record(lab):
+            with open({str(names)!r}, "a") as f:
+                f.write(lab.name + "\\n")
+
         def test_nodes(lab, lab_nodes):
+            record(lab)
             assert set(lab_nodes) == {{"client", "router", "server"}}
             lab_nodes["client"].run(["ping", "-c1", "-W2", lab.node("server").address(6)])
 
         def test_same_lab_again(lab):
-            assert lab.name.startswith("pt")
+            record(lab)
 
         @pytest.mark.lab_topology({str(ROOT / "topologies" / "nat46.yaml")!r})
         def test_marker(lab):
+            record(lab)
             assert "gw" in lab.nodes and len(lab.pods("node1")) == 4
     """)
-    before = state.labs()
     result = pytester.runpytest_subprocess("--lab-topology", str(BIGTCP), "-p",
                                            "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    # Both labs torn down at the session's end (the plugin names its labs pt<pid>-<n>).
-    assert state.labs() == before
-    assert not [n for n in netns.list_names() if n.startswith("pt")]
+    first, again, other = names.read_text().split()
+    assert first == again != other  # one lab per topology file for the session
+    left = [n for n in netns.list_names() if n.startswith((f"{first}-", f"{other}-"))]
+    assert left == []  # both torn down at the session's end
 
 
 def test_pytest_plugin_without_a_topology_says_what_to_do(pytester):
@@ -223,3 +234,39 @@ def test_pytest_plugin_without_a_topology_says_what_to_do(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*run pytest with --lab-topology FILE*"])
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_vm_runs_a_scenario_whose_requirement_this_kernel_lacks(tmp_path):
+    pytest.importorskip("lab.vm", reason="the kernel VM runner (lab.vm) is not in this checkout")
+    from lab import features
+
+    if features.netkit()[0]:
+        pytest.skip("this kernel has netkit: the scenario would run natively")
+    (tmp_path / "needs-netkit.yaml").write_text(textwrap.dedent(f"""\
+        name: needs-netkit
+        topology: {BIGTCP}
+        requires: [netkit]
+        repeats: 1
+        steps:
+          - {{kind: ping, with: {{from: client, to: server, family: 6, count: 2}}}}
+        assert:
+          - {{metric: ping.loss, max: 0}}
+        """))
+    out = tmp_path / "out"
+    skipped = run_lab("run", str(tmp_path / "needs-netkit.yaml"), "--out", str(out))
+    assert skipped.returncode == 0
+    (sc,) = results.load(out / "results.json")["scenarios"]
+    assert sc["status"] == "skipped" and "CONFIG_NETKIT" in sc["reason"]
+
+    proc = run_lab("run", str(tmp_path / "needs-netkit.yaml"), "--vm", "--out", str(out),
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = results.load(out / "results.json")
+    (sc,) = doc["scenarios"]
+    assert sc["status"] == "passed"
+    env = sc["environment"]
+    assert env["execution"]["mode"] == "vm" and env["execution"]["accel"] in ("kvm", "tcg")
+    assert env["kernel"]["release"] != doc["environment"]["kernel"]["release"]
+    assert [m["samples"] for m in sc["metrics"] if m["metric"] == "loss"] == [[0.0]]
