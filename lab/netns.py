@@ -96,6 +96,23 @@ def entered(name: str) -> Iterator[None]:
         os.close(home)
 
 
+@contextlib.contextmanager
+def anonymous() -> Iterator[None]:
+    """Run the body in a fresh, unnamed namespace that vanishes afterwards (for probes).
+
+    Nothing is mounted, so even a crash mid-probe leaves nothing behind.
+    """
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        try:
+            yield
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    finally:
+        os.close(home)
+
+
 def create(name: str) -> int:
     """Create namespace NAME (it must not exist); return its inode.
 
@@ -141,19 +158,21 @@ def socket_in(name: str, family: int, type: int, proto: int = 0) -> socket.socke
         return socket.socket(family, type | socket.SOCK_CLOEXEC, proto)
 
 
+def pids_by_inode() -> dict[int, list[int]]:
+    """Every process's network namespace inode -> pids (one pass over /proc)."""
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                out.setdefault(os.stat(f"/proc/{entry}/ns/net").st_ino, []).append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
 def pids_in(name: str) -> list[int]:
     """Processes whose network namespace is NAME (found by inode, like `ip netns pids`)."""
-    ino = inode(name)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+    return pids_by_inode().get(inode(name), [])
 
 
 def _exec_setup(ns_path: bytes, etc_files: list[tuple[bytes, bytes]]):
