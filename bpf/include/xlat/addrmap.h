@@ -143,7 +143,7 @@ static __always_inline bool allowed4(const struct xlat_config *cfg, __be32 saddr
 {
 	struct xlat_lpm4_key key = { .prefixlen = 32, .addr = saddr };
 
-	if (!(cfg->flags & XLAT_F_ALLOW4))
+	if (!cfg->allow4)
 		return true;
 	return bpf_map_lookup_elem(&xlat_allow4, &key) != NULL;
 }

@@ -14,20 +14,14 @@
 
 #include "outcome.h"
 
-/* xlat_config.flags */
-enum {
-	XLAT_F_ICMP_ERRORS = 1 << 0, /* answer discarded packets with ICMP errors (RFC 7915 4.4, 5.4) */
-	XLAT_F_ALLOW4      = 1 << 1, /* 4->6 sources must match xlat_allow4 */
-	XLAT_F_ZERO_TOS    = 1 << 2, /* RFC 7915 4.1/5.1 option: traffic class / TOS set to 0 */
-};
-
 struct xlat_config {
 	struct in6_addr pref6;   /* RFC 6052 prefix, bits after pref6_len zero */
 	__u8  pref6_len;         /* 0 (no prefix), 32, 40, 48, 56, 64 or 96 */
-	__u8  flags;             /* XLAT_F_* */
+	__u8  icmp_errors;       /* answer discarded packets with ICMP errors (RFC 7915 4.4, 5.4) */
+	__u8  allow4;            /* 4->6 sources must match xlat_allow4 */
+	__u8  zero_tos;          /* RFC 7915 4.1/5.1 option: traffic class and TOS set to 0 */
 	__u16 mtu4;              /* IPv4-side next-hop MTU for PMTU arithmetic, 0 = unknown */
 	__u16 mtu6;              /* IPv6-side next-hop MTU, 0 = unknown */
-	__u16 pad;
 	__be32 pool4;            /* RFC 6791 source of ICMPv4 errors from untranslatable IPv6
 				  * sources, 0 = drop such errors */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */

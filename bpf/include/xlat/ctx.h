@@ -174,13 +174,13 @@ static __always_inline int pkt_trim(const struct pkt *p, __u32 len)
 		struct pkt p = { .ctx = ctx, .kind = PKT_XDP };				\
 		return name##_body(&p, PKT_UNPAREN args);				\
 	}
-#define PKT_GLOBAL0(name)								\
-	__attribute__((noinline)) __s64 name##_skb(struct __sk_buff *ctx)		\
+#define PKT_GLOBAL0(ret, name)								\
+	__attribute__((noinline)) ret name##_skb(struct __sk_buff *ctx)			\
 	{										\
 		struct pkt p = { .ctx = ctx, .kind = PKT_SKB };				\
 		return name##_body(&p);							\
 	}										\
-	__attribute__((noinline)) __s64 name##_xdp(struct xdp_md *ctx)			\
+	__attribute__((noinline)) ret name##_xdp(struct xdp_md *ctx)			\
 	{										\
 		struct pkt p = { .ctx = ctx, .kind = PKT_XDP };				\
 		return name##_body(&p);							\

@@ -11,7 +11,7 @@
 #include "xlat64.h"
 #include "icmp_err.h"
 
-static __always_inline int siit46_body(const struct pkt *p)
+static __always_inline enum xlat_outcome siit46_body(const struct pkt *p)
 {
 	const struct xlat_config *cfg = xlat_config();
 	struct xlat46 s;
@@ -20,7 +20,7 @@ static __always_inline int siit46_body(const struct pkt *p)
 
 	if (!cfg)
 		return XLAT_PASS;
-	errors = cfg->flags & XLAT_F_ICMP_ERRORS;
+	errors = cfg->icmp_errors;
 	rc = xlat46_parse(p, &s);
 	if (rc)
 		return rc;
@@ -44,10 +44,10 @@ static __always_inline int siit46_body(const struct pkt *p)
 	    (siit_4to6(cfg, s.in.ip.saddr, &s.in_saddr) ||
 	     siit_4to6(cfg, s.in.ip.daddr, &s.in_daddr)))
 		return XLAT_DROP_ICMP_INNER;
-	return xlat46_commit(p, &s, cfg->flags & XLAT_F_ZERO_TOS, cfg->mtu4, cfg->mtu6);
+	return xlat46_commit(p, &s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
 }
 
-static __always_inline int siit64_body(const struct pkt *p)
+static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 {
 	const struct xlat_config *cfg = xlat_config();
 	struct xlat64 s;
@@ -56,7 +56,7 @@ static __always_inline int siit64_body(const struct pkt *p)
 
 	if (!cfg)
 		return XLAT_PASS;
-	errors = cfg->flags & XLAT_F_ICMP_ERRORS;
+	errors = cfg->icmp_errors;
 	rc = xlat64_parse(p, &s);
 	if (rc)
 		return rc;
@@ -81,12 +81,13 @@ static __always_inline int siit64_body(const struct pkt *p)
 	    (siit_6to4(cfg, &s.in.ip.saddr, &s.in_saddr) ||
 	     siit_6to4(cfg, &s.in.ip.daddr, &s.in_daddr)))
 		return XLAT_DROP_ICMP_INNER;
-	return xlat64_commit(p, &s, cfg->flags & XLAT_F_ZERO_TOS, cfg->mtu4, cfg->mtu6);
+	return xlat64_commit(p, &s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
 }
 
 /* One global function per direction and hook (see PKT_GLOBAL): the entry programs stay
- * small and each direction is verified once. */
-PKT_GLOBAL0(siit46)
-PKT_GLOBAL0(siit64)
+ * small and each direction is verified once. Their return type also puts enum xlat_outcome
+ * in the object's BTF, where the control plane reads the names of the statistics. */
+PKT_GLOBAL0(enum xlat_outcome, siit46)
+PKT_GLOBAL0(enum xlat_outcome, siit64)
 
 #endif /* XLAT_SIIT_H */
