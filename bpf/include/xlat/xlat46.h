@@ -56,7 +56,7 @@ static __always_inline int xlat46_quoted_l4(const struct pkt *p, struct xlat46 *
 
 	s->in_proto6 = s->in.ip.protocol;
 	s->in_l4 = XLAT_L4_OPAQUE;
-	if (l4_is_ip6_ext(s->in.ip.protocol))
+	if (l4_untranslatable4(s->in.ip.protocol))
 		return XLAT_DROP_ICMP_INNER;
 	if (s->in.frag_off)
 		return 0;                       /* no transport header in a later fragment */
@@ -94,7 +94,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	l4off = ETH_HLEN + s->out.hlen;
 	s->proto6 = s->out.ip.protocol;
 	s->l4 = XLAT_L4_OPAQUE;
-	if (l4_is_ip6_ext(s->out.ip.protocol))
+	if (l4_untranslatable4(s->out.ip.protocol))
 		return XLAT_DROP_PROTO;
 
 	if (s->out.ip.protocol == IPPROTO_ICMP) {

@@ -47,6 +47,8 @@ static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *
 
 	s->in_proto4 = s->in.proto;
 	s->in_l4 = XLAT_L4_OPAQUE;
+	if (l4_untranslatable6(s->in.proto))
+		return XLAT_DROP_ICMP_INNER;
 	if (s->in.frag_off)
 		return 0;
 	if (s->in.proto != IPPROTO_ICMPV6) {
@@ -78,6 +80,8 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	l4off = ETH_HLEN + s->out.hlen;
 	s->proto4 = s->out.proto;
 	s->l4 = XLAT_L4_OPAQUE;
+	if (l4_untranslatable6(s->out.proto))
+		return XLAT_DROP_PROTO;
 
 	if (s->out.proto == IPPROTO_ICMPV6) {
 		s->proto4 = IPPROTO_ICMP;
