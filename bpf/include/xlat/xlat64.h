@@ -85,7 +85,8 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 
 	if (s->out.proto == IPPROTO_ICMPV6) {
 		s->proto4 = IPPROTO_ICMP;
-		if (s->out.frag)
+		/* an atomic fragment (offset 0, no more fragments) holds the whole message */
+		if (s->out.mf || s->out.frag_off)
 			return XLAT_DROP_ICMP_FRAG;
 		if (s->out.plen < ICMP_HLEN || pkt_load(p, l4off, &s->icmp, ICMP_HLEN))
 			return XLAT_DROP_MALFORMED;
@@ -114,6 +115,24 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	return 0;
 }
 
+/* An updated checksum comes out 0x0000 where a computed one would be 0xffff when the data
+ * it covers sums to +0, which only all-zero data does (RFC 1624 3). ICMPv4 has no
+ * pseudo-header, so an all-zero echo reply can be such data: sum it to tell. Rare (one
+ * update in 65536 gives 0x0000), and no checksum is computed afresh, so a wrong one stays
+ * wrong. */
+static __always_inline int icmp4_fix_negative_zero(const struct pkt *p, __u32 off, __u32 len)
+{
+	__u16 check;
+	__u32 sum = 0;
+
+	if (pkt_load(p, off + 2, &check, sizeof(check)) || check)
+		return 0;
+	if (pkt_csum_range(p, off, len, &sum) || sum)
+		return 0;
+	check = 0xffff;
+	return pkt_store(p, off + 2, &check, sizeof(check));
+}
+
 /* ICMPv6 echo -> ICMPv4 echo in place at `off` (RFC 7915 5.2): new type, the checksum
  * adjusted for it and for the pseudo-header ICMPv4 lacks. `len` is the message length. */
 static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
@@ -129,9 +148,10 @@ static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
 		return pkt_store(p, off, to, 4);
 	}
 	if (pkt_l4_csum_diff(p, off + 2, word, 0) ||
-	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO))
+	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO) ||
+	    pkt_store_nocsum(p, off, &to->type, 2))
 		return -1;
-	return pkt_store_nocsum(p, off, &to->type, 2);
+	return icmp4_fix_negative_zero(p, off, len);
 }
 
 static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat64 *s,

@@ -4,7 +4,7 @@ wrong into right."""
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment
 from scapy.packet import Raw
 
 from xlate_helpers import CLIENT4, CLIENT6, ETH, SERVER4, SERVER6, assert_valid, problems
@@ -110,3 +110,19 @@ def test_tcp_over_fragments_sums_right_when_reassembled(xlat):
         got += bytes(ip.payload)
     assert got == bytes(IP(src=SERVER4, dst=CLIENT4) / TCP(sport=80, dport=4000) /
                         bytes(300))[20:]
+
+
+def test_all_zero_icmpv4_message_gets_ffff_not_zero(xlat):
+    """An all-zero echo reply (id 0, seq 0, no data) sums to +0, so its checksum is 0xffff;
+    an incremental update would give 0x0000, which does not verify (RFC 1624 3)."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / ICMPv6EchoReply(id=0, seq=0))
+    assert bytes(out.packet[ICMP]) == b"\x00\x00\xff\xff\x00\x00\x00\x00"
+    assert_valid(out.raw)
+
+
+def test_atomic_fragment_icmpv6_is_translated(xlat):
+    """A Fragment header with offset 0 and M 0 holds the whole message (RFC 6946)."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrFragment(id=0x10203, m=0) /
+               ICMPv6EchoRequest(id=1, seq=2) / b"abc")
+    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, id=0x0203, flags=0) /
+                            ICMP(type=8, id=1, seq=2) / b"abc")
