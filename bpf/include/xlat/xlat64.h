@@ -71,7 +71,8 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	__u32 l4off, qlen;
 	int cls;
 
-	if (ip6_parse(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
+	/* xlat64_parse() read the base header */
+	if (ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
 		return XLAT_DROP_MALFORMED;
 	/* RFC 7915 5.1: a routing header with segments left is not translated */
 	if (s->out.rh_ptr)
@@ -230,15 +231,12 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 	return XLAT_DONE64;
 }
 
-/* Rewrite the validated IPv6 packet into IPv4 with the addresses in `s`. */
-static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, bool zero_tos,
-					 __u16 mtu4, __u16 mtu6)
+/* Rewrite the validated IPv6 packet into IPv4 with the addresses in `s`; ICMP errors
+ * (s->l4 == XLAT_L4_ICMP_ERROR) go to xlat64_commit_error() instead. */
+static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, bool zero_tos)
 {
 	struct iphdr ip;
 	__u32 l4off;
-
-	if (s->l4 == XLAT_L4_ICMP_ERROR)
-		return xlat64_commit_error(p, s, zero_tos, mtu4, mtu6);
 
 	ip4_build(&ip, &s->out, s->proto4, s->saddr, s->daddr, zero_tos);
 	if (pkt_trim(p, ETH_HLEN + s->out.hlen + s->out.plen) ||
