@@ -22,6 +22,7 @@ from ipaddress import ip_network
 from pathlib import Path
 
 from lab import netns, offloads
+from lab.bpf import topology as bpf_topology
 from lab.errors import LabError, UsageError
 from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
@@ -72,6 +73,7 @@ class Builder:
     def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path):
         self.topo, self.record, self.pin_dir = topo, record, pin_dir
         self.peer_ends = {link.b.label: link.b for link in topo.links}
+        self.has_bpf = any(i.bpf for n in topo.nodes.values() for i in n.interfaces.values())
         self.sockets: dict[str, socket.socket] = {}
         self.ns_fds: dict[str, int] = {}
 
@@ -87,6 +89,8 @@ class Builder:
                              f"{', '.join(taken[:5])} already exist{'s' if len(taken) == 1 else ''}"
                              f" and {'were' if len(taken) > 1 else 'was'} not made by this lab: "
                              "pick another lab name with --name")
+        if self.has_bpf:
+            bpf_topology.check(self.topo)  # objects opened, not loaded: no kernel involved
         kinds = {link.kind for link in self.topo.links}
         if kinds & {"netkit", "netkit-l2"}:
             from lab import features
@@ -214,9 +218,8 @@ class Builder:
             self.create_links()
             self.configure()
             self.verify()
-            if any(i.bpf for n in self.topo.nodes.values() for i in n.interfaces.values()):
-                from lab.bpf.topology import attach_programs
-                attach_programs(self)
+            if self.has_bpf:
+                bpf_topology.attach_programs(self)
         except NetlinkError as e:
             raise LabError(f"building lab '{self.topo.name}' failed: {e}") from None
         finally:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab import netns
+from lab.libc import libc
 from lab.errors import LabError, UsageError
 
 log = logging.getLogger("lab")
@@ -244,9 +245,9 @@ def unmount_bpffs_if_ours() -> None:
     if not marker.exists() or labs():
         return
     with contextlib.suppress(OSError):
-        if not any(BPFFS.iterdir()):
-            from lab.netns import _libc  # the one ctypes libc handle
-            if _libc.umount2(str(BPFFS).encode(), 0) == 0:
+        # maps.debug and progs.debug are the kernel's own (bpf_preload), made at every mount.
+        if not any(not p.name.endswith(".debug") for p in BPFFS.iterdir()):
+            if libc.umount2(str(BPFFS).encode(), 0) == 0:
                 marker.unlink()
 
 

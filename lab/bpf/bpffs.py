@@ -19,9 +19,7 @@ log = logging.getLogger("lab.bpf")
 MOUNT_POINT = str(state.BPFFS)
 BPF_FS_MAGIC = 0xCAFE4A11
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_void_p]
+from lab.libc import libc as _libc
 
 
 class _Statfs(ctypes.Structure):  # struct statfs: f_type comes first on every Linux ABI

@@ -46,6 +46,18 @@ def add_pcap_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a verdict per packet")
 
 
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
+
+
+def require_bpf_privileges(what: str) -> None:
+    """Loading programs needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: say so up front."""
+    with open("/proc/self/status") as f:
+        caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    if caps >> CAP_NET_ADMIN & 1 and (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
+        return
+    raise UsageError(f"{what} loads BPF programs, which needs root (CAP_BPF and CAP_NET_ADMIN)")
+
+
 def _positive(s: str) -> int:
     n = int(s)
     if n < 1:
@@ -72,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     from lab.bpf.object import BpfObject
 
     path, _, name = args.target.partition(":")
+    require_bpf_privileges("lab bpf run")
     with BpfObject(path) as obj:
         prog = obj.program(name or None, xdp=args.xdp)
         if args.xdp and not prog.is_xdp:
@@ -93,6 +106,8 @@ def _bench_prog(args: argparse.Namespace) -> int:
             for n, c in sorted(cases.items()):
                 print(f"{n:<20} {c.object}:{c.program}  {c.description}")
         return 0
-    result = bench.measure(bench.case_for(args.name), runs=args.runs, repeat=args.repeat)
+    case = bench.case_for(args.name)
+    require_bpf_privileges("lab bench prog")
+    result = bench.measure(case, runs=args.runs, repeat=args.repeat)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.text())
     return 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 from lab.bpf import libbpf
 from lab.bpf.btf import Btf, LayoutError
 
-log = logging.getLogger("lab.bpf")
 
 
 @dataclass

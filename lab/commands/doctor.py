@@ -6,6 +6,7 @@ import json
 import platform
 
 from lab import features
+from lab.bpf import features as bpf_features
 
 
 def register(sub) -> None:
@@ -24,12 +25,7 @@ def collect() -> list[features.Capability]:
         ok, detail = features.netkit()
         caps.append(features.Capability("netkit", ok, detail))
         caps += features.big_tcp().values()
-    try:
-        from lab.bpf import features as bpf_features
-    except ImportError:
-        bpf_features = None
-    if bpf_features is not None:
-        caps += bpf_features.collect()
+    caps += bpf_features.collect()
     caps += [features.tool(name) for name in features.TOOLS]
     return caps
 

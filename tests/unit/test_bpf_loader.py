@@ -86,3 +86,21 @@ def test_netkit_failure_names_what_is_missing(monkeypatch):
     assert "CONFIG_NETKIT" in attach._link_failure(rec, 22)
     monkeypatch.setattr(attach.features, "has_netkit_attach", lambda: True)
     assert "not the primary device of a netkit pair" in attach._link_failure(rec, 22)
+
+
+def test_cli_without_bpf_privileges_says_what_is_needed(monkeypatch, tmp_path, capsys):
+    import builtins
+    from lab.cli import main
+    real_open = builtins.open
+
+    def fake_open(path, *a, **kw):  # a process with no capabilities
+        if path == "/proc/self/status":
+            import io
+            return io.StringIO("Name:\tlab\nCapEff:\t0000000000000000\n")
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    src = tmp_path / "in.pcap"
+    src.write_bytes(b"")
+    assert main(["bpf", "run", "pktcount", "--in", str(src), "--out", str(tmp_path / "o")]) == 2
+    assert "needs root (CAP_BPF and CAP_NET_ADMIN)" in capsys.readouterr().err
