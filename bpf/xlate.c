@@ -54,6 +54,15 @@ static __always_inline bool outcome_is_drop(int outcome)
 	return outcome >= XLAT_DROP_MALFORMED;
 }
 
+/* tc verdicts: a packet left alone goes on to whatever comes next at the hook (another
+ * filter or tcx program), a translated one is accepted. */
+static __always_inline int tc_verdict(int outcome)
+{
+	if (outcome == XLAT_PASS)
+		return TC_ACT_UNSPEC;
+	return outcome_is_drop(outcome) ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
 SEC("tc")
 int xlate_ingress(struct __sk_buff *skb)
 {
@@ -63,7 +72,7 @@ int xlate_ingress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return bpf_redirect(skb->ifindex, 0);
-	return outcome_is_drop(rc) ? TC_ACT_SHOT : TC_ACT_OK;
+	return tc_verdict(rc);
 }
 
 SEC("xdp")
@@ -123,7 +132,7 @@ int xlate46_egress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_DONE46)
 		return fib_redirect(skb, true);
-	return outcome_is_drop(rc) || rc == XLAT_BOUNCE ? TC_ACT_SHOT : TC_ACT_OK;
+	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 
 SEC("tc")
@@ -134,7 +143,7 @@ int xlate64_egress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_DONE64)
 		return fib_redirect(skb, false);
-	return outcome_is_drop(rc) || rc == XLAT_BOUNCE ? TC_ACT_SHOT : TC_ACT_OK;
+	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
