@@ -37,9 +37,14 @@ pytestmark = pytest.mark.root
 GW4, GW6 = "192.0.2.1", "2001:db8:6::1"
 # The gateway's own addresses, paired: what the kernel sends from either (ICMP errors) is
 # translated; what comes to either is the gateway's, in the family it came in.
+# Only CLIENT4 may reach the pods: a second address of the IPv4 host is refused, with an
+# ICMP error back.
+REFUSED4 = "192.0.2.20"
 CONFIG = {"prefix": "64:ff9b:1::/48",
           "eam": [{"ipv4": "198.51.100.0/24", "ipv6": "2001:db8:6::/120"}],
-          "own": [{"ipv4": GW4, "ipv6": GW6}]}
+          "own": [{"ipv4": GW4, "ipv6": GW6}],
+          "allow": [f"{CLIENT4}/32", f"{GW4}/32"],
+          "icmp_errors": True, "icmp_source4": GW4, "icmp_source6": GW6}
 # Next hops that are never resolved: routes to the other family's addresses lead the
 # kernel's own packets (ICMP errors) to the egress translators, which route them anew.
 XLAT_NH6, XLAT_NH4, XLAT_MAC = "fe80::ff", "169.254.255.1", "02:00:00:00:00:ff"
@@ -76,6 +81,7 @@ def _build(lab: Gateway) -> None:
     with netns.entered(lab.ns4), IPRoute() as ipr:
         i = ipr.link_lookup(ifname="eth0")[0]
         ipr.addr("add", index=i, address=CLIENT4, prefixlen=24)
+        ipr.addr("add", index=i, address=REFUSED4, prefixlen=24)
         ipr.link("set", index=i, state="up")
         ipr.link("set", index=1, state="up")
         ipr.route("add", dst="0.0.0.0/0", gateway=GW4)
@@ -126,6 +132,14 @@ def gateway(request, bpf_build, tmp_path_factory):
         for dev in ("g4", "g6"):
             records.append(attach.attach(obj.program(ingress[1]), ingress[0], dev,
                                          pin_dir=pin_dir, netns=lab.gw))
+        if lab.mode == "xdp":
+            # A veth delivers XDP_TX frames (the translator's own ICMP errors) promptly only
+            # to a peer with an XDP program of its own: the packet counter, which passes all.
+            counter = BpfObject(bpf_build / "pktcount.o").load(only=["pktcount_xdp"])
+            lab.counter = counter
+            for ns in (lab.ns4, lab.ns6):
+                records.append(attach.attach(counter.program("pktcount_xdp"), "xdp", "eth0",
+                                             pin_dir=pin_dir, netns=ns))
         records.append(attach.attach(obj.program(translator.EGRESS_64), "tc-egress", "g4",
                                      netns=lab.gw))
         records.append(attach.attach(obj.program(translator.EGRESS_46), "tc-egress", "g6",
@@ -139,6 +153,8 @@ def gateway(request, bpf_build, tmp_path_factory):
             if netns.exists(ns):
                 netns.remove(ns)
         obj.close()
+        if getattr(lab, "counter", None) is not None:
+            lab.counter.close()
         if pin_dir:
             from lab import state
             state.remove_pin_dir(Path(pin_dir))
@@ -310,6 +326,29 @@ def test_path_mtu_discovery_pod(gateway):
         assert " 0% packet loss" in _ping(gateway.ns6, "-6", "-M", "do", "-s", "1372", CLIENT6)
 
 
+def test_refused_source_gets_an_icmp_error_that_verifies(gateway):
+    """A datagram from an address outside the allow-list is answered with Destination
+    Unreachable, administratively prohibited, which the connected UDP socket reports. The
+    datagram left the sender CHECKSUM_PARTIAL; the error quotes it, and the kernel completes
+    the quoted checksum when the error leaves: the ICMP checksum must already count that (at
+    tc; at XDP the sender finished its own checksum)."""
+    import errno
+    counters = ("Icmp:InDestUnreachs", "Icmp:InCsumErrors")
+    before = [_snmp(gateway.ns4, c) for c in counters]
+    client = netns.socket_in(gateway.ns4, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        client.bind((REFUSED4, 0))
+        client.connect((SERVER4, 9))
+        client.settimeout(5)
+        client.send(b"refused" * 20)
+        with pytest.raises(OSError) as err:
+            client.recv(100)
+        assert err.value.errno == errno.EHOSTUNREACH, err.value
+    finally:
+        client.close()
+    assert [_snmp(gateway.ns4, c) - b for c, b in zip(counters, before)] == [1, 0]
+
+
 def test_translator_counted_what_it_did(gateway):
     stats = translator.statistics(gateway.obj)
-    assert stats["done46"] > 0 and stats["done64"] > 0
+    assert stats["done46"] > 0 and stats["done64"] > 0 and stats["bounce"] > 0
