@@ -21,6 +21,8 @@
  *   dev4 [egress: xlate64_egress] IPv6 -> IPv4, then a FIB lookup and bpf_redirect_neigh()
  *   dev6 [egress: xlate46_egress] IPv4 -> IPv6, likewise
  *
+ * The gateway's own addresses are configured as "own" address pairs: packets to them are the
+ * host's (passed untouched at ingress), packets from them (the kernel's errors) translate.
  * Egress programs translate one direction only, so a redirected packet that comes back
  * through the same hook is left alone. XDP has no egress hook: with XDP on ingress, the two
  * tc egress programs still carry the kernel's own packets.
