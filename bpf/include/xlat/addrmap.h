@@ -89,6 +89,7 @@ static __always_inline __be32 eam_suffix_mask(__u8 suffix_len)
 
 /* Results of the mapping functions below. */
 enum {
+	XLAT_MAP_REFUSED = -2,  /* made with the prefix, but from an excluded IPv4 address */
 	XLAT_MAP_NONE = -1,     /* not translatable */
 	XLAT_MAP_OK = 0,
 	XLAT_MAP_OWN = 1,       /* translatable, and the translator host's own address */
@@ -152,10 +153,9 @@ static __always_inline int siit_6to4(const struct xlat_config *cfg, const struct
 		if (rc != XLAT_MAP_NONE)
 			return rc;
 	}
-	if (!cfg->pref6_len || rfc6052_extract(&cfg->pref6, cfg->pref6_len, v6, out) ||
-	    (cfg->use_excl4 && excluded4(*out)))
+	if (!cfg->pref6_len || rfc6052_extract(&cfg->pref6, cfg->pref6_len, v6, out))
 		return XLAT_MAP_NONE;
-	return XLAT_MAP_OK;
+	return cfg->use_excl4 && excluded4(*out) ? XLAT_MAP_REFUSED : XLAT_MAP_OK;
 }
 
 static __always_inline bool allowed4(const struct xlat_config *cfg, __be32 saddr)

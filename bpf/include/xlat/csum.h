@@ -10,7 +10,6 @@
 #define XLAT_CSUM_H
 
 #include <linux/types.h>
-#include <bpf/bpf_endian.h>
 
 static __always_inline __u32 csum_add(__u32 a, __u32 b)
 {
@@ -36,19 +35,6 @@ static __always_inline __u16 csum_fold(__u32 sum)
 static __always_inline __u16 csum_replace_diff(__u16 check, __u32 diff)
 {
 	return csum_fold(csum_add(diff, (__u16)~check));
-}
-
-/* The checksum field holds the unfolded, uncomplemented pseudo-header sum (CHECKSUM_PARTIAL):
- * the change adds to it instead. */
-static __always_inline __u16 csum_partial_replace_diff(__u16 check, __u32 diff)
-{
-	return (__u16)~csum_fold(csum_add(diff, check));
-}
-
-/* Sum of a 16-bit value in host order, as it contributes when stored big-endian. */
-static __always_inline __u32 csum_u16(__u16 host)
-{
-	return (__u32)bpf_htons(host);
 }
 
 #endif /* XLAT_CSUM_H */

@@ -53,13 +53,6 @@ static __always_inline __u32 pkt_len(const struct pkt *p)
 	return PKT_SKB(p)->len;
 }
 
-static __always_inline __u32 pkt_ifindex(const struct pkt *p)
-{
-	if (PKT_IS_XDP(p))
-		return PKT_XDP(p)->ingress_ifindex;
-	return PKT_SKB(p)->ifindex;
-}
-
 static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
 {
 	if (PKT_IS_XDP(p))

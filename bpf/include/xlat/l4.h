@@ -28,7 +28,7 @@ static __always_inline __u32 l4_csum_off(__u8 kind)
 	return kind == XLAT_L4_TCP ? 16 : 6;
 }
 
-static __always_inline __u32 l4_kind_of(__u8 proto)
+static __always_inline enum xlat_l4 l4_kind_of(__u8 proto)
 {
 	switch (proto) {
 	case IPPROTO_TCP:

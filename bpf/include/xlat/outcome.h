@@ -11,7 +11,7 @@ enum xlat_outcome {
 	XLAT_BOUNCE,                 /* turned into an ICMP error back to the sender */
 	XLAT_DROP_MALFORMED,         /* bad version, lengths, header checksum, truncated headers */
 	XLAT_DROP_SRC,               /* source address not translatable */
-	XLAT_DROP_DST,               /* destination refused (prefix with an excluded IPv4) */
+	XLAT_DROP_DST,               /* IPv6 destination: the prefix with an excluded IPv4 */
 	XLAT_DROP_ALLOW4,            /* IPv4 source not in the allow-list */
 	XLAT_DROP_ICMP_TYPE,         /* ICMP type/code the RFC says to drop */
 	XLAT_DROP_ICMP_INNER,        /* ICMP error whose quoted packet cannot be translated */

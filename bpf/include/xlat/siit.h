@@ -117,15 +117,22 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	s = &scratch->x64;
 	if (!xlat64_parse(p, s))
 		return XLAT_PASS;
-	if (siit_6to4(cfg, &s->out.ip.daddr, &s->daddr) != XLAT_MAP_OK)
+	switch (siit_6to4(cfg, &s->out.ip.daddr, &s->daddr)) {
+	case XLAT_MAP_OK:
+		break;
+	case XLAT_MAP_REFUSED:
+		/* RFC 6052 3.1: the well-known prefix with a non-global IPv4 address */
+		return XLAT_DROP_DST;
+	default:
 		return XLAT_PASS;
+	}
 	rc = xlat64_validate(p, s);
 	if (rc == XLAT_DROP_ROUTING_HDR)
 		return PKT_CALL(p, siit64_bounce, TYPE_CODE(ICMPV6_PARAMPROB, ICMPV6_HDR_FIELD),
 				bpf_htonl(s->out.rh_ptr), rc);
 	if (rc)
 		return rc;
-	if (siit_6to4(cfg, &s->out.ip.saddr, &s->saddr) == XLAT_MAP_NONE) {
+	if (siit_6to4(cfg, &s->out.ip.saddr, &s->saddr) < XLAT_MAP_OK) {
 		/* RFC 6791: errors from IPv6 routers without an IPv4 address get a pool one */
 		if (s->l4 != XLAT_L4_ICMP_ERROR || !cfg->pool4)
 			return PKT_CALL(p, siit64_bounce,
@@ -135,8 +142,8 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	}
 	if (s->l4 != XLAT_L4_ICMP_ERROR)
 		return xlat64_commit(p, s, cfg->zero_tos);
-	if (siit_6to4(cfg, &s->in.ip.saddr, &s->in_saddr) == XLAT_MAP_NONE ||
-	    siit_6to4(cfg, &s->in.ip.daddr, &s->in_daddr) == XLAT_MAP_NONE)
+	if (siit_6to4(cfg, &s->in.ip.saddr, &s->in_saddr) < XLAT_MAP_OK ||
+	    siit_6to4(cfg, &s->in.ip.daddr, &s->in_daddr) < XLAT_MAP_OK)
 		return XLAT_DROP_ICMP_INNER;
 	return PKT_CALL(p, siit64_error, cfg->zero_tos, (__u32)cfg->mtu4 << 16 | cfg->mtu6);
 }

@@ -62,14 +62,16 @@ def test_well_known_prefix_with_a_global_address(xlat):
                                   "100.64.0.1", "169.254.0.9", "127.0.0.1", "203.0.113.7"])
 def test_well_known_prefix_refuses_non_global_ipv4(xlat, addr):
     """RFC 6052 3.1: translators MUST NOT translate packets in which an address is composed
-    of the well-known prefix and a non-global IPv4 address."""
+    of the well-known prefix and a non-global IPv4 address; they MUST drop them. (An IPv4
+    packet to a non-global address is not one: it is not for the translator and passes.)"""
     xlat.configure(prefix="64:ff9b::/96")
     src = xlat(ETH / IP(src=addr, dst=SERVER4) / UDP())
     assert (src.verdict, src.outcome) == ("dropped", "drop_src")
+    assert xlat(ETH / IP(src=SERVER4, dst=addr) / UDP()).outcome == "pass"
     from ipaddress import IPv4Address
     composed = f"64:ff9b::{IPv4Address(addr)}"
     dst = xlat(ETH / IPv6(src=SERVER6, dst=composed) / UDP())
-    assert dst.outcome == "pass" and IPv6 in dst.packet    # not translated
+    assert (dst.verdict, dst.outcome) == ("dropped", "drop_dst")
     src6 = xlat(ETH / IPv6(src=composed, dst="64:ff9b::808:808") / UDP())
     assert (src6.verdict, src6.outcome) == ("dropped", "drop_src")
 
