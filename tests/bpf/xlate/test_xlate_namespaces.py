@@ -1,5 +1,5 @@
 """The translator on real veth devices, in three throwaway namespaces: an IPv4 host, a
-gateway translating at tc (or XDP) ingress with the egress programs for the kernel's own
+gateway translating at tc, tcx or XDP ingress with the egress programs for the kernel's own
 packets, and an IPv6-only pod. What BPF_PROG_TEST_RUN cannot show:
 
   - senders on veth hand over CHECKSUM_PARTIAL skbs (and TCP GSO packets); the gateway's
@@ -115,8 +115,11 @@ def _build(lab: Gateway) -> None:
                 offloads.apply("eth0", {"tx": False}, "eth0")
 
 
-@pytest.fixture(scope="module", params=["tc", "xdp"])
+@pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
 def gateway(request, bpf_build, tmp_path_factory):
+    from lab.bpf import features
+    if request.param == "tcx" and not features.has_tcx():
+        pytest.skip("kernel lacks tcx (6.6+)")
     lab = Gateway(unique("x4-"), unique("xg-"), unique("x6-"), request.param)
     obj = BpfObject(bpf_build / "xlate.o")
     records = []
@@ -127,8 +130,10 @@ def gateway(request, bpf_build, tmp_path_factory):
         translator.TranslatorConfig.from_dict(CONFIG).apply(obj)
         from lab import state
         pin_dir = str(state.PIN_ROOT / unique("xlt-"))
-        ingress = (("xdp", translator.INGRESS_XDP) if lab.mode == "xdp" else
-                   ("tc-ingress", translator.INGRESS_TC))
+        ingress = {"xdp": ("xdp", translator.INGRESS_XDP),
+                   "tc": ("tc-ingress", translator.INGRESS_TC),
+                   "tcx": ("tcx-ingress", translator.INGRESS_TC)}[lab.mode]
+        egress = "tcx-egress" if lab.mode == "tcx" else "tc-egress"
         for dev in ("g4", "g6"):
             records.append(attach.attach(obj.program(ingress[1]), ingress[0], dev,
                                          pin_dir=pin_dir, netns=lab.gw))
@@ -140,10 +145,10 @@ def gateway(request, bpf_build, tmp_path_factory):
             for ns in (lab.ns4, lab.ns6):
                 records.append(attach.attach(counter.program("pktcount_xdp"), "xdp", "eth0",
                                              pin_dir=pin_dir, netns=ns))
-        records.append(attach.attach(obj.program(translator.EGRESS_64), "tc-egress", "g4",
-                                     netns=lab.gw))
-        records.append(attach.attach(obj.program(translator.EGRESS_46), "tc-egress", "g6",
-                                     netns=lab.gw))
+        records.append(attach.attach(obj.program(translator.EGRESS_64), egress, "g4",
+                                     pin_dir=pin_dir, netns=lab.gw))
+        records.append(attach.attach(obj.program(translator.EGRESS_46), egress, "g6",
+                                     pin_dir=pin_dir, netns=lab.gw))
         lab.obj = obj
         yield lab
     finally:
