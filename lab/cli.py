@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "lab.bpf.cli",
     "lab.commands.run",
     "lab.commands.bigtcp",
+    "lab.datapath.cli",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}
