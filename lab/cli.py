@@ -14,7 +14,7 @@ import sys
 from lab.errors import EXIT_USAGE, LabError
 
 # Modules that contribute subcommands, in the order they appear in `lab --help`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["lab.vm.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:
