@@ -240,7 +240,7 @@ def verify_inrelease(signed: bytes, keyring: str = KEYRING) -> str:
         proc = subprocess.run(
             ["gpgv", "--status-fd", "1", "--keyring", keyring, "--output",
              os.path.join(tmp, "Release"), src],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            capture_output=True, text=True)
         if proc.returncode != 0 or "[GNUPG:] VALIDSIG" not in proc.stdout:
             raise ArchiveError(f"InRelease signature does not verify against {keyring}:\n"
                                f"{proc.stderr.strip()}")

@@ -173,7 +173,7 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
         if shutil.which("zstd") is None:
             return None
         proc = subprocess.run(["zstd", "-dc", "--long=31"], input=payload[:-4],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+                              capture_output=True, check=False)
         data = proc.stdout if proc.returncode == 0 else None
     elif payload[:6] == b"\xfd7zXZ\x00":
         data = lzma.LZMADecompressor().decompress(payload)

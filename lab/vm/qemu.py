@@ -77,7 +77,7 @@ def find_virtiofsd() -> Virtiofsd:
 
 
 def kernel_cmdline(spec: MachineSpec) -> str:
-    params = ["console=ttyS0", "panic=-1", f"rootfstype=virtiofs", f"root={ROOT_TAG}", "ro",
+    params = ["console=ttyS0", "panic=-1", "rootfstype=virtiofs", f"root={ROOT_TAG}", "ro",
               *BOOT_PARAMS]
     if spec.quiet:
         params.append("quiet")

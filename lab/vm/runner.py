@@ -375,7 +375,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
                                   _read_only_world(rundir)
                                   if source == "/" else _die_with_parent))
             fs_sockets.append((tag, sock))
-        for (tag, sock), proc in zip(fs_sockets, procs):
+        for (_, sock), proc in zip(fs_sockets, procs, strict=False):
             _wait_for_socket(sock, proc)
 
         ctl_path = os.path.join(rundir, "ctl.sock")
