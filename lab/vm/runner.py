@@ -52,6 +52,7 @@ AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 SYS_mount_setattr = 442  # x86_64 and every other architecture since 5.12
+VIRTIOFSD_PID_DIR = "/run/virtiofsd"
 
 
 class VmError(LabError):
@@ -102,6 +103,7 @@ class VmResult:
     boot_seconds: float  # QEMU started -> the command started (host clock)
     guest_uptime_at_start: float  # the guest's CLOCK_BOOTTIME when the command started
     command_seconds: float  # the command started -> its status arrived (host clock)
+    total_seconds: float  # run() called -> everything torn down
     host_memory_kib: int  # PSS of QEMU and virtiofsd, sampled when the command finished
     init_messages: list[str] = dataclasses.field(default_factory=list)
 
@@ -132,11 +134,12 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def _read_only_world(writable: str) -> Callable[[], None]:
-    """A preexec function: a private copy of the mount tree, all of it read-only but the
-    directory WRITABLE (virtiofsd's socket) and a fresh tmpfs on /run (its pid file; the guest
-    mounts its own /run, so the host's is not missed)."""
-    path = os.fsencode(writable)
+def _virtiofsd_world(read_only_except: str | None) -> Callable[[], None]:
+    """A preexec function for virtiofsd: a private copy of the mount tree with a tmpfs on its
+    pid-file directory (it never removes its pid files: they would pile up in the host's /run).
+    With READ_ONLY_EXCEPT, every mount is read-only but that directory (virtiofsd's socket)."""
+    keep = os.fsencode(read_only_except) if read_only_except else None
+    pid_dir = os.fsencode(VIRTIOFSD_PID_DIR)
 
     def setup() -> None:
         _die_with_parent()
@@ -144,18 +147,19 @@ def _read_only_world(writable: str) -> Callable[[], None]:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
         if _libc.mount(None, b"/", None, MS_REC | MS_SLAVE, None) != 0:
             raise OSError(ctypes.get_errno(), "make / a slave mount")
-        if _libc.mount(path, path, None, MS_BIND, None) != 0:  # to exempt it below
-            raise OSError(ctypes.get_errno(), "bind", path)
-        attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-        if _libc.syscall(SYS_mount_setattr, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(attr),
-                         ctypes.sizeof(attr)) != 0:
-            raise OSError(ctypes.get_errno(), "mount_setattr(/, AT_RECURSIVE, RDONLY)")
-        attr = _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
-        if _libc.syscall(SYS_mount_setattr, AT_FDCWD, path, 0, ctypes.byref(attr),
-                         ctypes.sizeof(attr)) != 0:
-            raise OSError(ctypes.get_errno(), "mount_setattr(-RDONLY)", path)
-        if _libc.mount(b"tmpfs", b"/run", b"tmpfs", 0, b"mode=0755") != 0:
-            raise OSError(ctypes.get_errno(), "mount tmpfs on /run")
+        if keep is not None:
+            if _libc.mount(keep, keep, None, MS_BIND, None) != 0:  # to exempt it below
+                raise OSError(ctypes.get_errno(), "bind", keep)
+            attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+            if _libc.syscall(SYS_mount_setattr, AT_FDCWD, b"/", AT_RECURSIVE,
+                             ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+                raise OSError(ctypes.get_errno(), "mount_setattr(/, AT_RECURSIVE, RDONLY)")
+            attr = _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
+            if _libc.syscall(SYS_mount_setattr, AT_FDCWD, keep, 0, ctypes.byref(attr),
+                             ctypes.sizeof(attr)) != 0:
+                raise OSError(ctypes.get_errno(), "mount_setattr(-RDONLY)", keep)
+        if _libc.mount(b"tmpfs", pid_dir, b"tmpfs", 0, b"mode=0700") != 0:
+            raise OSError(ctypes.get_errno(), "mount tmpfs", pid_dir)
 
     return setup
 
@@ -355,34 +359,22 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
     command_env = dict(os.environ if env is None else env)
     command_env.update(LAB_VM="1", LAB_VM_ACCEL=accel)
 
-    deadline = time.monotonic() + timeout if timeout is not None else None
-    boot_deadline = time.monotonic() + (boot_timeout or BOOT_TIMEOUT[accel])
+    t0 = time.monotonic()
+    deadline = t0 + timeout if timeout is not None else None
+    boot_deadline = t0 + (boot_timeout or BOOT_TIMEOUT[accel])
     rundir = tempfile.mkdtemp(prefix="lab-vm-")
     procs: list[_Process] = []
-    listener = conn = None
+    listener = session = None
     try:
         job = os.path.join(rundir, "job")
         with open(job, "wb") as f:
             f.write(guest.encode_job(guest.setup_records(k, packages, share_objs),
                                      list(argv), command_env, cwd))
-
-        fs_sockets = []
-        for tag, source in [(qemu.ROOT_TAG, "/")] + [(s.tag, s.path) for s in share_objs]:
-            sock = os.path.join(rundir, f"{tag}.sock")
-            procs.append(_Process(f"virtiofsd ({source})",
-                                  qemu.virtiofsd_argv(daemon, sock, source),
-                                  os.path.join(rundir, f"{tag}.log"),
-                                  _read_only_world(rundir)
-                                  if source == "/" else _die_with_parent))
-            fs_sockets.append((tag, sock))
-        for (_, sock), proc in zip(fs_sockets, procs, strict=False):
-            _wait_for_socket(sock, proc)
-
+        fs_sockets = _start_virtiofsd(daemon, share_objs, rundir, procs)
         ctl_path = os.path.join(rundir, "ctl.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         listener.bind(ctl_path)
         listener.listen(1)
-
         spec = qemu.MachineSpec(
             kernel_image=k.image, init=init, job=job, accel=accel, mem_mib=mem_mib, cpus=cpus,
             console_log=os.path.join(rundir, "console.log"), ctl_socket=ctl_path,
@@ -391,45 +383,55 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         started = time.monotonic()
         vm = _Process("qemu", qemu.qemu_argv(spec, qemu_path), os.path.join(rundir, "qemu.log"))
         procs.append(vm)
-
         session = _Session(vm, procs, listener, spec.console_log, stdout, stderr)
         session.loop(boot_deadline, deadline)
-        conn = session.conn
-        memory = session.memory_kib
-        for p in procs:
-            if p is not vm:
-                p.kill()
-        for p in procs:
-            p.reap()
-        ready, status_at = session.ready_at, session.status_at
-        uptime, _, release = session.ready.partition(" ")
-        out = bytes(session.out) if stdout is None else None
-        err = bytes(session.err) if stderr is None else None
-        if text:
-            out = out.decode("utf-8", "replace") if out is not None else None
-            err = err.decode("utf-8", "replace") if err is not None else None
-        result = VmResult(
-            argv=list(argv), returncode=session.returncode, stdout=out, stderr=err,
-            accel=accel, kernel=release, kernel_version=k.version, cpus=cpus, mem_mib=mem_mib,
-            boot_seconds=round(ready - started, 3), guest_uptime_at_start=float(uptime),
-            command_seconds=round(status_at - ready, 3), host_memory_kib=memory,
-            init_messages=session.messages)
     finally:
         for p in procs:
             p.kill()
         for p in procs:
             with contextlib.suppress(Exception):
                 p.reap()
-        for s in (conn, listener):
+        for s in (session and session.conn, listener):
             if s is not None:
                 s.close()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("lab vm: run directory kept: %s", rundir)
         else:
             shutil.rmtree(rundir, ignore_errors=True)
+
+    uptime, _, release = session.ready.partition(" ")
+    out = bytes(session.out) if stdout is None else None
+    err = bytes(session.err) if stderr is None else None
+    if text:
+        out = out.decode("utf-8", "replace") if out is not None else None
+        err = err.decode("utf-8", "replace") if err is not None else None
+    result = VmResult(
+        argv=list(argv), returncode=session.returncode, stdout=out, stderr=err, accel=accel,
+        kernel=release, kernel_version=k.version, cpus=cpus, mem_mib=mem_mib,
+        boot_seconds=round(session.ready_at - started, 3),
+        guest_uptime_at_start=float(uptime),
+        command_seconds=round(session.status_at - session.ready_at, 3),
+        total_seconds=round(time.monotonic() - t0, 3), host_memory_kib=session.memory_kib,
+        init_messages=session.messages)
     if check:
         result.check_returncode()
     return result
+
+
+def _start_virtiofsd(daemon: qemu.Virtiofsd, shares: Sequence[guest.Share], rundir: str,
+                     procs: list[_Process]) -> list[tuple[str, str]]:
+    """One virtiofsd per share, the root (read-only) first; (tag, socket) once all listen."""
+    os.makedirs(VIRTIOFSD_PID_DIR, mode=0o700, exist_ok=True)
+    fs_sockets = []
+    for tag, source in [(qemu.ROOT_TAG, "/")] + [(s.tag, s.path) for s in shares]:
+        sock = os.path.join(rundir, f"{tag}.sock")
+        procs.append(_Process(f"virtiofsd ({source})", qemu.virtiofsd_argv(daemon, sock, source),
+                              os.path.join(rundir, f"{tag}.log"),
+                              _virtiofsd_world(rundir if source == "/" else None)))
+        fs_sockets.append((tag, sock))
+    for (_, sock), proc in zip(fs_sockets, procs, strict=True):
+        _wait_for_socket(sock, proc)
+    return fs_sockets
 
 
 def _readable(fd: int, timeout: float) -> bool:
