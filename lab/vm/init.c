@@ -10,6 +10,11 @@
  * the status arrives after the last byte of output. It then waits for the host's
  * acknowledgement, so nothing queued in the port is lost, and powers off.
  *
+ * The job file is NUL-terminated fields: JOB_MAGIC, then records, each a keyword and its fields:
+ *   mount FSTYPE SOURCE TARGET DATA FLAGS   symlink TARGET LINKPATH   mkdir PATH OCTAL-MODE
+ *   insmod PATH   hostname NAME   cwd PATH   env NAME=VALUE   arg ARGUMENT
+ * performed in file order (so the order of mounts is the writer's choice).
+ *
  * Frames are a type byte, a little-endian u32 length, and the payload. Guest to host:
  *   'R' ready ("UPTIME RELEASE"), 'O' stdout, 'E' stderr, 'L' an init message,
  *   'S' status ("exit N" or "signal N"), 'F' a fatal init error (no command ran).

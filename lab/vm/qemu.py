@@ -4,6 +4,10 @@ Pure functions of a MachineSpec, so they are tested without booting anything. Ch
 are not obvious:
 - `-cpu qemu64,-cx16` under TCG: QEMU 7.2's default CPU model double-faults on a share of
   boots; without CMPXCHG16B the kernel takes another path and boots every time.
+- TCG runs all vCPUs in one host thread by default. With a thread per vCPU (MTTCG), a vCPU
+  can keep running code another one just patched (the kernel's int3-based text_poke of static
+  keys), and the guest dies in an int3 Oops: 2 boots in 100 here, and datapath tests flip
+  static keys all the time (tcx, clsact, BPF attach).
 - The kernel is booted through its PVH entry point (an uncompressed ELF) when we have one:
   no firmware, no decompression under emulation.
 - Guest RAM is a shared memfd: vhost-user (virtiofsd) must map it.
@@ -52,7 +56,7 @@ class MachineSpec:
     console_log: str
     ctl_socket: str
     fs_sockets: Sequence[tuple[str, str]]  # (tag, vhost-user socket), the root share first
-    tcg_threads: str = "multi"  # "multi" or "single"
+    tcg_threads: str = "single"  # or "multi": see the module's docstring
     quiet: bool = True
     extra_cmdline: Sequence[str] = ()
     name: str = "lab-vm"

@@ -314,7 +314,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         env: Mapping[str, str] | None = None, cwd: str | None = None,
         timeout: float | None = None, shares: Sequence[str] = (),
         mem_mib: int = DEFAULT_MEM_MIB, cpus: int = DEFAULT_CPUS, accel: str = "auto",
-        tcg_threads: str = "multi", stdout: BinaryIO | None = None,
+        tcg_threads: str = "single", stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None, text: bool = False, check: bool = False,
         boot_timeout: float | None = None, quiet_kernel: bool = True,
         cache: KernelCache | None = None) -> VmResult:

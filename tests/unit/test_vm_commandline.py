@@ -33,10 +33,10 @@ def option_values(argv: list[str], option: str) -> list[str]:
 
 def test_tcg_uses_the_cpu_model_that_boots_reliably():
     argv = qemu.qemu_argv(spec(accel="tcg"))
-    assert option_values(argv, "-accel") == ["tcg,thread=multi"]
-    assert option_values(argv, "-cpu") == ["qemu64,-cx16"]
-    argv = qemu.qemu_argv(spec(accel="tcg", tcg_threads="single"))
     assert option_values(argv, "-accel") == ["tcg,thread=single"]
+    assert option_values(argv, "-cpu") == ["qemu64,-cx16"]
+    argv = qemu.qemu_argv(spec(accel="tcg", tcg_threads="multi"))
+    assert option_values(argv, "-accel") == ["tcg,thread=multi"]
 
 
 def test_kvm_uses_the_host_cpu():
