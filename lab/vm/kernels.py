@@ -5,7 +5,7 @@ Layout of the cache (default /var/cache/lab/vm, or $LAB_VM_CACHE):
     kernels/RELEASE/root/      the unpacked linux-image .deb (boot/, lib/modules/RELEASE with
                                the output of `depmod -b`)
     kernels/RELEASE/vmlinux    the uncompressed kernel, booted through its PVH entry point
-                               (no firmware, no decompression: about a second less under TCG)
+                               (no decompression under emulation: 0.7 to 1 s less per boot)
     kernels/RELEASE/kernel.json  where it came from (package, version, SHA256)
     packages/NAME_VERSION/     other unpacked packages whose programs the guest uses instead of
                                the host's (iproute2 from the same suite: it knows netkit)

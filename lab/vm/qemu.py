@@ -9,7 +9,7 @@ are not obvious:
   keys), and the guest dies in an int3 Oops: 2 boots in 100 here, and datapath tests flip
   static keys all the time (tcx, clsact, BPF attach).
 - The kernel is booted through its PVH entry point (an uncompressed ELF) when we have one:
-  no firmware, no decompression under emulation.
+  no real-mode setup, no decompression under emulation.
 - Guest RAM is a shared memfd: vhost-user (virtiofsd) must map it.
 - One virtio serial port carries the command's output and status (see init.c), the serial
   console carries only the kernel's log, to a file kept for error messages.

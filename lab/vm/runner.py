@@ -43,6 +43,11 @@ SHUTDOWN_GRACE = 15.0  # after the status: time the guest has to power off
 CONSOLE_TAIL = 40  # lines of the kernel's console shown with an error
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
 PR_SET_PDEATHSIG = 1
 CLONE_NEWNS = 0x00020000
 MS_BIND = 0x1000
@@ -134,6 +139,14 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
+def _mount_setattr(path: bytes, flags: int, attr_set: int = 0, attr_clr: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    if _libc.syscall(ctypes.c_long(SYS_mount_setattr), ctypes.c_long(AT_FDCWD), path,
+                     ctypes.c_uint(flags), ctypes.byref(attr),
+                     ctypes.c_size_t(ctypes.sizeof(attr))) != 0:
+        raise OSError(ctypes.get_errno(), "mount_setattr", path)
+
+
 def _virtiofsd_world(read_only_except: str | None) -> Callable[[], None]:
     """A preexec function for virtiofsd: a private copy of the mount tree with a tmpfs on its
     pid-file directory (it never removes its pid files: they would pile up in the host's /run).
@@ -150,14 +163,8 @@ def _virtiofsd_world(read_only_except: str | None) -> Callable[[], None]:
         if keep is not None:
             if _libc.mount(keep, keep, None, MS_BIND, None) != 0:  # to exempt it below
                 raise OSError(ctypes.get_errno(), "bind", keep)
-            attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-            if _libc.syscall(SYS_mount_setattr, AT_FDCWD, b"/", AT_RECURSIVE,
-                             ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
-                raise OSError(ctypes.get_errno(), "mount_setattr(/, AT_RECURSIVE, RDONLY)")
-            attr = _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
-            if _libc.syscall(SYS_mount_setattr, AT_FDCWD, keep, 0, ctypes.byref(attr),
-                             ctypes.sizeof(attr)) != 0:
-                raise OSError(ctypes.get_errno(), "mount_setattr(-RDONLY)", keep)
+            _mount_setattr(b"/", AT_RECURSIVE, attr_set=MOUNT_ATTR_RDONLY)
+            _mount_setattr(keep, 0, attr_clr=MOUNT_ATTR_RDONLY)
         if _libc.mount(b"tmpfs", pid_dir, b"tmpfs", 0, b"mode=0700") != 0:
             raise OSError(ctypes.get_errno(), "mount tmpfs", pid_dir)
 
@@ -256,6 +263,9 @@ def detect_accel(cache: KernelCache, kernel: Kernel, qemu_path: str) -> tuple[st
     except VmError as e:
         first = str(e).splitlines()[0]
         verdict = ("tcg", f"KVM does not boot a guest here: {first}")
+    if verdict[0] == "tcg":
+        log.warning("lab vm: %s; using TCG emulation (slower, and its timings are emulated)",
+                    verdict[1])
     os.makedirs(cache.root, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache.root, prefix=".part-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

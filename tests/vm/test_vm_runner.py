@@ -84,6 +84,8 @@ s = socket.create_server(("127.0.0.1", 0))
 c = socket.create_connection(s.getsockname())
 c.sendall(b"ping"); print(s.accept()[0].recv(4).decode())' > $out/loopback
 echo "$LAB_VM $LAB_VM_ACCEL" > $out/env
+# Read-only on the host's side too: even a guest that remounts its root cannot write.
+mount -o remount,rw / && touch {repo}/.lab-vm-write-probe 2> $out/repo-write-remounted
 echo to-stdout
 echo to-stderr >&2
 """
@@ -107,6 +109,7 @@ def test_guest_sees_its_kernel_netkit_netem_and_the_host_files(kernel, tmp_path,
     assert "qdisc netem" in (out / "qdisc").read_text()
     assert (out / "modules").read_text().startswith("sch_netem ")
     assert "Read-only file system" in (out / "repo-write").read_text()
+    assert "Read-only file system" in (out / "repo-write-remounted").read_text()
     assert not (REPO / ".lab-vm-write-probe").exists()
     assert (out / "bpffs").read_text().strip() == "bpf_fs"
     assert (out / "loopback").read_text().strip() == "ping"
