@@ -490,13 +490,11 @@ class _Session:
                 limits = [d for d in (deadline, None if self.ready else boot_deadline) if d]
                 wait = max(0.0, min(limits) - now) if limits else None
                 events = sel.select(wait)
-                if not events:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise self._fail("the VM timed out", VmTimeout)
-                    if not self.ready and time.monotonic() >= boot_deadline:
-                        raise self._fail("the guest did not start the command in time",
-                                         VmTimeout)
-                    continue
+                # Checked on every turn: a guest that never stops writing must time out too.
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise self._fail("the VM timed out", VmTimeout)
+                if not self.ready and time.monotonic() >= boot_deadline:
+                    raise self._fail("the guest did not start the command in time", VmTimeout)
                 for key, _ in events:
                     if key.data == "accept":
                         self.conn, _ = self.listener.accept()
