@@ -25,7 +25,9 @@ def register(subparsers) -> None:
         description="Boot a Debian cloud kernel in QEMU with the host's files visible "
                     "(read-only; /tmp, /run and /var are the guest's own), run COMMAND in it, "
                     "and exit with its exit code.",
-        epilog="example: lab vm --kernel 6.12 -- ip link add type netkit")
+        epilog="Exit status: the command's (128+N if signal N killed it), 124 if --timeout "
+               "expired, 125 if the VM failed. Example: lab vm --kernel 6.12 -- ip link add "
+               "type netkit")
     p.add_argument("--kernel", metavar="VERSION",
                    help="kernel release or version prefix (e.g. 6.12, 6.12.95); default: the "
                         "newest cloud kernel in " + archive.SUITE)
@@ -37,7 +39,8 @@ def register(subparsers) -> None:
                    help="auto: KVM if a guest really boots with it, else TCG emulation")
     p.add_argument("--tcg-threads", choices=("single", "multi"), default="single",
                    help="under emulation, one host thread for all vCPUs (default) or one per "
-                        "vCPU (faster, but QEMU 7.2 crashes about 2%% of guests)")
+                        "vCPU (parallel work runs faster, but QEMU 7.2 crashes about 2%% of "
+                        "boots)")
     p.add_argument("--rw", action="append", default=[], metavar="DIR",
                    help="share host directory DIR writable at the same path (repeatable)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
