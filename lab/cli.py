@@ -9,12 +9,31 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from lab.errors import EXIT_USAGE, LabError
 
 # Modules that contribute subcommands, in the order they appear in `lab --help`.
-COMMAND_MODULES: list[str] = ["lab.vm.cli"]
+COMMAND_MODULES: list[str] = [
+    "lab.commands.lifecycle",
+    "lab.commands.reach",
+    "lab.commands.doctor",
+    "lab.commands.bench",
+    "lab.bpf.cli",
+    "lab.vm.cli",
+]
+
+_groups: dict[str, argparse._SubParsersAction] = {}
+
+
+def subcommand_group(sub: argparse._SubParsersAction, name: str, help: str):
+    """The subparsers of a command group (e.g. `lab bench ...`) several modules add to."""
+    if name not in _groups:
+        parser = sub.add_parser(name, help=help, description=help)
+        _groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND",
+                                              required=True)
+    return _groups[name]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log each kernel object created and removed (-vv: netlink detail)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _groups.clear()
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _terminate(signum, frame):
+    # SIGTERM (kill, CI timeouts) unwinds like Ctrl-C, so a lab being built is torn down.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

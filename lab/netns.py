@@ -30,18 +30,8 @@ MS_SLAVE = 0x80000
 MS_SHARED = 0x100000
 MNT_DETACH = 0x2
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_void_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-
-
-def _check(ret: int, what: str, path: str | None = None) -> None:
-    if ret != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}", path)
+from lab.libc import check as _check
+from lab.libc import libc as _libc
 
 
 def path_of(name: str) -> str:
@@ -79,21 +69,42 @@ def _prepare_run_dir() -> None:
 
 
 @contextlib.contextmanager
-def entered(name: str) -> Iterator[None]:
-    """Run the body with the calling thread inside namespace NAME, then switch back."""
+def _returning_home() -> Iterator[None]:
+    """Whatever namespace the body switches the calling thread to, switch it back after."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        target = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _check(_libc.setns(target, CLONE_NEWNET), "setns", path_of(name))
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        yield
     finally:
-        os.close(home)
+        try:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        finally:
+            os.close(home)
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body with the calling thread inside namespace NAME, then switch back."""
+    target = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _returning_home():
+            _check(_libc.setns(target, CLONE_NEWNET), "setns", path_of(name))
+            os.close(target)
+            target = -1
+            yield
+    finally:
+        if target >= 0:
+            os.close(target)
+
+
+@contextlib.contextmanager
+def anonymous() -> Iterator[None]:
+    """Run the body in a fresh, unnamed namespace that vanishes afterwards (for probes).
+
+    Nothing is mounted, so even a crash mid-probe leaves nothing behind.
+    """
+    with _returning_home():
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        yield
 
 
 def create(name: str) -> int:
@@ -105,23 +116,16 @@ def create(name: str) -> int:
     _prepare_run_dir()
     path = path_of(name)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
+        with _returning_home():
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)", path)
-        except OSError:
-            os.unlink(path)
-            raise
-        try:
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND,
                                None), "bind-mount namespace", path)
-        except OSError:
-            os.unlink(path)
-            raise
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
-    finally:
-        os.close(home)
+    except OSError:
+        with contextlib.suppress(OSError):
+            _libc.umount2(path.encode(), MNT_DETACH)
+        os.unlink(path)
+        raise
     return os.stat(path).st_ino
 
 
@@ -141,19 +145,21 @@ def socket_in(name: str, family: int, type: int, proto: int = 0) -> socket.socke
         return socket.socket(family, type | socket.SOCK_CLOEXEC, proto)
 
 
+def pids_by_inode() -> dict[int, list[int]]:
+    """Every process's network namespace inode -> pids (one pass over /proc)."""
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                out.setdefault(os.stat(f"/proc/{entry}/ns/net").st_ino, []).append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
 def pids_in(name: str) -> list[int]:
     """Processes whose network namespace is NAME (found by inode, like `ip netns pids`)."""
-    ino = inode(name)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+    return pids_by_inode().get(inode(name), [])
 
 
 def _exec_setup(ns_path: bytes, etc_files: list[tuple[bytes, bytes]]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import sys
 
 from lab.errors import UsageError
@@ -97,19 +96,11 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("lab vm: no command given (lab vm [options] -- COMMAND...)")
     if args.refresh:
         cache.kernel(args.kernel, refresh=True)
-
-    def terminated(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        result = runner.run(command, kernel=args.kernel, mem_mib=args.mem, cpus=args.cpus,
-                            accel=args.accel, tcg_threads=args.tcg_threads, shares=args.rw,
-                            timeout=args.timeout,
-                            stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
-                            quiet_kernel=not args.console, cache=cache)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM unwinds like Ctrl-C (lab.cli), so the VM is torn down either way.
+    result = runner.run(command, kernel=args.kernel, mem_mib=args.mem, cpus=args.cpus,
+                        accel=args.accel, tcg_threads=args.tcg_threads, shares=args.rw,
+                        timeout=args.timeout, stdout=sys.stdout.buffer,
+                        stderr=sys.stderr.buffer, quiet_kernel=not args.console, cache=cache)
     if args.report:
         print(json.dumps(result.summary(), indent=2), file=sys.stderr)
     # As a shell reports a command killed by a signal.

@@ -1,0 +1,149 @@
+"""The BPF programs a topology file names, attached by `lab up` (the Builder calls
+`attach_programs` once the devices exist).
+
+Per node, each object is loaded once, so its programs on several devices of that node share its
+maps; the maps are pinned under <lab pin dir>/<node>/<object>/ and the links under
+<lab pin dir>/<node>/. The pin directory is journaled before anything is pinned, so `lab down`
+(also after a crash) removes maps and links with it; tc filters go with the namespaces. Every
+attachment is journaled too ({"t": "bpf", ...}), for `lab status` and for scenarios that
+detach or replace a program.
+
+Objects that need configuring (the translator's prefix, the gateway's tables) get it from a
+datapath module that registers an `ObjectSetup` under the object's name; the modules listed
+in SETUP_MODULES are imported to find them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.bpf import attach, bpffs
+from lab.bpf.object import BpfObject
+from lab.errors import LabError, UsageError
+
+log = logging.getLogger("lab.bpf")
+
+# Modules whose import registers object setups; datapath modules add theirs.
+SETUP_MODULES: list[str] = []
+
+# (object, topology, node name) -> None
+SetupFn = Callable[[BpfObject, Any, str], None]
+
+
+@dataclass(frozen=True)
+class ObjectSetup:
+    before_load: SetupFn | None = None   # e.g. set `const volatile` globals
+    after_load: SetupFn | None = None    # e.g. fill maps from the topology's datapath section
+
+
+_SETUPS: dict[str, ObjectSetup] = {}
+
+
+def register_setup(object_name: str, setup: ObjectSetup) -> None:
+    _SETUPS[object_name] = setup
+
+
+def setups() -> dict[str, ObjectSetup]:
+    for module in SETUP_MODULES:
+        importlib.import_module(module)
+    return dict(_SETUPS)
+
+
+def node_pin_dir(pin_dir: Path | str, node: str) -> Path:
+    return Path(pin_dir) / node
+
+
+def maps_pin_dir(pin_dir: Path | str, node: str, object_name: str) -> Path:
+    """Where a node's instance of OBJECT_NAME pins its maps (for agents that open them)."""
+    return node_pin_dir(pin_dir, node) / object_name
+
+
+def check(topo: Any) -> None:
+    """Refuse, before anything is built, programs that do not exist or do not fit their hook
+    (objects are opened, not loaded: no kernel involved)."""
+    opened: dict[str, BpfObject] = {}
+    try:
+        for node in topo.nodes.values():
+            for iface in node.interfaces.values():
+                for prog in iface.bpf:
+                    where = f"node {node.name}, {iface.ifname}, hook {prog.hook}"
+                    if prog.object not in opened:
+                        try:
+                            opened[prog.object] = BpfObject(prog.object)
+                        except UsageError as e:
+                            raise UsageError(f"{where}: {e}") from None
+                    try:
+                        p = opened[prog.object].program(prog.program)
+                    except UsageError as e:
+                        raise UsageError(f"{where}: {e}") from None
+                    wants_xdp = prog.hook.startswith("xdp")
+                    if p.is_xdp != wants_xdp:
+                        raise UsageError(f"{where}: {prog.object}:{prog.program} is a "
+                                         f"{p.type_name} program, the hook needs "
+                                         f"{'an XDP' if wants_xdp else 'a tc (sched_cls)'} one")
+    finally:
+        for obj in opened.values():
+            obj.close()
+
+
+def attach_programs(builder: Any) -> list[attach.Attachment]:
+    """Load and attach what BUILDER's topology names; return the attachments made."""
+    topo, record, pin_dir = builder.topo, builder.record, Path(builder.pin_dir)
+    check(topo)
+    record.append({"t": "pins", "path": str(pin_dir)})
+    bpffs.make_dir(pin_dir)
+    known = setups()
+    done: list[attach.Attachment] = []
+    for node in topo.nodes.values():
+        wanted = [(iface, prog) for iface in node.interfaces.values() for prog in iface.bpf]
+        if not wanted:
+            continue
+        objects: dict[str, BpfObject] = {}
+        try:
+            for iface, prog in wanted:
+                obj = objects.get(prog.object)
+                if obj is None:
+                    obj = objects[prog.object] = _load(prog.object, known.get(prog.object),
+                                                       topo, node.name, pin_dir)
+                rec = attach.attach(obj.program(prog.program), prog.hook, iface.ifname,
+                                    pin_dir=str(node_pin_dir(pin_dir, node.name)),
+                                    pin_name=f"{iface.ifname}:{prog.hook}:{prog.program}",
+                                    netns=builder.ns(node.name))
+                record.append({"t": "bpf", "node": node.name, "object": prog.object,
+                               **rec.to_dict()})
+                done.append(rec)
+        except LabError as e:
+            kind = UsageError if isinstance(e, UsageError) else LabError
+            raise kind(f"node {node.name}: {e}") from None
+        finally:
+            for obj in objects.values():  # pins, links and filters keep what is needed
+                obj.close()
+    return done
+
+
+def _load(name: str, setup: ObjectSetup | None, topo: Any, node: str,
+          pin_dir: Path) -> BpfObject:
+    obj = BpfObject(name, str(maps_pin_dir(pin_dir, node, name)))
+    try:
+        if setup and setup.before_load:
+            setup.before_load(obj, topo, node)
+        obj.load()
+        if setup and setup.after_load:
+            setup.after_load(obj, topo, node)
+    except BaseException:
+        obj.close()
+        raise
+    log.info("loaded %s for node %s (maps pinned under %s)", name, node,
+             maps_pin_dir(pin_dir, node, name))
+    return obj
+
+
+def recorded_attachments(record: Any) -> list[tuple[str, attach.Attachment]]:
+    """(node, attachment) for each program `lab up` attached, from the lab's journal."""
+    return [(e["node"], attach.Attachment.from_dict(e)) for e in record.entries()
+            if e.get("t") == "bpf"]

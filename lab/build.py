@@ -1,0 +1,256 @@
+"""Topology model -> kernel objects, in a few batched netlink round trips per namespace.
+
+Order of work, each step recorded in the lab's journal before it acts:
+  1. namespaces (unshare + bind mount, no fork), their namespace-wide sysctls;
+  2. links: each veth/netkit pair is created by ONE request on the first end's namespace socket
+     with the peer placed straight into the other namespace, so nothing ever lives in the root
+     namespace; ifindexes are chosen in advance, so later requests need no lookups;
+  3. per namespace, one batch: device attributes (IPv6 GSO/GRO sizes before the IPv4 ones,
+     since the kernel resets the IPv4 sizes whenever gso_max_size is set to 64 KB or less),
+     addresses, links up, routes; then offloads and interface sysctls;
+  4. read-back: every attribute set is read from the kernel and compared;
+  5. BPF programs attached where the topology names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from ipaddress import ip_network
+from pathlib import Path
+
+from lab import netns, offloads
+from lab.bpf import topology as bpf_topology
+from lab.errors import LabError, UsageError
+from lab.netlink import rtnl
+from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
+from lab.state import LabRecord
+from lab.topology import Interface, Node, Topology
+
+log = logging.getLogger("lab")
+
+# Namespace-wide defaults, set before any device exists so new devices inherit them.
+BASE_SYSCTLS = {
+    # Lab addresses are unique by construction; DAD would leave link-local addresses (the
+    # pods' next hop) tentative for a second or two after the lab is "up".
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+    "net.ipv4.ping_group_range": "0 2147483647",
+}
+
+LINK_ATTRS_V6 = ("mtu", "txqueuelen", "gso_max_size", "gro_max_size")
+LINK_ATTRS_V4 = ("gso_ipv4_max_size", "gro_ipv4_max_size")
+
+
+def netns_name(lab: str, node: str) -> str:
+    return f"{lab}-{node}"
+
+
+def sysctl_path(key: str) -> str:
+    # `net.ipv6.conf.eth0/1.forwarding` style keys keep dots in interface names (sysctl(8)).
+    if "/" in key:
+        return "/proc/sys/" + key
+    return "/proc/sys/" + key.replace(".", "/")
+
+
+def write_sysctls(ns: str, sysctls: dict[str, str], label: str) -> None:
+    with netns.entered(ns):
+        for key, value in sysctls.items():
+            try:
+                with open(sysctl_path(key), "w") as f:
+                    f.write(str(value))
+            except FileNotFoundError:
+                raise LabError(f"{label}: no sysctl '{key}' in this kernel") from None
+            except OSError as e:
+                raise LabError(f"{label}: cannot set {key}={value}: {e.strerror}") from None
+
+
+class Builder:
+    """Creates one topology's objects; the caller tears down through the record on failure."""
+
+    def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path):
+        self.topo, self.record, self.pin_dir = topo, record, pin_dir
+        self.peer_ends = {link.b.label: link.b for link in topo.links}
+        self.has_bpf = any(i.bpf for n in topo.nodes.values() for i in n.interfaces.values())
+        self.sockets: dict[str, socket.socket] = {}
+        self.ns_fds: dict[str, int] = {}
+
+    def ns(self, node: str) -> str:
+        return netns_name(self.topo.name, node)
+
+    # -- preflight --------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        taken = [self.ns(n) for n in self.topo.nodes if netns.exists(self.ns(n))]
+        if taken:
+            raise UsageError(f"network namespace{'s' if len(taken) > 1 else ''} "
+                             f"{', '.join(taken[:5])} already exist{'s' if len(taken) == 1 else ''}"
+                             f" and {'were' if len(taken) > 1 else 'was'} not made by this lab: "
+                             "pick another lab name with --name")
+        if self.has_bpf:
+            bpf_topology.check(self.topo)  # objects opened, not loaded: no kernel involved
+        kinds = {link.kind for link in self.topo.links}
+        if kinds & {"netkit", "netkit-l2"}:
+            from lab import features
+            ok, reason = features.netkit()
+            if not ok:
+                raise UsageError(f"the topology uses netkit links, but {reason}; run it in a "
+                                 "kernel VM with `lab vm -- lab up ...`")
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def create_namespaces(self) -> None:
+        names = [self.ns(n) for n in self.topo.nodes]
+        self.record.append(*({"t": "netns", "name": n} for n in names))
+        for node in self.topo.nodes.values():
+            name = self.ns(node.name)
+            try:
+                ino = netns.create(name)
+            except FileExistsError:
+                self.record.append({"t": "netns-not-ours", "name": name})
+                raise UsageError(f"network namespace {name} appeared while the lab was being "
+                                 "built; it is not the lab's and was left alone") from None
+            self.record.append({"t": "netns-created", "name": name, "inode": ino})
+            log.info("created netns %s", name)
+            with netns.entered(name):
+                self.sockets[node.name] = open_socket()
+            self.ns_fds[node.name] = os.open(netns.path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+            write_sysctls(name, BASE_SYSCTLS, node.name)
+
+    def create_links(self) -> None:
+        batches: dict[str, RtnlBatch] = {}
+        for link in self.topo.links:
+            a, b = link.a, link.b
+            batch = batches.setdefault(a.node, RtnlBatch(self.sockets[a.node], self.ns(a.node)))
+            desc = f"create {link.kind} {a.label} <-> {b.label}"
+            if link.kind == "veth":
+                msg = rtnl.new_veth(a.ifname, a.ifindex, b.ifname, b.ifindex,
+                                    self.ns_fds[b.node], a.mtu, b.mtu, up=True)
+            else:
+                opts = link.netkit
+                msg = rtnl.new_netkit(a.ifname, a.ifindex, b.ifname, b.ifindex,
+                                      self.ns_fds[b.node],
+                                      mode="l2" if link.kind == "netkit-l2" else "l3",
+                                      policy=opts.get("policy", "forward"),
+                                      peer_policy=opts.get("peer_policy", "forward"),
+                                      scrub=opts.get("scrub"), peer_scrub=opts.get("peer_scrub"),
+                                      mtu=a.mtu, peer_mtu=b.mtu, up=True)
+            batch.add(rtnl.RTM_NEWLINK, msg, desc, create=True)
+        for batch in batches.values():
+            batch.flush()
+        log.info("created %d links", len(self.topo.links))
+
+    def configure(self) -> None:
+        for node in self.topo.nodes.values():
+            batch = RtnlBatch(self.sockets[node.name], self.ns(node.name))
+            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(1, up=True), f"{node.name}:lo: up")
+            for iface in node.interfaces.values():
+                self._configure_interface(batch, iface)
+            for addr in node.loopback:
+                batch.add(rtnl.RTM_NEWADDR, rtnl.new_addr(1, str(addr.ip), addr.network.prefixlen,
+                                                          addr.version),
+                          f"{node.name}:lo: add address {addr}", create=True)
+            for route in node.routes:
+                self._add_route(batch, node, route)
+            batch.flush()
+            if node.sysctls:  # after the devices exist: keys may name an interface
+                write_sysctls(self.ns(node.name), node.sysctls, node.name)
+            for iface in node.interfaces.values():
+                if iface.offloads:
+                    with netns.entered(self.ns(node.name)):
+                        offloads.apply(iface.ifname, iface.offloads, iface.label)
+
+    def _configure_interface(self, batch: RtnlBatch, iface: Interface) -> None:
+        settings = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+                    if k != "mtu" and getattr(iface, k) is not None}  # mtu: set at creation
+        if iface.mac:
+            settings["address"] = iface.mac
+        add_link_settings(batch, iface.ifindex, iface.label, settings)
+        for addr in iface.addresses:
+            batch.add(rtnl.RTM_NEWADDR,
+                      rtnl.new_addr(iface.ifindex, str(addr.ip), addr.network.prefixlen,
+                                    addr.version),
+                      f"{iface.label}: add address {addr}", create=True)
+        if iface is self.peer_ends.get(iface.label):  # first ends came up at creation
+            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(iface.ifindex, up=True),
+                      f"{iface.label}: up")
+
+    def _add_route(self, batch: RtnlBatch, node: Node, route) -> None:
+        dst = ip_network(route.dst)
+        oif = None
+        if route.dev == "lo":
+            oif = 1
+        elif route.dev:
+            oif = node.interfaces[route.dev].ifindex
+        msg = rtnl.new_route(str(dst.network_address), dst.prefixlen, dst.version,
+                             gateway=route.via, oif=oif, prefsrc=route.src, mtu=route.mtu,
+                             priority=route.metric)
+        via = f" via {route.via}" if route.via else ""
+        dev = f" dev {route.dev}" if route.dev else ""
+        batch.add(rtnl.RTM_NEWROUTE, msg, f"{node.name}: add route {route.dst}{via}{dev}",
+                  create=True)
+
+    def verify(self) -> None:
+        """Read back every device attribute the topology sets: the kernel may ignore some
+        (an older kernel skips attributes it does not know, e.g. the IPv4 GSO sizes)."""
+        problems = []
+        for node in self.topo.nodes.values():
+            sock = self.sockets[node.name]
+            for iface in node.interfaces.values():
+                wanted = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+                          if getattr(iface, k) is not None}
+                if not wanted:
+                    continue
+                msg = read_link(sock, iface.ifindex)
+                for key, want in wanted.items():
+                    have = msg.get_attr(f"IFLA_{key.upper()}")
+                    if have != want:
+                        problems.append(f"{iface.label}: {key} is {have}, not {want}")
+        if problems:
+            raise LabError("the kernel did not apply: " + "; ".join(problems[:8]))
+
+    def build(self) -> None:
+        self.preflight()
+        try:
+            self.create_namespaces()
+            self.create_links()
+            self.configure()
+            self.verify()
+            if self.has_bpf:
+                bpf_topology.attach_programs(self)
+        except NetlinkError as e:
+            raise LabError(f"building lab '{self.topo.name}' failed: {e}") from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for s in self.sockets.values():
+            s.close()
+        for fd in self.ns_fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.sockets.clear()
+        self.ns_fds.clear()
+
+
+def add_link_settings(batch: RtnlBatch, ifindex: int, label: str, settings: dict) -> None:
+    """Queue device attribute changes in the order the kernel needs: everything else (with
+    the IPv6 GSO/GRO sizes) first, then the IPv4 sizes, which setting gso_max_size <= 64 KB
+    would otherwise reset."""
+    first = {k: v for k, v in settings.items() if k not in LINK_ATTRS_V4}
+    second = {k: v for k, v in settings.items() if k in LINK_ATTRS_V4}
+    for attrs in (first, second):
+        if attrs:
+            batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(ifindex, **attrs),
+                      f"{label}: set {_fmt(attrs)}")
+
+
+def read_link(sock: socket.socket, ifindex: int) -> rtnl.LinkMessage:
+    (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(ifindex), rtnl.LinkMessage)
+    return msg
+
+
+def _fmt(attrs: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in attrs.items())

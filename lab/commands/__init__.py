@@ -1,0 +1,1 @@
+"""CLI subcommands: thin shells over the Python API, one module per group."""

@@ -1,0 +1,193 @@
+"""What this machine can do: privileges, kernel features and tools, each with the reason.
+
+Probes that need the kernel run in an anonymous network namespace (netns.anonymous()), so they
+never touch the host's devices and leave nothing behind, even when interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import platform
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+from lab import netns
+from lab.errors import UsageError
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+GSO_LEGACY_MAX_SIZE = 65536
+BIG_TCP_PROBE_SIZE = 185000
+
+
+@dataclass
+class Capability:
+    name: str
+    ok: bool
+    detail: str  # the value found, or why not
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _effective_caps() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def privileges() -> Capability:
+    caps = _effective_caps()
+    if os.geteuid() == 0 or (caps >> CAP_SYS_ADMIN & 1 and caps >> CAP_NET_ADMIN & 1):
+        if not os.path.exists("/proc/self/ns/net"):
+            return Capability("privileges", False, "this kernel has no network namespaces "
+                                                   "(CONFIG_NET_NS)")
+        return Capability("privileges", True, "root" if os.geteuid() == 0 else
+                          "CAP_SYS_ADMIN and CAP_NET_ADMIN")
+    return Capability("privileges", False, "the lab needs root (CAP_SYS_ADMIN and "
+                                           "CAP_NET_ADMIN) to create network namespaces")
+
+
+def require_privileges() -> None:
+    cap = privileges()
+    if not cap.ok:
+        raise UsageError(f"{cap.detail}: run it as root (e.g. with sudo)")
+
+
+@functools.cache
+def kernel_config() -> dict[str, str] | None:
+    """The running kernel's build configuration, if the machine exposes it."""
+    paths = ["/proc/config.gz", f"/boot/config-{platform.release()}"]
+    for path in paths:
+        try:
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt") as f:
+                text = f.read()
+        except OSError:
+            continue
+        config = {}
+        for m in re.finditer(r"^(CONFIG_\w+)=(.*)$", text, re.M):
+            config[m.group(1)] = m.group(2)
+        return config
+    return None
+
+
+def config_option(option: str) -> str | None:
+    config = kernel_config()
+    return None if config is None else config.get(option, "n")
+
+
+def link_kind(kind: str) -> tuple[bool, str]:
+    from lab.netlink import rtnl
+    from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
+
+    with netns.anonymous():
+        sock = open_socket()
+        fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            batch = RtnlBatch(sock)
+            if kind == "veth":
+                msg = rtnl.new_veth("probe0", 2, "probe1", 3, fd)
+            else:
+                msg = rtnl.new_netkit("probe0", 2, "probe1", 3, fd)
+            batch.add(rtnl.RTM_NEWLINK, msg, f"create {kind}", create=True)
+            try:
+                batch.flush()
+            except NetlinkError as e:
+                return False, str(e)
+            return True, "link kind available"
+        finally:
+            os.close(fd)
+            sock.close()
+
+
+def netkit() -> tuple[bool, str]:
+    """Can this kernel create netkit devices (CONFIG_NETKIT, kernel 6.7+)?"""
+    option = config_option("CONFIG_NETKIT")
+    if option is not None and option not in ("y", "m"):
+        return False, f"this kernel ({platform.release()}) is built without netkit " \
+                      "(CONFIG_NETKIT is not set)"
+    ok, detail = link_kind("netkit")
+    if not ok:
+        return False, f"this kernel ({platform.release()}) cannot create netkit devices " \
+                      f"({detail}; netkit needs kernel 6.7+ with CONFIG_NETKIT)"
+    return True, "CONFIG_NETKIT=" + (option or "?")
+
+
+def big_tcp() -> dict[str, Capability]:
+    """BIG TCP limits of a fresh veth: IPv6 (kernel 5.19+) and IPv4 (6.3+) GSO/GRO sizes."""
+    from lab.netlink import rtnl
+    from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
+
+    with netns.anonymous():
+        sock = open_socket()
+        fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            batch = RtnlBatch(sock)
+            batch.add(rtnl.RTM_NEWLINK, rtnl.new_veth("probe0", 2, "probe1", 3, fd),
+                      "create veth", create=True)
+            batch.flush()
+            (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(2), rtnl.LinkMessage)
+            tso_max = msg.get_attr("IFLA_TSO_MAX_SIZE")
+            out = {}
+            for family, attrs in (("ipv6", ("gso_max_size", "gro_max_size")),
+                                  ("ipv4", ("gso_ipv4_max_size", "gro_ipv4_max_size"))):
+                batch = RtnlBatch(sock)
+                batch.add(rtnl.RTM_NEWLINK,
+                          rtnl.set_link(2, **{a: BIG_TCP_PROBE_SIZE for a in attrs}),
+                          f"set {family} sizes")
+                try:
+                    batch.flush()
+                except NetlinkError as e:
+                    out[family] = Capability(f"big_tcp_{family}", False, str(e))
+                    continue
+                (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(2), rtnl.LinkMessage)
+                got = [msg.get_attr(f"IFLA_{a.upper()}") for a in attrs]
+                if all(g == BIG_TCP_PROBE_SIZE for g in got):
+                    out[family] = Capability(f"big_tcp_{family}", True,
+                                             f"veth accepts {BIG_TCP_PROBE_SIZE} "
+                                             f"(tso_max_size {tso_max})")
+                else:
+                    need = "5.19" if family == "ipv6" else "6.3"
+                    out[family] = Capability(f"big_tcp_{family}", False,
+                                             f"this kernel ({platform.release()}) ignores "
+                                             f"{'/'.join(attrs)} above 64 KB (BIG TCP for "
+                                             f"{family} needs kernel {need}+)")
+            return out
+        finally:
+            os.close(fd)
+            sock.close()
+
+
+TOOLS = {
+    # name: (command, version argument, what the lab uses it for)
+    "clang": ("clang", "--version", "compiles bpf/*.c"),
+    "iperf3": ("iperf3", "--version", "throughput"),
+    "sockperf": ("sockperf", "--version", "request/response latency"),
+    "netperf": ("netperf", "-V", "TCP_RR latency (Debian: non-free)"),
+    "tcpdump": ("tcpdump", "--version", "captures"),
+    "ethtool": ("ethtool", "--version", "offload inspection"),
+    "unbound": ("unbound", "-V", "DNS64"),
+    "tayga": ("tayga", "--help", "userspace NAT64 for comparison"),
+    "qemu": ("qemu-system-x86_64", "--version", "kernel VMs (lab vm)"),
+    "ip": ("ip", "-V", "users' own inspection (the lab itself uses netlink)"),
+}
+
+
+def tool(name: str) -> Capability:
+    cmd, arg, use = TOOLS[name]
+    path = shutil.which(cmd)
+    if path is None:
+        return Capability(name, False, f"{cmd} not found (used for: {use})")
+    try:
+        out = subprocess.run([path, arg], capture_output=True, text=True, timeout=5)
+        text = (out.stdout or out.stderr).strip().splitlines()
+        version = next((ln for ln in text if re.search(r"\d+\.\d+", ln)), f"at {path}")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Capability(name, False, f"{cmd} does not run: {e}")
+    return Capability(name, True, version.strip()[:80])

@@ -1,0 +1,269 @@
+"""A lab: one topology brought up as network namespaces, and the handles to reach its nodes.
+
+    with Lab.from_file("topologies/nat46.yaml") as lab:
+        lab.node("client").run(["ping", "-c1", "192.0.2.1"])
+
+Leaving the `with` block (normally, by exception or Ctrl-C) tears the lab down. A lab brought up
+by another process (`lab up`) is reached with `Lab.running(name)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab import features, netns, offloads
+from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings, netns_name,
+                       read_link)
+from lab.errors import LabError, UsageError
+from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
+from lab.state import PIN_ROOT, LabRecord, process_start_time
+from lab.topology import Interface, Node, Topology, check_lab_name
+from lab.topology import load as load_topology
+
+log = logging.getLogger("lab")
+
+# Every process the lab starts carries this variable: teardown finds them by it even when the
+# lab died between starting a process and recording its pid.
+INSTANCE_ENV = "LAB_INSTANCE"
+
+
+class NodeHandle:
+    """A node of a running lab: its namespace, addresses, and processes run inside it."""
+
+    def __init__(self, lab: Lab, model: Node):
+        self.lab, self.model = lab, model
+        self.name, self.role = model.name, model.role
+        self.netns = netns_name(lab.name, model.name)
+
+    def __repr__(self) -> str:
+        return f"<node {self.name} ({self.role}) in netns {self.netns}>"
+
+    @property
+    def interfaces(self) -> dict[str, Interface]:
+        return self.model.interfaces
+
+    def addresses(self, version: int | None = None) -> list[str]:
+        """This node's addresses (without prefix length), link-local ones left out."""
+        return [str(a.ip) for a in self.model.addresses(version) if not a.ip.is_link_local]
+
+    def address(self, version: int) -> str:
+        addrs = self.addresses(version)
+        if not addrs:
+            raise LabError(f"node {self.name} has no IPv{version} address")
+        return addrs[0]
+
+    def entered(self):
+        """Context manager: the calling thread inside this node's namespace."""
+        return netns.entered(self.netns)
+
+    def set_link(self, ifname: str, **settings: int) -> dict[str, int]:
+        """Change device attributes of a running lab (mtu, txqueuelen, gso_max_size,
+        gro_max_size, gso_ipv4_max_size, gro_ipv4_max_size) and return them as read back.
+
+        The kernel applies new GSO limits to connections opened afterwards.
+        """
+        unknown = set(settings) - set(LINK_ATTRS_V6 + LINK_ATTRS_V4)
+        if unknown:
+            raise UsageError(f"unknown link setting(s): {', '.join(sorted(unknown))}")
+        iface = self._iface(ifname)
+        with self.entered():
+            sock = open_socket()
+        try:
+            batch = RtnlBatch(sock, self.netns)
+            add_link_settings(batch, iface.ifindex, iface.label, settings)
+            try:
+                batch.flush()
+            except NetlinkError as e:
+                raise LabError(str(e)) from None
+            msg = read_link(sock, iface.ifindex)
+        finally:
+            sock.close()
+        got = {k: msg.get_attr(f"IFLA_{k.upper()}") for k in settings}
+        wrong = {k: v for k, v in got.items() if v != settings[k]}
+        if wrong:
+            raise LabError(f"{iface.label}: the kernel did not apply "
+                           + ", ".join(f"{k}={settings[k]} (it has {v})" for k, v in wrong.items()))
+        return got
+
+    def link_settings(self, ifname: str) -> dict[str, int]:
+        """The device's MTU and GSO/GRO limits as the kernel has them now."""
+        iface = self._iface(ifname)
+        with self.entered():
+            sock = open_socket()
+        try:
+            msg = read_link(sock, iface.ifindex)
+        finally:
+            sock.close()
+        keys = LINK_ATTRS_V6 + LINK_ATTRS_V4 + ("tso_max_size", "tso_max_segs")
+        return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
+
+    def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
+        """`ethtool -K` on a running lab; returns the kernel features as read back."""
+        iface = self._iface(ifname)
+        with self.entered():
+            return offloads.apply(ifname, wanted, iface.label)
+
+    def write_etc(self, filename: str, content: str) -> Path:
+        """A file bound over /etc/FILENAME for processes in this node (as `ip netns exec`
+        does with /etc/netns/NETNS/FILENAME), e.g. resolv.conf pointing at a DNS64 server."""
+        if "/" in filename or filename.startswith("."):
+            raise UsageError(f"bad /etc file name '{filename}'")
+        directory = Path(netns.ETC_DIR) / self.netns
+        if not directory.exists():
+            self.lab.record.append({"t": "etc", "path": str(directory)})
+            directory.mkdir(parents=True, mode=0o755)
+        path = directory / filename
+        path.write_text(content)
+        return path
+
+    def _iface(self, ifname: str) -> Interface:
+        try:
+            return self.interfaces[ifname]
+        except KeyError:
+            raise UsageError(f"node {self.name} has no interface '{ifname}' (it has: "
+                             f"{', '.join(self.interfaces)})") from None
+
+    def _env(self, env: dict | None) -> dict:
+        base = dict(os.environ if env is None else env)
+        base[INSTANCE_ENV] = self.lab.instance
+        return base
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float | None = 60,
+            env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        """Run ARGV in this node to completion (output captured); raise on failure if CHECK."""
+        try:
+            return netns.run(self.netns, argv, check=check, timeout=timeout,
+                             env=self._env(env), **kwargs)
+        except subprocess.CalledProcessError as e:
+            out = (e.stderr or e.stdout or "").strip().splitlines()[-5:]
+            raise LabError(f"{self.name}: `{' '.join(argv)}` exited with {e.returncode}"
+                           + (": " + " | ".join(out) if out else "")) from None
+        except FileNotFoundError:
+            raise UsageError(f"{self.name}: command not found: {argv[0]}") from None
+
+    def popen(self, argv: Sequence[str], env: dict | None = None,
+              **kwargs) -> subprocess.Popen:
+        """Start ARGV in this node in the background; the lab stops it at teardown."""
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        try:
+            proc = netns.popen(self.netns, argv, env=self._env(env), start_new_session=True,
+                               **kwargs)
+        except FileNotFoundError:
+            raise UsageError(f"{self.name}: command not found: {argv[0]}") from None
+        self.lab.record.append({"t": "process", "pid": proc.pid,
+                                "start": process_start_time(proc.pid), "argv": list(argv),
+                                "node": self.name})
+        log.info("started %s in %s (pid %d)", " ".join(argv), self.name, proc.pid)
+        return proc
+
+
+class Lab:
+    """A topology as a set of kernel objects; a context manager that tears down on exit."""
+
+    def __init__(self, topology: Topology, name: str | None = None):
+        if name is not None:
+            topology.name = check_lab_name(name)
+        self.topology = topology
+        self.name = topology.name
+        self.record = LabRecord(self.name)
+        self.instance = ""
+        self.nodes = {n: NodeHandle(self, node) for n, node in topology.nodes.items()}
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_file(cls, path: str | Path, name: str | None = None) -> Lab:
+        return cls(load_topology(path, name))
+
+    @classmethod
+    def running(cls, name: str) -> Lab:
+        """The lab NAME brought up earlier (by this or another process)."""
+        record = LabRecord(check_lab_name(name))
+        if not record.exists():
+            raise UsageError(f"no lab named '{name}' is up (see `lab status`)")
+        lab = cls(Topology.from_json(record.load_topology()))
+        lab.instance = record.inventory().header.get("instance", "")
+        return lab
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def pin_dir(self) -> Path:
+        """This lab's bpffs directory for pinned maps and links."""
+        return PIN_ROOT / self.name
+
+    def up(self) -> Lab:
+        features.require_privileges()
+        self.instance = f"{self.name}/{os.getpid()}/{time.time_ns()}"
+        started = time.monotonic()
+        with self.record.locked():
+            self.record.create(topology=self.topology.file, instance=self.instance)
+            try:
+                Builder(self.topology, self.record, self.pin_dir).build()
+                self.record.save_topology(self.topology.to_json())
+                self.record.append({"t": "up"})
+            except BaseException:
+                log.info("lab %s: build failed, tearing down", self.name)
+                self._teardown()
+                raise
+        log.info("lab %s up in %.2f s: %d nodes, %d links", self.name,
+                 time.monotonic() - started, len(self.nodes), len(self.topology.links))
+        return self
+
+    def down(self) -> list[str]:
+        with self.record.locked():
+            return self._teardown()
+
+    def _teardown(self) -> list[str]:
+        return teardown_record(self.record)
+
+    def __enter__(self) -> Lab:
+        return self.up()
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    # -- access ---------------------------------------------------------------------------------
+
+    def node(self, name: str) -> NodeHandle:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise UsageError(f"lab '{self.name}' has no node '{name}' (nodes: "
+                             f"{', '.join(sorted(self.nodes))})") from None
+
+    def pods(self, node: str | None = None) -> list[NodeHandle]:
+        return [self.nodes[p.name] for p in self.topology.pods(node)]
+
+
+def teardown_record(record: LabRecord) -> list[str]:
+    """Remove what RECORD lists, including processes marked with the lab's instance variable."""
+    inv = record.inventory()
+    instance = inv.header.get("instance")
+    if instance:
+        marker = f"{INSTANCE_ENV}={instance}".encode()
+        extra = []
+        by_inode = netns.pids_by_inode()
+        for name in inv.namespaces:
+            if not netns.exists(name) or name in inv.abandoned:
+                continue
+            for pid in by_inode.get(netns.inode(name), []):
+                if pid not in inv.processes and _has_env(pid, marker):
+                    extra.append({"t": "process", "pid": pid, "start": process_start_time(pid),
+                                  "argv": [f"pid {pid}"]})
+        if extra:
+            record.append(*extra)
+    return record.teardown()
+
+
+def _has_env(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False

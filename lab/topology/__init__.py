@@ -1,0 +1,55 @@
+"""Topology files: YAML under topologies/ -> a validated model (lab/topology/model.py).
+
+    topo = lab.topology.load("topologies/nat46.yaml")
+
+Nothing here touches the kernel: a file that loads is one the builder can create.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lab import yamlfile
+from lab.errors import UsageError
+from lab.topology.model import (BpfAttach, Interface, Link, Node, Route, Topology,
+                                from_document)
+
+SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
+_schema: dict | None = None
+
+__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "load", "parse",
+           "schema", "check_lab_name"]
+
+
+def schema() -> dict:
+    global _schema
+    if _schema is None:
+        _schema = yamlfile.load_schema(SCHEMA_PATH)
+    return _schema
+
+
+def check_lab_name(name: str) -> str:
+    if not re.fullmatch(schema()["$defs"]["labname"]["pattern"], name):
+        raise UsageError(f"bad lab name '{name}': use 1-24 lowercase letters, digits and '-', "
+                         "starting with a letter")
+    return name
+
+
+def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -> Topology:
+    yamlfile.validate(doc, schema())
+    if name is not None:
+        check_lab_name(name)
+    return from_document(doc, name, default_name)
+
+
+def load(path: str | Path, name: str | None = None) -> Topology:
+    """Load and check a topology file; raises InputError (file:line:col) on bad input."""
+    stem = re.sub(r"[^a-z0-9-]", "-", Path(path).stem.lower()).strip("-")
+    default = stem if re.fullmatch(schema()["$defs"]["labname"]["pattern"], stem) else "lab"
+    return _from(yamlfile.load(path), name, default)
+
+
+def parse(text: str, name: str | None = None, file: str = "<string>") -> Topology:
+    """Like load(), from a string (tests, generated topologies)."""
+    return _from(yamlfile.parse(text, file), name)

@@ -1,0 +1,409 @@
+"""The topology model: nodes (network namespaces), links (veth/netkit pairs), addresses, routes.
+
+`from_document()` turns a schema-valid YAML document into this model and performs the checks a
+schema cannot express (unknown nodes, duplicate names and addresses, address families a role
+allows, pods expanded from `pods:`), each reported at its position in the file. The model is
+plain data: the builder (lab/build.py) turns it into kernel objects, and it round-trips through
+JSON so a running lab can be re-attached from its state record.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Interface, IPv6Interface, ip_address, ip_interface, ip_network
+from typing import Any
+
+from lab.yamlfile import Document
+
+IPInterface = IPv4Interface | IPv6Interface
+
+# Which address families each role may use. The cluster is IPv6-only: nodes and pods carry no
+# IPv4; the gateway is the only dual-stack part of the data plane, clients and servers are free.
+ROLE_FAMILIES: dict[str, frozenset[int]] = {
+    "client": frozenset({4, 6}),
+    "gateway": frozenset({4, 6}),
+    "router": frozenset({4, 6}),
+    "server": frozenset({4, 6}),
+    "node": frozenset({6}),
+    "pod": frozenset({6}),
+}
+
+LINK_SETTINGS = ("mtu", "gso_max_size", "gro_max_size", "gso_ipv4_max_size",
+                 "gro_ipv4_max_size", "txqueuelen")
+POD_HOST_LINKLOCAL = ip_interface("fe80::1/64")  # the node side of every pod device
+POD_HOST_IFNAME = "lxc{i}"
+POD_IFNAME = "eth0"
+
+
+@dataclass
+class BpfAttach:
+    object: str
+    program: str
+    hook: str
+
+
+@dataclass
+class Interface:
+    node: str
+    ifname: str
+    ifindex: int  # planned: set at creation so requests need no lookups
+    peer_node: str
+    peer_ifname: str
+    addresses: list[IPInterface] = field(default_factory=list)
+    mac: str | None = None
+    mtu: int | None = None
+    gso_max_size: int | None = None
+    gro_max_size: int | None = None
+    gso_ipv4_max_size: int | None = None
+    gro_ipv4_max_size: int | None = None
+    txqueuelen: int | None = None
+    offloads: dict[str, bool] = field(default_factory=dict)
+    bpf: list[BpfAttach] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.node}:{self.ifname}"
+
+
+@dataclass
+class Link:
+    kind: str  # veth | netkit | netkit-l2
+    a: Interface  # for netkit: the primary
+    b: Interface
+    netkit: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Route:
+    dst: str  # normalised network, e.g. "0.0.0.0/0"
+    via: str | None = None
+    dev: str | None = None
+    src: str | None = None
+    mtu: int | None = None
+    metric: int | None = None
+
+    @property
+    def family(self) -> int:
+        return ip_network(self.dst).version
+
+
+@dataclass
+class Node:
+    name: str
+    role: str
+    sysctls: dict[str, str] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    loopback: list[IPInterface] = field(default_factory=list)
+    interfaces: dict[str, Interface] = field(default_factory=dict)
+    pod_of: str | None = None  # for pods: the node they run on
+
+    def addresses(self, version: int | None = None) -> list[IPInterface]:
+        addrs = [a for i in self.interfaces.values() for a in i.addresses] + self.loopback
+        return [a for a in addrs if version is None or a.version == version]
+
+    def next_ifindex(self) -> int:
+        return 2 + len(self.interfaces)  # 1 is lo
+
+
+@dataclass
+class Topology:
+    name: str
+    nodes: dict[str, Node]
+    links: list[Link]
+    datapath: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    file: str | None = None
+
+    def node(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def interface(self, node: str, ifname: str) -> Interface:
+        return self.nodes[node].interfaces[ifname]
+
+    def pods(self, node: str | None = None) -> list[Node]:
+        return [n for n in self.nodes.values()
+                if n.role == "pod" and (node is None or n.pod_of == node)]
+
+    # -- JSON round trip (the state record keeps the resolved model) --------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        def conv(obj: Any) -> Any:
+            if isinstance(obj, (IPv4Interface, IPv6Interface)):
+                return str(obj)
+            if isinstance(obj, dict):
+                return {k: conv(v) for k, v in obj.items()}
+            if isinstance(obj, list):
+                return [conv(v) for v in obj]
+            return obj
+        return conv({
+            "name": self.name, "description": self.description, "file": self.file,
+            "datapath": self.datapath,
+            "nodes": {n: {k: v for k, v in asdict(node).items() if k != "interfaces"}
+                      for n, node in self.nodes.items()},
+            "links": [asdict(link) for link in self.links],
+        })
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Topology:
+        nodes = {}
+        for name, n in data["nodes"].items():
+            nodes[name] = Node(name=n["name"], role=n["role"], sysctls=n["sysctls"],
+                               routes=[Route(**r) for r in n["routes"]],
+                               loopback=[ip_interface(a) for a in n["loopback"]],
+                               pod_of=n["pod_of"])
+        links = []
+        for ld in data["links"]:
+            ends = []
+            for e in (ld["a"], ld["b"]):
+                e = dict(e)
+                e["addresses"] = [ip_interface(a) for a in e["addresses"]]
+                e["bpf"] = [BpfAttach(**b) for b in e["bpf"]]
+                iface = Interface(**e)
+                nodes[iface.node].interfaces[iface.ifname] = iface
+                ends.append(iface)
+            links.append(Link(kind=ld["kind"], a=ends[0], b=ends[1], netkit=ld["netkit"]))
+        return cls(name=data["name"], nodes=nodes, links=links, datapath=data["datapath"],
+                   description=data["description"], file=data["file"])
+
+
+# -- building the model from a document ---------------------------------------------------------
+
+def _onoff(value: Any) -> bool:
+    return value in (True, "on")
+
+
+class _Builder:
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.nodes: dict[str, Node] = {}
+        self.links: list[Link] = []
+        self.addr_owner: dict[ipaddress._BaseAddress, tuple[str, tuple]] = {}
+
+    def err(self, path: tuple, message: str, key: bool = False):
+        return self.doc.error(path, message, key)
+
+    # addresses --------------------------------------------------------------------------------
+
+    def parse_iface_addr(self, text: Any, path: tuple) -> IPInterface:
+        try:
+            addr = ip_interface(str(text).strip())
+        except ValueError:
+            raise self.err(path, f"'{text}' is not an IPv4 or IPv6 address with prefix length "
+                                 f"(e.g. 192.0.2.1/24 or 2001:db8::1/64)") from None
+        if "/" not in str(text):
+            raise self.err(path, f"'{text}' needs a prefix length (e.g. {addr.ip}/"
+                                 f"{24 if addr.version == 4 else 64})")
+        if addr.ip.is_multicast or addr.ip.is_unspecified:
+            raise self.err(path, f"'{text}' cannot be an interface address")
+        return addr
+
+    def check_family(self, node: Node, version: int, path: tuple, what: str) -> None:
+        if version not in ROLE_FAMILIES[node.role]:
+            raise self.err(path, f"node '{node.name}' has role '{node.role}', which is "
+                                 f"IPv6-only, but is given an IPv4 {what}")
+
+    def claim(self, addr: IPInterface, owner: str, path: tuple) -> None:
+        if addr.ip.is_link_local:
+            return  # link-local addresses only need to be unique per link
+        if addr.ip in self.addr_owner:
+            other, other_path = self.addr_owner[addr.ip]
+            line = self.doc.position(other_path).line
+            raise self.err(path, f"address {addr.ip} is already used by {other} (line {line})")
+        self.addr_owner[addr.ip] = (owner, path)
+
+    # nodes ------------------------------------------------------------------------------------
+
+    def add_node(self, name: str, spec: dict, path: tuple) -> Node:
+        node = Node(name=name, role=spec["role"])
+        sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
+        if spec.get("forwarding"):
+            if 4 in ROLE_FAMILIES[node.role]:
+                sysctls.setdefault("net.ipv4.ip_forward", "1")
+            sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
+        for key in sysctls:
+            if key.startswith("net.ipv4.") and 4 not in ROLE_FAMILIES[node.role] and \
+                    key != "net.ipv4.ping_group_range":
+                raise self.err(path + ("sysctls", key), f"node '{name}' has role "
+                               f"'{node.role}', which is IPv6-only: IPv4 sysctl '{key}'",
+                               key=True)
+        node.sysctls = sysctls
+        for i, text in enumerate(spec.get("loopback", [])):
+            addr = self.parse_iface_addr(text, path + ("loopback", i))
+            self.check_family(node, addr.version, path + ("loopback", i), "address")
+            self.claim(addr, f"{name}:lo", path + ("loopback", i))
+            node.loopback.append(addr)
+        self.nodes[name] = node
+        return node
+
+    def add_routes(self, node: Node, specs: list, path: tuple) -> None:
+        for i, r in enumerate(specs):
+            rpath = path + (i,)
+            dst_text = str(r["dst"])
+            try:
+                if dst_text in ("default", "default4"):
+                    dst = ip_network("0.0.0.0/0")
+                elif dst_text == "default6":
+                    dst = ip_network("::/0")
+                else:
+                    dst = ip_network(dst_text, strict=True)
+            except ValueError as e:
+                raise self.err(rpath + ("dst",), f"bad route destination '{dst_text}': {e}"
+                               ) from None
+            via = None
+            if "via" in r:
+                try:
+                    via = ip_address(str(r["via"]))
+                except ValueError:
+                    raise self.err(rpath + ("via",), f"'{r['via']}' is not an address"
+                                   ) from None
+            if dst_text == "default" and via is not None and via.version == 6:
+                dst = ip_network("::/0")  # `default via <IPv6>` means the IPv6 default route
+            self.check_family(node, dst.version, rpath + ("dst",), "route")
+            if via is not None and via.version == 4:
+                self.check_family(node, 4, rpath + ("via",), "next hop")
+            if via is None and "dev" not in r:
+                raise self.err(rpath, "a route needs `via` (next hop) or `dev` (on-link)")
+            src = None
+            if "src" in r:
+                try:
+                    src = str(ip_address(str(r["src"])))
+                except ValueError:
+                    raise self.err(rpath + ("src",), f"'{r['src']}' is not an address"
+                                   ) from None
+            node.routes.append(Route(dst=str(dst), via=str(via) if via else None,
+                                     dev=r.get("dev"), src=src, mtu=r.get("mtu"),
+                                     metric=r.get("metric")))
+
+    # links ------------------------------------------------------------------------------------
+
+    def make_end(self, spec: dict, peer: dict, link_spec: dict, path: tuple) -> Interface:
+        name = spec["node"]
+        if name not in self.nodes:
+            known = ", ".join(sorted(self.nodes))
+            raise self.err(path + ("node",), f"link to unknown node '{name}' (nodes: {known})")
+        node = self.nodes[name]
+        ifname = spec["ifname"]
+        if ifname == "lo" or ifname in node.interfaces:
+            raise self.err(path + ("ifname",), f"node '{name}' already has an interface "
+                                               f"named '{ifname}'")
+        iface = Interface(node=name, ifname=ifname, ifindex=node.next_ifindex(),
+                          peer_node=peer["node"], peer_ifname=peer["ifname"])
+        defaults = self.doc.data.get("defaults", {})
+        for key in LINK_SETTINGS:
+            for source in (spec, link_spec, defaults):
+                if key in source:
+                    setattr(iface, key, source[key])
+                    break
+        offloads = {}
+        for source in (defaults, link_spec, spec):
+            offloads.update({k: _onoff(v) for k, v in source.get("offloads", {}).items()})
+        iface.offloads = offloads
+        iface.mac = spec.get("mac")
+        for i, text in enumerate(spec.get("addresses", [])):
+            apath = path + ("addresses", i)
+            addr = self.parse_iface_addr(text, apath)
+            self.check_family(node, addr.version, apath, "address")
+            self.claim(addr, iface.label, apath)
+            iface.addresses.append(addr)
+        iface.bpf = [BpfAttach(**b) for b in spec.get("bpf", [])]
+        node.interfaces[ifname] = iface
+        return iface
+
+    def add_link(self, spec: dict, path: tuple) -> None:
+        a_spec, b_spec = spec["ends"]
+        if a_spec["node"] == b_spec["node"]:
+            raise self.err(path + ("ends",), f"both ends of this link are on node "
+                                             f"'{a_spec['node']}'")
+        a = self.make_end(a_spec, b_spec, spec, path + ("ends", 0))
+        b = self.make_end(b_spec, a_spec, spec, path + ("ends", 1))
+        kind = spec.get("kind", "veth")
+        if spec.get("netkit") and not kind.startswith("netkit"):
+            raise self.err(path + ("netkit",), "netkit options on a link of kind "
+                                               f"'{kind}'", key=True)
+        for end, epath in ((a, ("ends", 0)), (b, ("ends", 1))):
+            for j, prog in enumerate(end.bpf):
+                if prog.hook.startswith("netkit") and (not kind.startswith("netkit")
+                                                       or end is b):
+                    raise self.err(path + epath + ("bpf", j, "hook"),
+                                   f"hook {prog.hook} needs the primary (first) end of a "
+                                   "netkit link")
+        self.links.append(Link(kind=kind, a=a, b=b, netkit=dict(spec.get("netkit", {}))))
+
+    def add_pods(self, node: Node, spec: dict, path: tuple) -> None:
+        if node.role != "node":
+            raise self.err(path, f"only nodes of role 'node' run pods; '{node.name}' has "
+                                 f"role '{node.role}'", key=True)
+        try:
+            first = ip_address(str(spec["ipv6"]))
+        except ValueError:
+            first = None
+        if first is None or first.version != 6:
+            raise self.err(path + ("ipv6",), f"pods are IPv6-only: '{spec['ipv6']}' is not "
+                                             "an IPv6 address")
+        template = spec.get("name", "{node}-pod{i}")
+        device = spec.get("device", "veth")
+        node.sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
+        for i in range(spec["count"]):
+            try:
+                name = template.format(node=node.name, i=i)
+            except (KeyError, IndexError, ValueError) as e:
+                raise self.err(path + ("name",), f"bad pod name template: {e}") from None
+            if name in self.nodes:
+                raise self.err(path + ("name",), f"pod name '{name}' is already a node")
+            try:
+                addr = ip_interface(f"{first + i}/128")
+            except ipaddress.AddressValueError:
+                raise self.err(path + ("count",), "pod addresses run past the end of the "
+                                                  "IPv6 address space") from None
+            pod = Node(name=name, role="pod", pod_of=node.name,
+                       sysctls={k: str(v) for k, v in spec.get("sysctls", {}).items()})
+            self.nodes[name] = pod
+            host_if = POD_HOST_IFNAME.format(i=i)
+            host_spec = {"node": node.name, "ifname": host_if,
+                         "addresses": [str(POD_HOST_LINKLOCAL)],
+                         "bpf": spec.get("bpf", {}).get("host", [])}
+            pod_spec = {"node": name, "ifname": POD_IFNAME, "addresses": [str(addr)],
+                        "bpf": spec.get("bpf", {}).get("pod", [])}
+            settings = {k: spec[k] for k in ("mtu", "gso_max_size", "gro_max_size")
+                        if k in spec}
+            self.add_link({"kind": device, "ends": [host_spec, pod_spec], **settings}, path)
+            pod.routes.append(Route(dst="::/0", via=str(POD_HOST_LINKLOCAL.ip), dev=POD_IFNAME))
+            node.routes.append(Route(dst=str(addr.network), dev=host_if))
+
+    def check_route_devices(self) -> None:
+        for name, spec in self.doc.data["nodes"].items():
+            node = self.nodes[name]
+            for i, r in enumerate(spec.get("routes", [])):
+                dev = r.get("dev")
+                if dev is not None and dev != "lo" and dev not in node.interfaces:
+                    raise self.err(("nodes", name, "routes", i, "dev"),
+                                   f"node '{name}' has no interface '{dev}'")
+
+
+def from_document(doc: Document, name: str | None = None, default_name: str = "lab"
+                  ) -> Topology:
+    """Build the model from a schema-valid document (see lab/topology/__init__.py)."""
+    data = doc.data
+    b = _Builder(doc)
+    for node_name, spec in data["nodes"].items():
+        b.add_node(node_name, spec, ("nodes", node_name))
+    # Pods first: links in the file may then refer to pods by their generated names.
+    for node_name, spec in data["nodes"].items():
+        if "pods" in spec:
+            b.add_pods(b.nodes[node_name], spec["pods"], ("nodes", node_name, "pods"))
+    for i, link in enumerate(data.get("links", [])):
+        b.add_link(link, ("links", i))
+    b.check_route_devices()
+    for node_name, spec in data["nodes"].items():
+        b.add_routes(b.nodes[node_name], spec.get("routes", []), ("nodes", node_name, "routes"))
+    if len(b.nodes) > 1:
+        linked = {i.node for link in b.links for i in (link.a, link.b)}
+        for node_name in data["nodes"]:
+            if node_name not in linked:
+                raise doc.error(("nodes", node_name), f"node '{node_name}' has no links",
+                                key=True)
+    lab_name = name or data.get("name") or default_name
+    return Topology(name=lab_name, nodes=b.nodes, links=b.links,
+                    datapath=data.get("datapath", {}), description=data.get("description", ""),
+                    file=doc.file)
