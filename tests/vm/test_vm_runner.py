@@ -11,42 +11,17 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from lab import vm
-from lab.vm import qemu
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable  # the repo's .venv python: the guest must run it from the same path
-
-
-@pytest.fixture(scope="module")
-def kernel() -> vm.Kernel:
-    if os.geteuid() != 0:
-        pytest.skip("the VM runner needs root")
-    try:
-        qemu.find_qemu()
-        qemu.find_virtiofsd()
-    except vm.VmError as e:  # pragma: no cover - depends on the machine
-        pytest.skip(str(e))
-    except Exception as e:
-        pytest.skip(f"VM tools missing: {e}")
-    return vm.KernelCache().kernel(None)
-
-
-@pytest.fixture
-def rundir(tmp_path, monkeypatch) -> Path:
-    """Where the runner makes its run directory, so we can tell its processes and leftovers."""
-    d = tmp_path / "run"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    return d
 
 
 def processes_mentioning(text: str) -> list[str]:
