@@ -10,8 +10,8 @@ code back, and leaves nothing running:
     r = vm.run(["ip", "link", "add", "type", "netkit"], kernel="6.12", text=True)
     r.returncode, r.stdout, r.accel, r.kernel, r.boot_seconds
 
-Booting costs seconds under emulation (and Python about a second and a half more), so batch
-work into one run. Modules: archive (Debian index and .debs), kernels (the cache), guest (the
+Under emulation a boot costs about 3 s to the command and Python's start-up a few seconds
+more, so batch work into one run. Modules: archive (Debian index and .debs), kernels (the cache), guest (the
 guest's set-up and its init), qemu (command lines), runner (the run), cli (`lab vm`).
 """
 
