@@ -21,6 +21,8 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.doctor",
     "lab.commands.bench",
     "lab.bpf.cli",
+    "lab.commands.run",
+    "lab.commands.bigtcp",
     "lab.vm.cli",
 ]
 
