@@ -28,9 +28,11 @@ test: deps bpf
 deps: $(STAMPS)/debian $(STAMPS)/venv
 
 # Re-checked whenever the package list changes; install-deps itself is a no-op when all is there.
-$(STAMPS)/debian: tools/debian-packages.txt tools/install-deps
+DEBIAN_LISTS := tools/debian-packages.txt tools/debian-packages-vm.txt
+
+$(STAMPS)/debian: $(DEBIAN_LISTS) tools/install-deps
 	@mkdir -p $(STAMPS)
-	tools/install-deps tools/debian-packages.txt
+	tools/install-deps $(DEBIAN_LISTS)
 	@touch $@
 
 $(STAMPS)/venv: requirements.txt pyproject.toml $(STAMPS)/debian

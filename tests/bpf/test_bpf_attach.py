@@ -175,6 +175,7 @@ def _netkit_pair(pair):
         ipr.link("set", index=idx, state="up")
 
 
+@pytest.mark.netkit
 @pytest.mark.parametrize("hook", ["netkit-primary", "netkit-peer"])
 def test_netkit_hooks_see_pings(hook, veth_pair, load_bpf, pin_dir):
     ok, reason = core_features.netkit()
