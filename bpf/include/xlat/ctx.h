@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* One packet API over the two hooks, so the same translation code runs at tc and at XDP.
+ *
+ * `struct pkt` wraps the program context with its kind. Every function here is always
+ * inlined and every entry program passes a constant kind, so the compiler drops the other
+ * hook's branch and each program only calls helpers its type may use.
+ *
+ *   tc  (struct __sk_buff): bpf_skb_{load,store}_bytes, bpf_skb_change_proto plus
+ *       bpf_skb_adjust_room for header size changes, bpf_l4_csum_replace, which knows the
+ *       skb's checksum state (CHECKSUM_PARTIAL: only pseudo-header changes are applied to the
+ *       field; CHECKSUM_COMPLETE: skb->csum follows).
+ *   XDP (struct xdp_md): bpf_xdp_{load,store}_bytes, bpf_xdp_adjust_head/_tail, checksum
+ *       fields updated by hand with full-checksum semantics. XDP has no view of ip_summed:
+ *       see docs/translator.md ("Checksums at XDP on veth") for why a veth feeding an XDP
+ *       translator must not carry CHECKSUM_PARTIAL packets.
+ *
+ * Offsets are from the start of the Ethernet header at both hooks.
+ */
+#ifndef XLAT_CTX_H
+#define XLAT_CTX_H
+
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "csum.h"
+
+enum pkt_kind {
+	PKT_SKB,
+	PKT_XDP,
+};
+
+struct pkt {
+	void *ctx;
+	enum pkt_kind kind;
+};
+
+#define PKT_IS_XDP(p) ((p)->kind == PKT_XDP)
+#define PKT_SKB(p) ((struct __sk_buff *)(p)->ctx)
+#define PKT_XDP(p) ((struct xdp_md *)(p)->ctx)
+
+/* Flags for pkt_l4_csum_diff(). */
+#define PKT_CSUM_PSEUDO   (1U << 0) /* the change is in the pseudo-header */
+#define PKT_CSUM_UDP      (1U << 1) /* UDP: a zero field means "no checksum", never produce 0 */
+
+static __always_inline __u32 pkt_len(const struct pkt *p)
+{
+	if (PKT_IS_XDP(p))
+		return (__u32)bpf_xdp_get_buff_len(PKT_XDP(p));
+	return PKT_SKB(p)->len;
+}
+
+static __always_inline __u32 pkt_ifindex(const struct pkt *p)
+{
+	if (PKT_IS_XDP(p))
+		return PKT_XDP(p)->ingress_ifindex;
+	return PKT_SKB(p)->ifindex;
+}
+
+static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
+{
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_load_bytes(PKT_XDP(p), off, to, len);
+	return (int)bpf_skb_load_bytes(PKT_SKB(p), off, to, len);
+}
+
+/* Store bytes of the network or transport layer whose change is not otherwise accounted
+ * for: at tc, a CHECKSUM_COMPLETE skb->csum is updated for them. */
+static __always_inline int pkt_store(const struct pkt *p, __u32 off, const void *from, __u32 len)
+{
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, (void *)from, len);
+	return (int)bpf_skb_store_bytes(PKT_SKB(p), off, from, len, BPF_F_RECOMPUTE_CSUM);
+}
+
+/* Store bytes whose change is compensated in the same checksum-covered region (a
+ * transport field together with its checksum update), or bytes outside skb->csum (L2). */
+static __always_inline int pkt_store_nocsum(const struct pkt *p, __u32 off, const void *from,
+					    __u32 len)
+{
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, (void *)from, len);
+	return (int)bpf_skb_store_bytes(PKT_SKB(p), off, from, len, 0);
+}
+
+/* Apply a change of `diff` (a bpf_csum_diff() result) to the transport checksum at `off`. */
+static __always_inline int pkt_l4_csum_diff(const struct pkt *p, __u32 off, __u32 diff,
+					    __u32 flags)
+{
+	__u16 check;
+
+	if (!PKT_IS_XDP(p)) {
+		__u64 f = 0;
+
+		if (flags & PKT_CSUM_PSEUDO)
+			f |= BPF_F_PSEUDO_HDR;
+		if (flags & PKT_CSUM_UDP)
+			f |= BPF_F_MARK_MANGLED_0;
+		return (int)bpf_l4_csum_replace(PKT_SKB(p), off, 0, diff, f);
+	}
+	if (bpf_xdp_load_bytes(PKT_XDP(p), off, &check, sizeof(check)))
+		return -1;
+	if ((flags & PKT_CSUM_UDP) && check == 0)
+		return 0;
+	check = csum_replace_diff(check, diff);
+	if ((flags & PKT_CSUM_UDP) && check == 0)
+		check = 0xffff;
+	return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, &check, sizeof(check));
+}
+
+/* Replace the `old_len` bytes of network-layer headers that follow the Ethernet header by
+ * `new_len` bytes of room, and switch the packet to `proto` (ETH_P_IP or ETH_P_IPV6,
+ * different from the current one). The room's contents are undefined: the caller rewrites
+ * the Ethernet header and all `new_len` bytes. Everything after the old headers is kept. */
+static __always_inline int pkt_change_l3(const struct pkt *p, __u16 proto, int old_len,
+					 int new_len)
+{
+	int delta = new_len - old_len;
+
+	if (PKT_IS_XDP(p))
+		return delta ? (int)bpf_xdp_adjust_head(PKT_XDP(p), -delta) : 0;
+
+	/* bpf_skb_change_proto() adds or removes exactly the 20 bytes between an IPv4 and an
+	 * IPv6 base header, right after L2, and fixes skb->protocol and the GSO type. The rest
+	 * (IPv4 options, IPv6 extension headers, ICMP inner headers) is inserted or removed right
+	 * after the new base header, inside the region the caller rewrites. gso_size stays: each
+	 * segment keeps its payload, as the translated packet would have. */
+	if (bpf_skb_change_proto(PKT_SKB(p), bpf_htons(proto), 0))
+		return -1;
+	delta += proto == ETH_P_IPV6 ? -20 : 20;
+	if (delta && bpf_skb_adjust_room(PKT_SKB(p), delta, BPF_ADJ_ROOM_NET,
+					 BPF_F_ADJ_ROOM_FIXED_GSO))
+		return -1;
+	return 0;
+}
+
+/* Grow (positive) or shrink the headroom right after the Ethernet header without changing
+ * the protocol: used to wrap a packet into an ICMP error about it. */
+static __always_inline int pkt_push_l3(const struct pkt *p, int len)
+{
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_adjust_head(PKT_XDP(p), -len);
+	return (int)bpf_skb_adjust_room(PKT_SKB(p), len, BPF_ADJ_ROOM_MAC, 0);
+}
+
+/* Cut the packet to `len` bytes (never grows it). */
+static __always_inline int pkt_trim(const struct pkt *p, __u32 len)
+{
+	__u32 cur = pkt_len(p);
+
+	if (len >= cur)
+		return 0;
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_adjust_tail(PKT_XDP(p), (int)len - (int)cur);
+	return (int)bpf_skb_change_tail(PKT_SKB(p), len, 0);
+}
+
+/* Routines with loops are global functions, one per hook: the verifier checks a global
+ * function once, on its own, instead of once per call site and caller state. Their
+ * arguments are the context and scalars only. PKT_GLOBAL(name, params, args) defines
+ * name_skb() and name_xdp() around the inline `name_body(const struct pkt *p, params)`. */
+#define PKT_UNPAREN(...) __VA_ARGS__
+#define PKT_GLOBAL(name, params, args)							\
+	__attribute__((noinline)) __s64 name##_skb(struct __sk_buff *ctx, PKT_UNPAREN params)	\
+	{										\
+		struct pkt p = { .ctx = ctx, .kind = PKT_SKB };				\
+		return name##_body(&p, PKT_UNPAREN args);				\
+	}										\
+	__attribute__((noinline)) __s64 name##_xdp(struct xdp_md *ctx, PKT_UNPAREN params)	\
+	{										\
+		struct pkt p = { .ctx = ctx, .kind = PKT_XDP };				\
+		return name##_body(&p, PKT_UNPAREN args);				\
+	}
+#define PKT_GLOBAL0(ret, name)								\
+	__attribute__((noinline)) ret name##_skb(struct __sk_buff *ctx)			\
+	{										\
+		struct pkt p = { .ctx = ctx, .kind = PKT_SKB };				\
+		return name##_body(&p);							\
+	}										\
+	__attribute__((noinline)) ret name##_xdp(struct xdp_md *ctx)			\
+	{										\
+		struct pkt p = { .ctx = ctx, .kind = PKT_XDP };				\
+		return name##_body(&p);							\
+	}
+#define PKT_CALL0(p, name)								\
+	(PKT_IS_XDP(p) ? name##_xdp(PKT_XDP(p)) : name##_skb(PKT_SKB(p)))
+#define PKT_CALL(p, name, ...)								\
+	(PKT_IS_XDP(p) ? name##_xdp(PKT_XDP(p), __VA_ARGS__) : name##_skb(PKT_SKB(p), __VA_ARGS__))
+
+/* Ones' complement sum of `len` packet bytes from `off` added to `seed`, or -1. Bytes are
+ * summed as 16-bit big-endian words from `off`, which callers keep even. */
+#define PKT_CSUM_CHUNK 64
+#define PKT_CSUM_MAX   1536 /* ICMP errors are at most 1280 bytes, UDP as the link MTU */
+
+static __always_inline __s64 pkt_csum_range_body(const struct pkt *p, __u32 off, __u32 len,
+						 __u32 seed)
+{
+	__u8 buf[PKT_CSUM_CHUNK + 4];  /* slack: the verifier rounds (tail + 3) & ~3 up to 66 */
+	__u32 chunks = len / PKT_CSUM_CHUNK, s = seed;
+	__u64 tail = len % PKT_CSUM_CHUNK;
+	__s64 r;
+	__u32 i;
+
+	if (len > PKT_CSUM_MAX)
+		return -1;
+	/* whole chunks: constant sizes keep the verifier's work linear */
+	for (i = 0; i < PKT_CSUM_MAX / PKT_CSUM_CHUNK && i < chunks; i++) {
+		if (pkt_load(p, off, buf, PKT_CSUM_CHUNK))
+			return -1;
+		r = bpf_csum_diff(NULL, 0, (void *)buf, PKT_CSUM_CHUNK, s);
+		if (r < 0)
+			return -1;
+		s = (__u32)r;
+		off += PKT_CSUM_CHUNK;
+	}
+	if (!tail)
+		return s;
+	/* the tail, zero-padded to whole 32-bit words */
+	barrier_var(tail);
+	if (tail == 0 || tail >= PKT_CSUM_CHUNK)
+		return -1;
+	__builtin_memset(buf, 0, sizeof(buf));
+	if (pkt_load(p, off, buf, tail))
+		return -1;
+	r = bpf_csum_diff(NULL, 0, (void *)buf, (tail + 3) & ~3ULL, s);
+	return r < 0 ? -1 : (__u32)r;
+}
+
+PKT_GLOBAL(pkt_csum_range, (__u32 off, __u32 len, __u32 seed), (off, len, seed))
+
+/* Add the sum of `len` bytes at `off` to *sum. */
+static __always_inline int pkt_csum_range(const struct pkt *p, __u32 off, __u32 len, __u32 *sum)
+{
+	__s64 r = PKT_CALL(p, pkt_csum_range, off, len, *sum);
+
+	if (r < 0)
+		return -1;
+	*sum = (__u32)r;
+	return 0;
+}
+
+#endif /* XLAT_CTX_H */

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Parsing and building IPv4 headers for translation. */
+#ifndef XLAT_IPV4_H
+#define XLAT_IPV4_H
+
+#include "ctx.h"
+#include "proto.h"
+
+/* Read the IPv4 header at `off`, with `avail` bytes from there to the end of the data it
+ * may use. An outer header must cover exactly its announced packet (tot_len <= avail); one
+ * quoted in an ICMP error only needs its header present, the rest may be cut. */
+static __always_inline int ip4_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
+				     struct ip4_info *h)
+{
+	__u16 tot, fo;
+
+	if (avail < IP4_HLEN || pkt_load(p, off, &h->ip, IP4_HLEN))
+		return -1;
+	if (h->ip.version != 4 || h->ip.ihl < 5)
+		return -1;
+	h->hlen = h->ip.ihl * 4;
+	tot = bpf_ntohs(h->ip.tot_len);
+	if (tot < h->hlen || h->hlen > avail || (outer && tot > avail))
+		return -1;
+	h->plen = tot - h->hlen;
+	fo = bpf_ntohs(h->ip.frag_off);
+	h->frag_off = fo & IP4_OFFSET;
+	h->mf = !!(fo & IP4_MF);
+	h->frag = h->mf || h->frag_off;
+	return 0;
+}
+
+/* Sum of `len` bytes of IPv4 options at `off` added to `seed` (low 32 bits), bit 32 set if
+ * they hold a source route with addresses left (RFC 7915 4.1: such packets are not
+ * translated), or -1. Options are otherwise ignored; a malformed option list ends the scan,
+ * as nothing after it can be trusted. */
+#define IP4_OPT_SOURCE_ROUTE (1ULL << 32)
+
+static __always_inline __s64 ip4_options_body(const struct pkt *p, __u32 off, __u32 len,
+					      __u32 seed)
+{
+	__u8 opt[40];
+	__u64 n64 = len;
+	__u64 flags = 0;
+	__u32 i = 0;
+	__s64 r;
+	int n;
+
+	if (!n64)
+		return seed;
+	barrier_var(n64);
+	if (n64 == 0 || n64 > sizeof(opt))
+		return -1;
+	__builtin_memset(opt, 0, sizeof(opt));
+	if (pkt_load(p, off, opt, n64))
+		return -1;
+	r = bpf_csum_diff(NULL, 0, (void *)opt, n64, seed);
+	if (r < 0)
+		return -1;
+
+	/* Option headers are read from the packet, not indexed in `opt`: an index would have to
+	 * be exact for the verifier, and exact values at every step multiply its states. */
+	for (n = 0; n < 40; n++) {
+		__u8 h[3];      /* type, length, pointer */
+
+		if (i >= len)
+			break;
+		if (pkt_load(p, off + i, h, 1))
+			return -1;
+		if (h[0] == IPOPT_END_LIST)
+			break;
+		if (h[0] == IPOPT_NOOPT) {
+			i++;
+			continue;
+		}
+		if (i + 2 > len || pkt_load(p, off + i, h, 2))
+			break;
+		if (h[1] < 2 || i + h[1] > len)
+			break;
+		if ((h[0] == IPOPT_LSRR_ || h[0] == IPOPT_SSRR_) && h[1] >= 3 &&
+		    !pkt_load(p, off + i, h, 3) && h[2] <= h[1]) {
+			flags = IP4_OPT_SOURCE_ROUTE;
+			break;
+		}
+		i += h[1];
+	}
+	return (__u32)r | flags;
+}
+
+PKT_GLOBAL(ip4_options, (__u32 off, __u32 len, __u32 seed), (off, len, seed))
+
+static __always_inline __u16 ip4_header_csum(const struct iphdr *ip)
+{
+	return csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)ip, IP4_HLEN, 0));
+}
+
+/* The IPv4 header of a packet translated from IPv6 (RFC 7915 5.1). `frag` describes an IPv6
+ * Fragment header, if any. */
+static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h6, __u8 proto,
+				      __be32 saddr, __be32 daddr, bool zero_tos)
+{
+	__u16 tot = IP4_HLEN + h6->plen;
+	__u16 fo;
+
+	if (h6->frag)
+		/* identification from the Fragment header, DF clear so IPv4 may fragment more */
+		fo = h6->frag_off | (h6->mf ? IP4_MF : 0);
+	else
+		fo = tot > XLAT_DF_THRESHOLD ? IP4_DF : 0;
+
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = zero_tos ? 0 : (__u8)((h6->ip.priority << 4) | (h6->ip.flow_lbl[0] >> 4));
+	ip->tot_len = bpf_htons(tot);
+	ip->id = h6->frag ? bpf_htons((__u16)bpf_ntohl(h6->frag_id)) : 0;
+	ip->frag_off = bpf_htons(fo);
+	ip->ttl = h6->ip.hop_limit;
+	ip->protocol = proto;
+	ip->check = 0;
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = ip4_header_csum(ip);
+}
+
+#endif /* XLAT_IPV4_H */

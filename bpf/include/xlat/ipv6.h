@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Parsing and building IPv6 headers for translation. */
+#ifndef XLAT_IPV6_H
+#define XLAT_IPV6_H
+
+#include "ctx.h"
+#include "proto.h"
+
+/* Read the IPv6 header at `off` and walk its extension headers (RFC 7915 5.1: Hop-by-Hop,
+ * Destination Options and Routing headers are skipped, the Fragment header is translated).
+ * `avail` and `outer` as for ip4_parse(). Fragments stop the walk at the Fragment header:
+ * extension headers after it belong to the fragmentable part, whose length later fragments'
+ * offsets count, so they cannot be removed. */
+static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
+				     struct ip6_info *h)
+{
+	__u32 o = IP6_HLEN, end;
+	__u8 nh;
+	int i;
+
+	if (avail < IP6_HLEN || pkt_load(p, off, &h->ip, IP6_HLEN))
+		return -1;
+	if (h->ip.version != 6)
+		return -1;
+	end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);
+	/* a zero payload length is a jumbogram (RFC 2675), not translatable to IPv4 */
+	if (end == IP6_HLEN || (outer && end > avail))
+		return -1;
+	if (end > avail)
+		end = avail;       /* quoted packet: walk what is there */
+	h->frag = 0;
+	h->mf = 0;
+	h->frag_off = 0;
+	h->frag_id = 0;
+	h->rh_ptr = 0;
+	nh = h->ip.nexthdr;
+
+	for (i = 0; i < IP6_MAX_EXT; i++) {
+		struct {
+			__u8 nexthdr;
+			__u8 len;
+			__u8 type;         /* routing type */
+			__u8 segments_left;
+			__be32 rest;
+		} e;
+
+		if (nh != NEXTHDR_HOP_ && nh != NEXTHDR_ROUTING_ && nh != NEXTHDR_DEST_ &&
+		    nh != NEXTHDR_FRAGMENT_)
+			break;
+		if (nh == NEXTHDR_HOP_ && i)
+			return -1;       /* Hop-by-Hop only directly after the IPv6 header */
+		if (o + 8 > end || pkt_load(p, off + o, &e, sizeof(e)))
+			return -1;
+		if (nh == NEXTHDR_FRAGMENT_) {
+			__u16 fo = bpf_ntohs(((struct ip6_frag *)&e)->frag_off);
+
+			if (h->frag)
+				return -1;
+			h->frag = 1;
+			h->frag_off = fo >> 3;
+			h->mf = fo & 1;
+			h->frag_id = ((struct ip6_frag *)&e)->identification;
+			o += IP6_FRAG_HLEN;
+			nh = e.nexthdr;
+			if (nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
+			    nh == NEXTHDR_FRAGMENT_)
+				return -1;
+			break;
+		}
+		if (nh == NEXTHDR_ROUTING_ && e.segments_left && !h->rh_ptr)
+			h->rh_ptr = o + 3;
+		o += (e.len + 1) * 8;
+		nh = e.nexthdr;
+	}
+	if (nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
+	    nh == NEXTHDR_FRAGMENT_)
+		return -1;       /* more extension headers than we walk */
+	if (o > IP6_HLEN + bpf_ntohs(h->ip.payload_len) || o > avail)
+		return -1;
+	h->hlen = o;
+	h->plen = IP6_HLEN + bpf_ntohs(h->ip.payload_len) - o;
+	h->proto = nh;
+	return 0;
+}
+
+/* The IPv6 header (and Fragment header for IPv4 fragments) of a packet translated from IPv4
+ * (RFC 7915 4.1). Returns the length written to `hdr` (40 or 48). */
+struct ip6_hdrs {
+	struct ipv6hdr ip;
+	struct ip6_frag fh;
+};
+
+static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_info *h4,
+				       __u8 nexthdr, const struct in6_addr *saddr,
+				       const struct in6_addr *daddr, bool zero_tos)
+{
+	__u8 tc = zero_tos ? 0 : h4->ip.tos;
+	__u32 hlen = IP6_HLEN;
+
+	out->ip.version = 6;
+	out->ip.priority = tc >> 4;
+	out->ip.flow_lbl[0] = (__u8)(tc << 4);     /* flow label 0 */
+	out->ip.flow_lbl[1] = 0;
+	out->ip.flow_lbl[2] = 0;
+	out->ip.hop_limit = h4->ip.ttl;
+	out->ip.saddr = *saddr;
+	out->ip.daddr = *daddr;
+	if (h4->frag) {
+		out->ip.nexthdr = NEXTHDR_FRAGMENT_;
+		out->fh.nexthdr = nexthdr;
+		out->fh.reserved = 0;
+		out->fh.frag_off = bpf_htons((h4->frag_off << 3) | h4->mf);
+		out->fh.identification = bpf_htonl(bpf_ntohs(h4->ip.id));
+		hlen += IP6_FRAG_HLEN;
+	} else {
+		out->ip.nexthdr = nexthdr;
+	}
+	out->ip.payload_len = bpf_htons(hlen - IP6_HLEN + h4->plen);
+	return hlen;
+}
+
+/* Sum of the IPv6 pseudo-header for an upper-layer packet of `len` bytes. */
+static __always_inline __u32 pseudo6_sum(const struct in6_addr *saddr,
+					 const struct in6_addr *daddr, __u32 len, __u8 nexthdr)
+{
+	struct pseudo6 ph = {
+		.saddr = *saddr,
+		.daddr = *daddr,
+		.len = bpf_htonl(len),
+		.nexthdr = nexthdr,
+	};
+
+	return (__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
+}
+
+#endif /* XLAT_IPV6_H */

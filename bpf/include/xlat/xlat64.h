@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* IPv6 -> IPv4 packet translation (RFC 7915 section 5), independent of address policy.
+ * Same three steps as xlat46.h: parse, validate, commit. */
+#ifndef XLAT_XLAT64_H
+#define XLAT_XLAT64_H
+
+#include "ctx.h"
+#include "proto.h"
+#include "outcome.h"
+#include "ipv4.h"
+#include "ipv6.h"
+#include "l4.h"
+#include "icmp_map.h"
+
+struct xlat64 {
+	struct ethhdr eth;
+	__u8 l4;                    /* enum xlat_l4 of the packet */
+	__u8 proto4;                /* its Protocol after translation */
+	__u8 in_l4;                 /* enum xlat_l4 of the quoted packet */
+	__u8 in_proto4;
+	__u16 in_avail;             /* bytes of the quoted packet present */
+	struct ip6_info out;
+	struct icmp_hdr8 icmp;      /* ICMPv6 header as received */
+	struct icmp_hdr8 icmp4;     /* and translated */
+	struct ip6_info in;         /* packet quoted by an ICMP error */
+	struct icmp_hdr8 in_icmp;   /* its ICMPv6 header, if an ICMP query */
+	/* Set by the caller before xlat64_commit(); each pair adjacent. */
+	__be32 saddr;
+	__be32 daddr;
+	__be32 in_saddr;            /* quoted packet, ICMP errors only */
+	__be32 in_daddr;
+};
+
+/* Not an IPv6 packet (XLAT_PASS) or 0: s->out.ip holds the base header, not yet validated. */
+static __always_inline int xlat64_parse(const struct pkt *p, struct xlat64 *s)
+{
+	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IPV6))
+		return XLAT_PASS;
+	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN) || s->out.ip.version != 6)
+		return XLAT_PASS;
+	return 0;
+}
+
+static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *s, __u32 off)
+{
+	__u32 rest = s->in_avail - s->in.hlen;
+
+	s->in_proto4 = s->in.proto;
+	s->in_l4 = XLAT_L4_OPAQUE;
+	if (s->in.frag_off)
+		return 0;
+	if (s->in.proto != IPPROTO_ICMPV6) {
+		s->in_l4 = l4_kind_of(s->in.proto);
+		return 0;
+	}
+	s->in_proto4 = IPPROTO_ICMP;
+	if (!rest)
+		return 0;
+	if (rest < 4 || pkt_load(p, off, &s->in_icmp, 4))
+		return XLAT_DROP_ICMP_INNER;
+	if (s->in_icmp.type != ICMPV6_ECHO_REQUEST && s->in_icmp.type != ICMPV6_ECHO_REPLY)
+		return XLAT_DROP_ICMP_INNER;
+	s->in_l4 = XLAT_L4_ICMP_QUERY;
+	return 0;
+}
+
+static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s)
+{
+	__u32 l4off, qlen;
+	int cls;
+
+	if (ip6_parse(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
+		return XLAT_DROP_MALFORMED;
+	/* RFC 7915 5.1: a routing header with segments left is not translated */
+	if (s->out.rh_ptr)
+		return XLAT_DROP_ROUTING_HDR;
+
+	l4off = ETH_HLEN + s->out.hlen;
+	s->proto4 = s->out.proto;
+	s->l4 = XLAT_L4_OPAQUE;
+
+	if (s->out.proto == IPPROTO_ICMPV6) {
+		s->proto4 = IPPROTO_ICMP;
+		if (s->out.frag)
+			return XLAT_DROP_ICMP_FRAG;
+		if (s->out.plen < ICMP_HLEN || pkt_load(p, l4off, &s->icmp, ICMP_HLEN))
+			return XLAT_DROP_MALFORMED;
+		cls = icmp_map_6to4(&s->icmp, &s->icmp4);
+		if (cls == ICMP_XLAT_DROP)
+			return XLAT_DROP_ICMP_TYPE;
+		if (cls == ICMP_XLAT_QUERY) {
+			s->l4 = XLAT_L4_ICMP_QUERY;
+			return 0;
+		}
+		s->l4 = XLAT_L4_ICMP_ERROR;
+		s->in_avail = s->out.plen - ICMP_HLEN;
+		qlen = icmp6_rfc4884_len(&s->icmp);
+		if (qlen && qlen < s->in_avail)
+			s->in_avail = qlen;
+		if (ip6_parse(p, l4off + ICMP_HLEN, s->in_avail, false, &s->in))
+			return XLAT_DROP_ICMP_INNER;
+		return xlat64_quoted_l4(p, s, l4off + ICMP_HLEN + s->in.hlen);
+	}
+
+	if (s->out.frag_off)
+		return 0;
+	s->l4 = l4_kind_of(s->out.proto);
+	if (s->l4 != XLAT_L4_OPAQUE && s->out.plen < l4_csum_off(s->l4) + 2)
+		return XLAT_DROP_MALFORMED;
+	return 0;
+}
+
+/* ICMPv6 echo -> ICMPv4 echo in place at `off` (RFC 7915 5.2): new type, the checksum
+ * adjusted for it and for the pseudo-header ICMPv4 lacks. `len` is the message length. */
+static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
+					     const struct icmp_hdr8 *from,
+					     struct icmp_hdr8 *to, const struct in6_addr *saddr,
+					     const struct in6_addr *daddr, __u32 len, bool quoted)
+{
+	__u32 word = icmp_word_diff(from, to);
+	__u32 pseudo = ~pseudo6_sum(saddr, daddr, len, IPPROTO_ICMPV6);
+
+	if (quoted) {
+		to->checksum = csum_replace_diff(from->checksum, csum_add(word, pseudo));
+		return pkt_store(p, off, to, 4);
+	}
+	if (pkt_l4_csum_diff(p, off + 2, word, 0) ||
+	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO))
+		return -1;
+	return pkt_store_nocsum(p, off, &to->type, 2);
+}
+
+static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat64 *s,
+					       bool zero_tos, __u16 mtu4, __u16 mtu6)
+{
+	struct iphdr outer, inner;
+	__u32 rest, keep, len4, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
+	__u16 check;
+
+	rest = s->in_avail - s->in.hlen;
+	keep = XLAT_ICMP4_ERR_MAX - IP4_HLEN - ICMP_HLEN - IP4_HLEN;
+	if (rest < keep)
+		keep = rest;
+	len4 = ICMP_HLEN + IP4_HLEN + keep;
+
+	if (s->icmp.type == ICMPV6_PKT_TOOBIG) {
+		s->icmp4.frag.unused = 0;
+		s->icmp4.frag.mtu = bpf_htons(icmp_mtu_6to4(bpf_ntohl(s->icmp.data), s->in.frag,
+							    mtu4, mtu6));
+	}
+
+	l4off = ETH_HLEN + s->out.hlen;
+	sum = pseudo6_sum(&s->out.ip.saddr, &s->out.ip.daddr, s->out.plen, IPPROTO_ICMPV6);
+	if (pkt_csum_range(p, l4off, s->out.plen, &sum))
+		return XLAT_DROP_TOO_BIG;
+	if (csum_fold(sum))
+		return XLAT_DROP_ICMP_CSUM;
+
+	ip4_build(&inner, &s->in, s->in_proto4, s->in_saddr, s->in_daddr, zero_tos);
+	/* the outer message: never a fragment here, and at most 576 bytes, so DF clear */
+	ip4_build(&outer, &s->out, IPPROTO_ICMP, s->saddr, s->daddr, zero_tos);
+	outer.tot_len = bpf_htons(IP4_HLEN + len4);
+	outer.frag_off = 0;
+	outer.check = 0;
+	outer.check = ip4_header_csum(&outer);
+
+	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
+	new_hdrs = IP4_HLEN + ICMP_HLEN + IP4_HLEN;
+	if (pkt_trim(p, ETH_HLEN + old_hdrs + keep) ||
+	    pkt_change_l3(p, ETH_P_IP, old_hdrs, new_hdrs))
+		return XLAT_DROP_ERROR;
+
+	s->eth.h_proto = bpf_htons(ETH_P_IP);
+	s->icmp4.checksum = 0;
+	l4off = ETH_HLEN + IP4_HLEN;
+	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN) ||
+	    pkt_store(p, ETH_HLEN, &outer, IP4_HLEN) ||
+	    pkt_store(p, l4off, &s->icmp4, ICMP_HLEN) ||
+	    pkt_store(p, l4off + ICMP_HLEN, &inner, IP4_HLEN))
+		return XLAT_DROP_ERROR;
+
+	in_l4off = ETH_HLEN + new_hdrs;
+	if (l4_has_csum(s->in_l4) && keep >= l4_csum_off(s->in_l4) + 2) {
+		__u32 diff = (__u32)bpf_csum_diff((void *)&s->in.ip.saddr, 32,
+						  (void *)&s->in_saddr, 8, 0);
+
+		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
+				       s->in_l4 == XLAT_L4_UDP))
+			return XLAT_DROP_ERROR;
+	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY) {
+		struct icmp_hdr8 q;
+
+		q.type = s->in_icmp.type == ICMPV6_ECHO_REQUEST ? ICMP_ECHO : ICMP_ECHOREPLY;
+		q.code = s->in_icmp.code;
+		if (xlat64_icmp_query(p, in_l4off, &s->in_icmp, &q, &s->in.ip.saddr,
+				      &s->in.ip.daddr, s->in.plen, true))
+			return XLAT_DROP_ERROR;
+	}
+
+	sum = 0;
+	if (pkt_csum_range(p, l4off, len4, &sum))
+		return XLAT_DROP_ERROR;
+	check = csum_fold(sum);
+	if (pkt_store(p, l4off + 2, &check, sizeof(check)))
+		return XLAT_DROP_ERROR;
+	return XLAT_DONE64;
+}
+
+/* Rewrite the validated IPv6 packet into IPv4 with the addresses in `s`. */
+static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, bool zero_tos,
+					 __u16 mtu4, __u16 mtu6)
+{
+	struct iphdr ip;
+	__u32 l4off;
+
+	if (s->l4 == XLAT_L4_ICMP_ERROR)
+		return xlat64_commit_error(p, s, zero_tos, mtu4, mtu6);
+
+	ip4_build(&ip, &s->out, s->proto4, s->saddr, s->daddr, zero_tos);
+	if (pkt_trim(p, ETH_HLEN + s->out.hlen + s->out.plen) ||
+	    pkt_change_l3(p, ETH_P_IP, s->out.hlen, IP4_HLEN))
+		return XLAT_DROP_ERROR;
+	s->eth.h_proto = bpf_htons(ETH_P_IP);
+	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN) || pkt_store(p, ETH_HLEN, &ip, IP4_HLEN))
+		return XLAT_DROP_ERROR;
+
+	l4off = ETH_HLEN + IP4_HLEN;
+	switch (s->l4) {
+	case XLAT_L4_TCP:
+	case XLAT_L4_UDP:
+	case XLAT_L4_DCCP: {
+		__u32 diff = (__u32)bpf_csum_diff((void *)&s->out.ip.saddr, 32,
+						  (void *)&s->saddr, 8, 0);
+		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
+
+		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))
+			return XLAT_DROP_ERROR;
+		break;
+	}
+	case XLAT_L4_ICMP_QUERY:
+		if (xlat64_icmp_query(p, l4off, &s->icmp, &s->icmp4, &s->out.ip.saddr,
+				      &s->out.ip.daddr, s->out.plen, false))
+			return XLAT_DROP_ERROR;
+		break;
+	}
+	return XLAT_DONE64;
+}
+
+#endif /* XLAT_XLAT64_H */
