@@ -82,16 +82,24 @@ static __always_inline const struct gw_config *gw_config(void)
 	return bpf_map_lookup_elem(&gw_cfg, &zero);
 }
 
-static __always_inline void gw_count(int result)
+/* Count a packet by outcome and, when translation refused it, by reason. A function of its
+ * own, so that the object's BTF names both enums for the control plane's statistics. */
+static __attribute__((noinline)) void gw_count_result(enum gw_outcome outcome,
+						      enum xlat_outcome reason)
 {
-	__u32 key = GW_RESULT_OUTCOME(result);
+	__u32 key = outcome;
 	__u64 *v = bpf_map_lookup_elem(&gw_stats, &key);
 
 	if (v)
 		*v += 1;
-	key = GW_RESULT_XLAT(result);
+	key = reason;
 	if (key && (v = bpf_map_lookup_elem(&gw_xlat_drops, &key)))
 		*v += 1;
+}
+
+static __always_inline void gw_count(int result)
+{
+	gw_count_result(GW_RESULT_OUTCOME(result), GW_RESULT_XLAT(result));
 }
 
 #endif /* GW_CONFIG_H */

@@ -35,12 +35,14 @@ enum gw_ct_dir {
 	GW_CT_REPLY = 1,
 };
 
-/* What a connection has seen (forward entry). */
-#define GW_SEEN_SYN	0x01	/* the client's SYN */
-#define GW_SEEN_REPLY	0x02	/* a packet from the backend: TCP established, UDP answered */
-#define GW_SEEN_FIN_FWD	0x04
-#define GW_SEEN_FIN_REP	0x08
-#define GW_SEEN_RST	0x10
+/* What a connection has seen (forward entry), bits. */
+enum gw_seen {
+	GW_SEEN_SYN = 0x01,	/* the client's SYN */
+	GW_SEEN_REPLY = 0x02,	/* a packet from the backend: TCP established, UDP answered */
+	GW_SEEN_FIN_FWD = 0x04,
+	GW_SEEN_FIN_REP = 0x08,
+	GW_SEEN_RST = 0x10,
+};
 
 struct gw_ct {
 	struct gw_tuple nat;	/* this direction's packets after translation */
@@ -48,9 +50,8 @@ struct gw_ct {
 	__u64 created;		/* bpf_ktime_get_ns() */
 	__u32 backend;		/* backend id */
 	__u32 service;		/* service id */
-	__u8 dir;		/* enum gw_ct_dir */
-	__u8 seen;		/* GW_SEEN_*, forward entries */
-	__u8 pad[6];
+	enum gw_ct_dir dir;
+	enum gw_seen seen;	/* bits, forward entries */
 };
 
 struct {
@@ -116,7 +117,7 @@ static __always_inline bool gw_ct_expired(const struct gw_ct *e, __u64 now)
 static __always_inline void gw_ct_touch(struct gw_ct *f, const struct gw_config *cfg,
 					__u8 proto, __u8 bits, __u64 now)
 {
-	__u8 seen = f->seen | bits;
+	__u32 seen = f->seen | bits;
 	__u64 expires = now + gw_ct_lifetime(cfg, proto, seen);
 
 	if (seen != f->seen) {
@@ -166,10 +167,10 @@ static __always_inline __be16 gw_snat_port(const struct gw_config *cfg, __be16 c
 /* A new connection: the client-side tuple `t` to service `svc`. Picks a backend and a
  * source port, inserts the reply entry (claiming the port) and the forward entry, and
  * leaves the forward translation in `nat`. Returns GW_NEW or a drop outcome. */
-static __attribute__((noinline)) int gw_ct_create(const struct gw_tuple *t,
-						  const struct gw_service *svc,
-						  const struct gw_config *cfg, __u8 tcp_flags,
-						  struct gw_tuple *nat)
+static __attribute__((noinline)) enum gw_outcome gw_ct_create(const struct gw_tuple *t,
+							      const struct gw_service *svc,
+							      const struct gw_config *cfg,
+							      __u8 tcp_flags, struct gw_tuple *nat)
 {
 	__u64 now = bpf_ktime_get_ns();
 	const struct gw_backend *be;

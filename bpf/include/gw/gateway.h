@@ -59,9 +59,10 @@ static __always_inline union gw_scratch *gw_scratch_get(void)
 /* The connection of a TCP/UDP packet with tuple `t` and TCP `flags`, given `e`, its
  * conntrack entry if any. On GW_NEW, GW_FORWARD and GW_REPLY, `nat` holds the tuple the
  * packet is to be rewritten to. */
-static __attribute__((noinline)) int gw_conn(const struct gw_tuple *t, struct gw_ct *e,
-					     __u8 flags, const struct gw_config *cfg,
-					     struct gw_tuple *nat)
+static __attribute__((noinline)) enum gw_outcome gw_conn(const struct gw_tuple *t,
+							 struct gw_ct *e, __u8 flags,
+							 const struct gw_config *cfg,
+							 struct gw_tuple *nat)
 {
 	__u64 now = bpf_ktime_get_ns();
 	const struct gw_service *svc;

@@ -48,18 +48,18 @@ struct gw_svc_key {
 
 struct gw_service {
 	__u32 id;		/* its slot in gw_tables, 1..GW_MAX_SERVICES-1 */
-	__u8 selection;		/* enum gw_selection */
-	__u8 pad[3];
+	enum gw_selection selection;
 };
 
 struct gw_backend {
 	struct in6_addr addr;	/* IPv4-mapped for IPv4 */
 	__be16 port;
 	__u8 family;
-	__u8 state;		/* enum gw_backend_state; the datapath goes by the tables */
+	__u8 pad;
+	enum gw_backend_state state;	/* the control plane's record: the datapath goes by
+					 * the tables */
 	__u32 service;		/* id of the service it belongs to */
-	__u16 weight;
-	__u16 pad;
+	__u32 weight;
 };
 
 struct {
