@@ -27,7 +27,7 @@
 #include "lb.h"
 
 #define GW_CT_ENTRIES 262144	/* both directions; lab/datapath/gateway.py may resize */
-#define GW_SNAT_TRIES 16	/* source ports tried per new connection */
+#define GW_SNAT_TRIES 32	/* source ports tried per new connection */
 #define GW_NSEC 1000000000ULL
 
 enum gw_ct_dir {
