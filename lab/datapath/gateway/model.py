@@ -92,7 +92,7 @@ def check(name: str, data: Any, path: PathT = ()) -> None:
     if not errors:
         return
     err = jsonschema.exceptions.best_match(errors)
-    while err.context:
+    while err.context and not all(e.validator == "format" for e in err.context):
         err = jsonschema.exceptions.best_match(err.context)
     where = path + tuple(err.absolute_path)
     raise GatewayError(_message(err), where)
@@ -116,9 +116,10 @@ def _message(err: jsonschema.ValidationError) -> str:
         return f"{value!r} is out of range ({lo}..{hi})"
     if v == "enum":
         return f"{value!r} is not one of: {', '.join(map(str, err.validator_value))}"
-    if v in ("anyOf", "format") and isinstance(value, str):
-        return f"'{value}' is not an IPv4 or IPv6 address" if v == "anyOf" else \
-            f"'{value}' is not an {err.validator_value} address"
+    if v == "anyOf" and isinstance(value, str):      # Address: ipv4 or ipv6
+        return f"'{value}' is not an IPv4 or IPv6 address"
+    if v == "format" and err.validator_value in ("ipv4", "ipv6"):
+        return f"'{value}' is not an IPv{err.validator_value[-1]} address"
     if v == "minProperties":
         return "give at least one field to change"
     if v == "maxItems":
