@@ -177,6 +177,8 @@ class TranslatorConfig:
         v.allow4 = int(bool(self.allow))
         v.zero_tos = int(self.zero_tos)
         v.mtu4, v.mtu6 = self.mtu4, self.mtu6
+        v.use_eam = int(bool(len(self.eam)))
+        v.use_excl4 = int(bool(mapper.excluded_ranges))
         v.pool4 = be32(self.pool4)
         v.src4 = be32(self.icmp_source4)
         if self.icmp_source6 is not None:
@@ -280,3 +282,58 @@ def _replace(m: Any, items: Iterable[tuple[Any, Any]]) -> None:
     for k in list(m.keys()):
         if bytes(k) not in wanted:
             m.delete(k)
+
+
+# --- `lab bench prog` -------------------------------------------------------------------------
+
+# The configuration and traffic of the benchmark: the seed's ingress (an IPv4 client to
+# IPv6 pods by EAM) and egress (pods to an IPv4 server through the prefix), both ways.
+BENCH_CONFIG = {"prefix": "64:ff9b:1::/48",
+                "eam": [{"ipv4": "198.51.100.0/24", "ipv6": "2001:db8:6::/120"}]}
+
+
+def bench_mix() -> list[tuple[str, bytes]]:
+    """What a translating gateway forwards: TCP, UDP and ICMP each way, small and at the MTU,
+    and an ICMP error each way (their quoted packets are translated and summed too)."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6TimeExceeded, IPv6
+    from scapy.layers.l2 import Ether
+
+    mapper = TranslatorConfig.from_dict(BENCH_CONFIG).mapper()
+    c4, p4, s4 = "192.0.2.10", "198.51.100.7", "203.0.113.80"
+    c6, p6, s6 = (str(mapper.to6(a)) for a in (c4, p4, s4))
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    mix = [
+        ("tcp4-syn", eth / IP(src=c4, dst=p4) / TCP(sport=40000, dport=80, flags="S")),
+        ("tcp4-1500", eth / IP(src=c4, dst=p4, flags="DF") / TCP(sport=40000, dport=80,
+                                                                  flags="A") / bytes(1460)),
+        ("udp4-dns", eth / IP(src=c4, dst=p4) / UDP(sport=40001, dport=53) / bytes(40)),
+        ("icmp4-echo", eth / IP(src=c4, dst=p4) / ICMP() / bytes(56)),
+        ("tcp6-synack", eth / IPv6(src=p6, dst=c6) / TCP(sport=80, dport=40000, flags="SA")),
+        ("tcp6-1500", eth / IPv6(src=p6, dst=s6) / TCP(sport=40000, dport=443, flags="A") /
+         bytes(1440)),
+        ("udp6-dns", eth / IPv6(src=p6, dst=s6) / UDP(sport=40001, dport=53) / bytes(40)),
+        ("icmp6-reply", eth / IPv6(src=p6, dst=c6) / ICMPv6EchoReply() / bytes(56)),
+        ("icmp4-error", eth / IP(src=s4, dst=p4) / ICMP(type=3, code=4, nexthopmtu=1400) /
+         IP(src=p4, dst=s4) / TCP(sport=40000, dport=443) / bytes(520)),
+        ("icmp6-error", eth / IPv6(src=p6, dst=c6) / ICMPv6TimeExceeded() /
+         IPv6(src=c6, dst=p6, hlim=1) / UDP(sport=33434, dport=33435) / bytes(32)),
+    ]
+    return [(label, bytes(p)) for label, p in mix]
+
+
+def _bench_setup(obj: Any) -> None:
+    TranslatorConfig.from_dict(BENCH_CONFIG).apply(obj)
+
+
+def _register_bench() -> None:
+    from lab.bpf import bench
+
+    for hook, program in (("tc", INGRESS_TC), ("xdp", INGRESS_XDP)):
+        bench.register(bench.BenchCase(
+            f"xlate-{hook}", OBJECT, program, bench_mix, after_load=_bench_setup,
+            rewrites=True,
+            description=f"stateless NAT46/NAT64 translator at {hook} (RFC 6052 prefix + EAM)"))
+
+
+_register_bench()

@@ -22,6 +22,9 @@ struct xlat_config {
 	__u8  zero_tos;          /* RFC 7915 4.1/5.1 option: traffic class and TOS set to 0 */
 	__u16 mtu4;              /* IPv4-side next-hop MTU for PMTU arithmetic, 0 = unknown */
 	__u16 mtu6;              /* IPv6-side next-hop MTU, 0 = unknown */
+	__u8  use_eam;           /* xlat_eam4/6 have entries (lookups in empty tries skipped) */
+	__u8  use_excl4;         /* xlat_excl4 has entries */
+	__u16 pad;
 	__be32 pool4;            /* RFC 6791 source of ICMPv4 errors from untranslatable IPv6
 				  * sources, 0 = drop such errors */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */

@@ -6,17 +6,15 @@
 #include "ctx.h"
 #include "proto.h"
 
-/* Read the IPv4 header at `off`, with `avail` bytes from there to the end of the data it
- * may use. An outer header must cover exactly its announced packet (tot_len <= avail); one
- * quoted in an ICMP error only needs its header present, the rest may be cut. */
-static __always_inline int ip4_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
-				     struct ip4_info *h)
+/* Check the IPv4 header in h->ip, with `avail` bytes from its start to the end of the data it
+ * may use, and fill in the rest of `h`. An outer header must cover its whole announced packet
+ * (tot_len <= avail); one quoted in an ICMP error only needs its header present, the rest may
+ * be cut. */
+static __always_inline int ip4_check(__u32 avail, bool outer, struct ip4_info *h)
 {
 	__u16 tot, fo;
 
-	if (avail < IP4_HLEN || pkt_load(p, off, &h->ip, IP4_HLEN))
-		return -1;
-	if (h->ip.version != 4 || h->ip.ihl < 5)
+	if (avail < IP4_HLEN || h->ip.version != 4 || h->ip.ihl < 5)
 		return -1;
 	h->hlen = h->ip.ihl * 4;
 	tot = bpf_ntohs(h->ip.tot_len);
@@ -28,6 +26,15 @@ static __always_inline int ip4_parse(const struct pkt *p, __u32 off, __u32 avail
 	h->mf = !!(fo & IP4_MF);
 	h->frag = h->mf || h->frag_off;
 	return 0;
+}
+
+/* ip4_check() of the header at `off`, read first. */
+static __always_inline int ip4_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
+				     struct ip4_info *h)
+{
+	if (avail < IP4_HLEN || pkt_load(p, off, &h->ip, IP4_HLEN))
+		return -1;
+	return ip4_check(avail, outer, h);
 }
 
 /* Sum of `len` bytes of IPv4 options at `off` added to `seed` (low 32 bits), bit 32 set if

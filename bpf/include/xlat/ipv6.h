@@ -6,21 +6,19 @@
 #include "ctx.h"
 #include "proto.h"
 
-/* Read the IPv6 header at `off` and walk its extension headers (RFC 7915 5.1: Hop-by-Hop,
+/* Check the IPv6 header in h->ip (at `off` in the packet) and walk its extension headers (RFC 7915 5.1: Hop-by-Hop,
  * Destination Options and Routing headers are skipped, the Fragment header is translated).
  * `avail` and `outer` as for ip4_parse(). Fragments stop the walk at the Fragment header:
  * extension headers after it belong to the fragmentable part, whose length later fragments'
  * offsets count, so they cannot be removed. */
-static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
-				     struct ip6_info *h)
+static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail, bool outer,
+				    struct ip6_info *h)
 {
 	__u32 o = IP6_HLEN, end;
 	__u8 nh;
 	int i;
 
-	if (avail < IP6_HLEN || pkt_load(p, off, &h->ip, IP6_HLEN))
-		return -1;
-	if (h->ip.version != 6)
+	if (avail < IP6_HLEN || h->ip.version != 6)
 		return -1;
 	end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);
 	/* a zero payload length is a jumbogram (RFC 2675), not translatable to IPv4 */
@@ -81,6 +79,15 @@ static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail
 	h->plen = IP6_HLEN + bpf_ntohs(h->ip.payload_len) - o;
 	h->proto = nh;
 	return 0;
+}
+
+/* ip6_walk() of the header at `off`, read first. */
+static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail, bool outer,
+				     struct ip6_info *h)
+{
+	if (avail < IP6_HLEN || pkt_load(p, off, &h->ip, IP6_HLEN))
+		return -1;
+	return ip6_walk(p, off, avail, outer, h);
 }
 
 /* The IPv6 header (and Fragment header for IPv4 fragments) of a packet translated from IPv4

@@ -47,11 +47,18 @@ static __always_inline bool l4_has_csum(__u8 kind)
 	return kind == XLAT_L4_TCP || kind == XLAT_L4_UDP || kind == XLAT_L4_DCCP;
 }
 
-/* IPv4 protocol numbers that name IPv6 extension headers: copied into Next Header they would
- * make the payload parse as an extension header. */
-static __always_inline bool l4_is_ip6_ext(__u8 proto)
+/* IPv4 protocols that have no IPv6 translation: numbers of IPv6 extension headers (copied
+ * into Next Header they would make the payload parse as one) and ICMPv6 (whose checksum an
+ * IPv4 sender cannot have computed over the IPv6 pseudo-header). */
+static __always_inline bool l4_untranslatable4(__u8 proto)
 {
-	return proto == 0 || proto == 43 || proto == 44 || proto == 60;
+	return proto == 0 || proto == 43 || proto == 44 || proto == 60 || proto == IPPROTO_ICMPV6;
+}
+
+/* And the IPv6 upper-layer protocol without an IPv4 translation: ICMPv4 inside IPv6. */
+static __always_inline bool l4_untranslatable6(__u8 proto)
+{
+	return proto == IPPROTO_ICMP;
 }
 
 /* Apply `diff` to a checksum inside quoted bytes (an ICMP error's payload): always a full

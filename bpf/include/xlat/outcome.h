@@ -20,7 +20,7 @@ enum xlat_outcome {
 	XLAT_DROP_UDP_ZERO,          /* fragmented IPv4 UDP with a zero checksum (RFC 7915 4.5) */
 	XLAT_DROP_SRCROUTE,          /* unexpired IPv4 source route (RFC 7915 4.1) */
 	XLAT_DROP_ROUTING_HDR,       /* IPv6 routing header with segments left (RFC 7915 5.1) */
-	XLAT_DROP_PROTO,             /* IPv4 protocol number of an IPv6 extension header */
+	XLAT_DROP_PROTO,             /* a protocol without a translation (l4.h) */
 	XLAT_DROP_TOO_BIG,           /* longer than the translator can checksum (PKT_CSUM_MAX) */
 	XLAT_DROP_ERROR,             /* a helper failed (memory, unsupported GSO type, no route) */
 	XLAT_OUTCOME_MAX,

@@ -56,7 +56,7 @@ static __always_inline int xlat46_quoted_l4(const struct pkt *p, struct xlat46 *
 
 	s->in_proto6 = s->in.ip.protocol;
 	s->in_l4 = XLAT_L4_OPAQUE;
-	if (l4_is_ip6_ext(s->in.ip.protocol))
+	if (l4_untranslatable4(s->in.ip.protocol))
 		return XLAT_DROP_ICMP_INNER;
 	if (s->in.frag_off)
 		return 0;                       /* no transport header in a later fragment */
@@ -82,11 +82,18 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	__s64 opts;
 	int cls;
 
-	if (ip4_parse(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
+	/* xlat46_parse() read the base header */
+	if (ip4_check(pkt_len(p) - ETH_HLEN, true, &s->out))
 		return XLAT_DROP_MALFORMED;
 	sum = (__u32)bpf_csum_diff(NULL, 0, (void *)&s->out.ip, IP4_HLEN, 0);
-	opts = PKT_CALL(p, ip4_options, ETH_HLEN + IP4_HLEN, s->out.hlen - IP4_HLEN, sum);
-	if (opts < 0 || csum_fold((__u32)opts))
+	opts = 0;
+	if (s->out.hlen > IP4_HLEN) {
+		opts = PKT_CALL(p, ip4_options, ETH_HLEN + IP4_HLEN, s->out.hlen - IP4_HLEN, sum);
+		if (opts < 0)
+			return XLAT_DROP_MALFORMED;
+		sum = (__u32)opts;
+	}
+	if (csum_fold(sum))
 		return XLAT_DROP_MALFORMED;     /* header checksum (RFC 1812 5.2.2) */
 	if (opts & IP4_OPT_SOURCE_ROUTE)
 		return XLAT_DROP_SRCROUTE;
@@ -94,7 +101,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	l4off = ETH_HLEN + s->out.hlen;
 	s->proto6 = s->out.ip.protocol;
 	s->l4 = XLAT_L4_OPAQUE;
-	if (l4_is_ip6_ext(s->out.ip.protocol))
+	if (l4_untranslatable4(s->out.ip.protocol))
 		return XLAT_DROP_PROTO;
 
 	if (s->out.ip.protocol == IPPROTO_ICMP) {
@@ -244,16 +251,13 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 	return XLAT_DONE46;
 }
 
-/* Rewrite the validated IPv4 packet into IPv6 with the addresses in `s`. */
-static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, bool zero_tos,
-					 __u16 mtu4, __u16 mtu6)
+/* Rewrite the validated IPv4 packet into IPv6 with the addresses in `s`; ICMP errors
+ * (s->l4 == XLAT_L4_ICMP_ERROR) go to xlat46_commit_error() instead. */
+static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, bool zero_tos)
 {
 	struct ip6_hdrs h;
 	__u32 hlen6, l4off, sum;
 	__u16 check;
-
-	if (s->l4 == XLAT_L4_ICMP_ERROR)
-		return xlat46_commit_error(p, s, zero_tos, mtu4, mtu6);
 
 	hlen6 = ip6_build(&h, &s->out, s->proto6, &s->saddr, &s->daddr, zero_tos);
 	/* Ethernet padding and anything past the announced length goes. */

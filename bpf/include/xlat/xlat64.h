@@ -47,6 +47,8 @@ static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *
 
 	s->in_proto4 = s->in.proto;
 	s->in_l4 = XLAT_L4_OPAQUE;
+	if (l4_untranslatable6(s->in.proto))
+		return XLAT_DROP_ICMP_INNER;
 	if (s->in.frag_off)
 		return 0;
 	if (s->in.proto != IPPROTO_ICMPV6) {
@@ -69,7 +71,8 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	__u32 l4off, qlen;
 	int cls;
 
-	if (ip6_parse(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
+	/* xlat64_parse() read the base header */
+	if (ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
 		return XLAT_DROP_MALFORMED;
 	/* RFC 7915 5.1: a routing header with segments left is not translated */
 	if (s->out.rh_ptr)
@@ -78,10 +81,13 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	l4off = ETH_HLEN + s->out.hlen;
 	s->proto4 = s->out.proto;
 	s->l4 = XLAT_L4_OPAQUE;
+	if (l4_untranslatable6(s->out.proto))
+		return XLAT_DROP_PROTO;
 
 	if (s->out.proto == IPPROTO_ICMPV6) {
 		s->proto4 = IPPROTO_ICMP;
-		if (s->out.frag)
+		/* an atomic fragment (offset 0, no more fragments) holds the whole message */
+		if (s->out.mf || s->out.frag_off)
 			return XLAT_DROP_ICMP_FRAG;
 		if (s->out.plen < ICMP_HLEN || pkt_load(p, l4off, &s->icmp, ICMP_HLEN))
 			return XLAT_DROP_MALFORMED;
@@ -110,6 +116,24 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	return 0;
 }
 
+/* An updated checksum comes out 0x0000 where a computed one would be 0xffff when the data
+ * it covers sums to +0, which only all-zero data does (RFC 1624 3). ICMPv4 has no
+ * pseudo-header, so an all-zero echo reply can be such data: sum it to tell. Rare (one
+ * update in 65536 gives 0x0000), and no checksum is computed afresh, so a wrong one stays
+ * wrong. */
+static __always_inline int icmp4_fix_negative_zero(const struct pkt *p, __u32 off, __u32 len)
+{
+	__u16 check;
+	__u32 sum = 0;
+
+	if (pkt_load(p, off + 2, &check, sizeof(check)) || check)
+		return 0;
+	if (pkt_csum_range(p, off, len, &sum) || sum)
+		return 0;
+	check = 0xffff;
+	return pkt_store(p, off + 2, &check, sizeof(check));
+}
+
 /* ICMPv6 echo -> ICMPv4 echo in place at `off` (RFC 7915 5.2): new type, the checksum
  * adjusted for it and for the pseudo-header ICMPv4 lacks. `len` is the message length. */
 static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
@@ -125,9 +149,10 @@ static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
 		return pkt_store(p, off, to, 4);
 	}
 	if (pkt_l4_csum_diff(p, off + 2, word, 0) ||
-	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO))
+	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO) ||
+	    pkt_store_nocsum(p, off, &to->type, 2))
 		return -1;
-	return pkt_store_nocsum(p, off, &to->type, 2);
+	return icmp4_fix_negative_zero(p, off, len);
 }
 
 static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat64 *s,
@@ -206,15 +231,12 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 	return XLAT_DONE64;
 }
 
-/* Rewrite the validated IPv6 packet into IPv4 with the addresses in `s`. */
-static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, bool zero_tos,
-					 __u16 mtu4, __u16 mtu6)
+/* Rewrite the validated IPv6 packet into IPv4 with the addresses in `s`; ICMP errors
+ * (s->l4 == XLAT_L4_ICMP_ERROR) go to xlat64_commit_error() instead. */
+static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, bool zero_tos)
 {
 	struct iphdr ip;
 	__u32 l4off;
-
-	if (s->l4 == XLAT_L4_ICMP_ERROR)
-		return xlat64_commit_error(p, s, zero_tos, mtu4, mtu6);
 
 	ip4_build(&ip, &s->out, s->proto4, s->saddr, s->daddr, zero_tos);
 	if (pkt_trim(p, ETH_HLEN + s->out.hlen + s->out.plen) ||

@@ -104,8 +104,10 @@ def test_later_fragment_carries_the_payload_untouched(xlat):
                             IPv6ExtHdrFragment(nh=6, offset=100, m=0, id=7) / PAYLOAD[:64])
 
 
-@pytest.mark.parametrize("proto", [0, 43, 44, 60])
-def test_protocols_that_are_ipv6_extension_headers_are_dropped(xlat, proto):
+@pytest.mark.parametrize("proto", [0, 43, 44, 60, 58])
+def test_protocols_without_a_translation_are_dropped(xlat, proto):
+    """IPv6 extension header numbers, and ICMPv6 inside IPv4 (its checksum cannot cover the
+    IPv6 pseudo-header)."""
     out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, proto=proto) / Raw(bytes(16)))
     assert (out.verdict, out.outcome) == ("dropped", "drop_proto")
 

@@ -1,0 +1,132 @@
+"""RFC 7915 5.1, translating IPv6 headers into IPv4 headers, at tc and at XDP."""
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, \
+    IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+from scapy.packet import Raw
+
+from xlate_helpers import CLIENT4, CLIENT6, ETH, SERVER4, SERVER6, assert_valid, v6
+
+pytestmark = pytest.mark.root
+
+
+def test_tcp_header_fields(xlat):
+    """Version 4, IHL 5, TOS = traffic class, total length = payload length + 20,
+    identification 0, DF clear up to 1260 bytes, TTL = hop limit, protocol = next header,
+    header checksum, addresses mapped."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, tc=0x28, fl=0xABCDE, hlim=17) /
+               TCP(sport=80, dport=40000, flags="SA") / b"hello")
+    assert (out.verdict, out.outcome) == ("passed", "done64")
+    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, tos=0x28, ttl=17, id=0,
+                                     flags=0) / TCP(sport=80, dport=40000, flags="SA") /
+                            b"hello")
+
+
+@pytest.mark.parametrize("size,df", [(1260, False), (1261, True), (1500, True), (100, False)])
+def test_df_is_set_above_1260_bytes(xlat, size, df):
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / UDP() / bytes(size - 28))
+    ip = out.packet[IP]
+    assert ip.len == size and bool(ip.flags.DF) == df and not ip.flags.MF and ip.id == 0
+    assert_valid(out.raw)
+
+
+def test_zero_tos_option(xlat):
+    xlat.configure(zero_tos=True)
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, tc=0xFF) / UDP())
+    assert out.packet[IP].tos == 0
+
+
+@pytest.mark.parametrize("ext", [
+    IPv6ExtHdrHopByHop(),
+    IPv6ExtHdrDestOpt(),
+    IPv6ExtHdrRouting(addresses=["2001:db8::7"], segleft=0),
+    IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(segleft=0) /
+    IPv6ExtHdrDestOpt(),
+], ids=["hop-by-hop", "destination", "routing-done", "four"])
+def test_extension_headers_are_skipped(xlat, ext):
+    """Hop-by-Hop, Destination Options and spent Routing headers are not translated; total
+    length and protocol skip them."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=5) / ext / UDP(sport=7) / b"abc")
+    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=5, id=0) / UDP(sport=7) / b"abc")
+
+
+def test_hop_by_hop_not_first_is_dropped(xlat):
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrDestOpt() /
+               IPv6ExtHdrHopByHop() / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_malformed")
+
+
+def test_too_many_extension_headers_are_dropped(xlat):
+    chain = IPv6ExtHdrDestOpt()
+    for _ in range(7):
+        chain = chain / IPv6ExtHdrDestOpt()
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / chain / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_malformed")
+
+
+def test_fragment_header_becomes_ipv4_fragment_fields(xlat):
+    """Identification: the low 16 bits of the Fragment header's; MF from M; offset copied;
+    DF clear so IPv4 routers may fragment further; total length without the Fragment
+    header."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=30) /
+               IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=0x12345678) /
+               UDP(sport=1, dport=2, len=400) / bytes(200))
+    ip = out.packet[IP]
+    assert (ip.id, ip.frag, bool(ip.flags.MF), bool(ip.flags.DF)) == (0x5678, 0, True, False)
+    assert (ip.len, ip.proto, ip.ttl) == (20 + 208, 17, 30)
+    assert_valid(out.raw)
+
+
+def test_later_fragment(xlat):
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) /
+               IPv6ExtHdrFragment(nh=6, offset=185, m=0, id=0xFFFF0001) / Raw(bytes(48)))
+    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, id=1, frag=185, proto=6) /
+                            bytes(48))
+
+
+def test_destination_options_after_a_fragment_header_are_not_removed(xlat):
+    """They are in the fragmentable part, counted by later fragments' offsets."""
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrFragment(nh=60, m=1) /
+               IPv6ExtHdrDestOpt() / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_malformed")
+
+
+@pytest.mark.parametrize("nh", [50, 47, 132, 59])
+def test_other_protocols_are_copied(xlat, nh):
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, nh=nh) / Raw(bytes(range(32))))
+    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, proto=nh, id=0) / bytes(range(32)))
+
+
+def test_padding_after_the_payload_is_not_translated(xlat):
+    pkt = bytes(ETH / IPv6(src=SERVER6, dst=CLIENT6) / UDP() / b"z") + bytes(30)
+    assert xlat(pkt).raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, id=0) / UDP() / b"z")
+
+
+@pytest.mark.parametrize("mangle,what", [
+    (lambda b: b[:18] + (0).to_bytes(2, "big") + b[20:], "payload length 0 (jumbogram)"),
+    (lambda b: b[:18] + (500).to_bytes(2, "big") + b[20:], "payload length past the frame"),
+    (lambda b: b[:54 + 4], "UDP header cut"),
+])
+def test_malformed_ipv6_is_dropped(xlat, mangle, what):
+    pkt = bytes(ETH / IPv6(src=SERVER6, dst=CLIENT6) / UDP() / b"data")
+    out = xlat(mangle(pkt))
+    assert (out.verdict, out.outcome) == ("dropped", "drop_malformed"), what
+
+
+def test_destination_outside_prefix_and_eam_passes_untouched(xlat):
+    pkt = bytes(ETH / IPv6(src=SERVER6, dst="2001:db8:77::1") / UDP())
+    out = xlat(pkt)
+    assert (out.verdict, out.outcome, out.raw) == ("passed", "pass", pkt)
+
+
+def test_address_under_the_prefix_with_a_suffix_is_not_translated(xlat):
+    """Only addresses the prefix embedding produces map back (u octet and suffix zero)."""
+    dst = v6(CLIENT4).replace("::", "::1")
+    out = xlat(ETH / IPv6(src=SERVER6, dst=dst) / UDP())
+    assert (out.verdict, out.outcome) == ("passed", "pass")
+
+
+def test_untranslatable_source_is_dropped(xlat):
+    out = xlat(ETH / IPv6(src="2001:db8:99::1", dst=CLIENT6) / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_src")
