@@ -169,7 +169,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 		s->daddr = nat.daddr;
 		s->in_saddr = nat.daddr;
 		s->in_daddr = nat.saddr;
-		rc = xlat46_commit(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
+		rc = xlat46_commit_error(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
 		return rc == XLAT_DONE46 ? GW_ICMP_ERROR : GW_INVALID(rc);
 	}
 
@@ -254,7 +254,7 @@ static __always_inline int gw4_nat_body(const struct pkt *p)
 			return GW_DROP_ERROR;
 		s->saddr = nat->saddr;
 		s->daddr = nat->daddr;
-		rc = xlat46_commit(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
+		rc = xlat46_commit(p, s, cfg->zero_tos);
 		return rc == XLAT_DONE46 ? 0 : GW_INVALID(rc);
 	}
 	if (gw_nat4_addrs(p, ETH_HLEN, &s->out.ip, gw_addr_to4(&nat->saddr),
@@ -313,7 +313,7 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 		s->daddr = gw_addr_to4(&nat.daddr);
 		s->in_saddr = gw_addr_to4(&nat.daddr);
 		s->in_daddr = gw_addr_to4(&nat.saddr);
-		rc = xlat64_commit(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
+		rc = xlat64_commit_error(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
 		return rc == XLAT_DONE64 ? GW_ICMP_ERROR : GW_INVALID(rc);
 	}
 
@@ -410,7 +410,7 @@ static __always_inline int gw6_nat_body(const struct pkt *p)
 			return GW_DROP_ERROR;
 		s->saddr = gw_addr_to4(&nat->saddr);
 		s->daddr = gw_addr_to4(&nat->daddr);
-		rc = xlat64_commit(p, s, cfg->zero_tos, cfg->mtu4, cfg->mtu6);
+		rc = xlat64_commit(p, s, cfg->zero_tos);
 		return rc == XLAT_DONE64 ? 0 : GW_INVALID(rc);
 	}
 	if (gw_nat6_addrs(p, ETH_HLEN, &s->out.ip, &nat->saddr, &nat->daddr, &pseudo) ||
