@@ -7,6 +7,7 @@ Nothing here touches the kernel: a file that loads is one the builder can create
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -17,6 +18,13 @@ from lab.topology.model import (BpfAttach, Interface, Link, Node, Route, Topolog
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 _schema: dict | None = None
+
+# Control planes that check their own section of `datapath:` once the model is built:
+# section -> module with check_section(doc, path, topology), raising InputError at the bad
+# value's position. (The schema keeps each section a free object; its owner knows its rules.)
+DATAPATH_SECTIONS: dict[str, str] = {
+    "gateway": "lab.datapath.gateway.topology",
+}
 
 __all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "load", "parse",
            "schema", "check_lab_name"]
@@ -40,7 +48,12 @@ def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -
     yamlfile.validate(doc, schema())
     if name is not None:
         check_lab_name(name)
-    return from_document(doc, name, default_name)
+    topo = from_document(doc, name, default_name)
+    for section in topo.datapath:
+        if section in DATAPATH_SECTIONS:
+            module = importlib.import_module(DATAPATH_SECTIONS[section])
+            module.check_section(doc, ("datapath", section), topo)
+    return topo
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:
