@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.doctor",
     "lab.commands.bench",
     "lab.bpf.cli",
+    "lab.datapath.gateway.cli",
     "lab.datapath.cli",
 ]
 

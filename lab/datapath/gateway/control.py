@@ -277,8 +277,8 @@ class Gateway:
             existing = self.services()
             for other in existing:
                 if other.frontend == svc.frontend:
-                    raise ConflictError(f"frontend {svc.frontend} exists already (service "
-                                        f"{other.id})", ("frontend",))
+                    raise ConflictError(f"{svc.frontend} exists already (service {other.id})",
+                                        ("frontend",))
             used = {s.id for s in existing}
             sid = next((i for i in range(1, self._max_services()) if i not in used), None)
             if sid is None:
@@ -297,8 +297,8 @@ class Gateway:
             check_service(svc, settings)
             for other in self.services():
                 if other.id != service_id and other.frontend == svc.frontend:
-                    raise ConflictError(f"frontend {svc.frontend} exists already (service "
-                                        f"{other.id})", ("frontend",))
+                    raise ConflictError(f"{svc.frontend} exists already (service {other.id})",
+                                        ("frontend",))
             kept = {b.endpoint: b.id for b in current.backends}
             fresh = [b for b in svc.backends if b.endpoint not in kept]
             new_ids = iter(self._ids(len(fresh)))
