@@ -88,6 +88,12 @@ class AgentServer(socketserver.ThreadingMixIn, WSGIServer):
                                     f"{uid})"}).encode()
         with contextlib.suppress(OSError):
             request.sendall(_REFUSAL % (len(body), body))
+            # Read what the client sent before closing: closing a unix socket with unread
+            # data resets the connection, and the client might lose the answer.
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(1.0)
+            while request.recv(65536):
+                pass
         return False
 
     def server_close(self) -> None:

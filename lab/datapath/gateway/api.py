@@ -178,7 +178,8 @@ class GatewayApi:
     def update_backend(self, req: _Request, service_id: int, backend_id: int) -> Reply:
         body = req.body()
         check("BackendPatch", body)
-        return 200, self.gw.update_backend(service_id, backend_id, weight=body.get("weight"),
+        weight = int(body["weight"]) if "weight" in body else None
+        return 200, self.gw.update_backend(service_id, backend_id, weight=weight,
                                            state=body.get("state")).to_dict()
 
     def delete_backend(self, req: _Request, service_id: int, backend_id: int) -> Reply:

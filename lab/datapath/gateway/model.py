@@ -186,7 +186,7 @@ class Frontend:
     def from_dict(cls, data: Any, path: PathT = ()) -> Frontend:
         check("Frontend", data, path)
         return cls(parse_address(data["address"], path + ("address",), "frontend address"),
-                   data["port"], data.get("protocol", schema_default("Frontend", "protocol")))
+                   int(data["port"]), data.get("protocol", schema_default("Frontend", "protocol")))
 
     @classmethod
     def parse(cls, text: str) -> Frontend:
@@ -235,7 +235,8 @@ class Backend:
     def from_dict(cls, data: Any, path: PathT = ()) -> Backend:
         check("BackendSpec", data, path)
         return cls(parse_address(data["address"], path + ("address",), "backend address"),
-                   data["port"], data.get("weight", schema_default("BackendSpec", "weight")),
+                   int(data["port"]),
+                   int(data.get("weight", schema_default("BackendSpec", "weight"))),
                    data.get("state", schema_default("BackendSpec", "state")))
 
     @classmethod
@@ -369,12 +370,14 @@ class Settings:
                     raise GatewayError(f"{addr} is not an IPv{version} address", path + (key,))
                 kw[key] = addr
         if "ports" in data:
-            kw["port_min"], kw["port_max"] = data["ports"]["min"], data["ports"]["max"]
-        for key in ("table_size", "hash_seed", "mtu4", "mtu6", "zero_tos"):
+            kw["port_min"], kw["port_max"] = int(data["ports"]["min"]), int(data["ports"]["max"])
+        for key in ("table_size", "hash_seed", "mtu4", "mtu6"):
             if key in data:
-                kw[key] = data[key]
+                kw[key] = int(data[key])  # JSON Schema integers may be written 16381.0
+        if "zero_tos" in data:
+            kw["zero_tos"] = data["zero_tos"]
         if "timeouts" in data:
-            kw["timeouts"] = Timeouts(**data["timeouts"])
+            kw["timeouts"] = Timeouts(**{k: int(v) for k, v in data["timeouts"].items()})
         try:
             return cls(**kw)
         except GatewayError as e:
