@@ -16,12 +16,11 @@ TEST_ARGS ?=
 
 all: bpf
 
-# Until the scenario runner lands: bring up each reference topology, prove reachability
-# across it, print the report and tear it down.
+# The default suite of scenarios/ (RUN_ARGS="--quick" for a first look in ~1 minute);
+# results and reports in results/run-<time>/, results/latest points to them.
 run: deps bpf
 	$(LAB) doctor
-	$(LAB) reach topologies/nat46.yaml
-	$(LAB) reach topologies/bigtcp.yaml
+	$(LAB) run $(RUN_ARGS)
 
 test: deps bpf
 	$(PYTEST) $(TEST_ARGS)

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "lab.bpf.cli",
     "lab.datapath.gateway.cli",
     "lab.datapath.cli",
+    "lab.commands.run",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}

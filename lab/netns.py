@@ -69,21 +69,31 @@ def _prepare_run_dir() -> None:
 
 
 @contextlib.contextmanager
-def entered(name: str) -> Iterator[None]:
-    """Run the body with the calling thread inside namespace NAME, then switch back."""
+def _returning_home() -> Iterator[None]:
+    """Whatever namespace the body switches the calling thread to, switch it back after."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        target = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _check(_libc.setns(target, CLONE_NEWNET), "setns", path_of(name))
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        yield
     finally:
-        os.close(home)
+        try:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        finally:
+            os.close(home)
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body with the calling thread inside namespace NAME, then switch back."""
+    target = os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _returning_home():
+            _check(_libc.setns(target, CLONE_NEWNET), "setns", path_of(name))
+            os.close(target)
+            target = -1
+            yield
+    finally:
+        if target >= 0:
+            os.close(target)
 
 
 @contextlib.contextmanager
@@ -92,15 +102,9 @@ def anonymous() -> Iterator[None]:
 
     Nothing is mounted, so even a crash mid-probe leaves nothing behind.
     """
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    with _returning_home():
         _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        try:
-            yield
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
-    finally:
-        os.close(home)
+        yield
 
 
 def create(name: str) -> int:
@@ -112,23 +116,16 @@ def create(name: str) -> int:
     _prepare_run_dir()
     path = path_of(name)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
+        with _returning_home():
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)", path)
-        except OSError:
-            os.unlink(path)
-            raise
-        try:
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND,
                                None), "bind-mount namespace", path)
-        except OSError:
-            os.unlink(path)
-            raise
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
-    finally:
-        os.close(home)
+    except OSError:
+        with contextlib.suppress(OSError):
+            _libc.umount2(path.encode(), MNT_DETACH)
+        os.unlink(path)
+        raise
     return os.stat(path).st_ino
 
 

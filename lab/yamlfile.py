@@ -120,9 +120,10 @@ def _describe(path: Path_) -> str:
     return "".join(parts) or "the top level"
 
 
-def _schema_message(err: jsonschema.ValidationError) -> tuple[Path_, str, bool]:
+def _schema_message(err: jsonschema.ValidationError, at: Path_ = ()
+                    ) -> tuple[Path_, str, bool]:
     """A message a user can act on, the path it concerns, and whether it points at a key."""
-    path = tuple(err.absolute_path)
+    path = tuple(at) + tuple(err.absolute_path)
     where = _describe(path)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = sorted(err.schema.get("properties", {}))
@@ -150,19 +151,33 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[Path_, str, bool]:
     return path, f"{where}: {err.message}", False
 
 
-def validate(doc: Document, schema: dict) -> None:
-    """Check DOC against SCHEMA; raise InputError at the first (deepest) error's position."""
+_WHOLE = object()
+
+
+def validate(doc: Document, schema: dict, at: Path_ = (), data: Any = _WHOLE,
+             note: str = "") -> None:
+    """Check DOC against SCHEMA; raise InputError at the first (deepest) error's position.
+
+    With AT (and DATA), check DATA as the value at path AT of DOC (default: the value found
+    there): a part of a file checked against its own schema, e.g. a scenario step's parameters
+    against its step kind's schema, errors reported where they are. NOTE ends the message.
+    """
+    if data is _WHOLE:
+        data = doc.data
+        for key in at:
+            data = data[key]
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc.data),
-                    key=lambda e: (doc.position(tuple(e.absolute_path)).line, -len(e.path)))
+    errors = sorted(validator.iter_errors(data),
+                    key=lambda e: (doc.position(tuple(at) + tuple(e.absolute_path)).line,
+                                   -len(e.path)))
     if not errors:
         return
     best = jsonschema.exceptions.best_match(errors)
     # best_match prefers the most specific error; report it at its own position.
     while best.context:
         best = jsonschema.exceptions.best_match(best.context)
-    path, message, is_key = _schema_message(best)
-    raise doc.error(path, message, key=is_key)
+    path, message, is_key = _schema_message(best, at)
+    raise doc.error(path, message + note, key=is_key)
 
 
 def load_schema(path: Path) -> dict:

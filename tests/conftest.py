@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-pytest_plugins = ["bpf_fixtures"]  # BPF objects, runners, veth pairs, pin dirs
+# bpf_fixtures: BPF objects, runners, veth pairs, pin dirs; pytester: runs pytest in a
+# subprocess (the tests of the lab's own pytest plugin).
+pytest_plugins = ["bpf_fixtures", "pytester"]
 
 
 def pytest_collection_modifyitems(config, items):

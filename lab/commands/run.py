@@ -1,0 +1,179 @@
+"""`lab run` (scenarios -> results and reports), `lab report` and `lab compare`."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import sys
+from pathlib import Path
+
+from lab.errors import EXIT_FAILURE, UsageError
+from lab.scenarios import default_suite, kinds, load, scenarios_dir
+from lab.scenarios.progress import Progress
+from lab.scenarios.results import RunResults
+
+EXIT_INTERRUPTED = 130
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="run scenarios: results.json, report.md, report.html",
+        description="Run scenario files (default: the default suite of scenarios/). Results "
+                    "go to DIR/results.json, reports to DIR/report.md and DIR/report.html. "
+                    "Exit 0 when nothing failed (skipped scenarios do not fail a run), 1 on a "
+                    "failed assertion or error, 2 on bad input, 130 when interrupted.")
+    p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                   help="scenario files, or names of files in scenarios/")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="results directory (default results/run-<time>; results/latest "
+                        "points to the newest)")
+    p.add_argument("--repeat", type=int, metavar="N", help="repeats per scenario (overrides "
+                                                           "the files and --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="one repeat and fewer values, as each scenario's `quick:` says")
+    p.add_argument("--vm", action="store_true",
+                   help="run scenarios whose requirements this kernel lacks inside a kernel "
+                        "VM (lab vm) instead of skipping them")
+    p.add_argument("--vm-kernel", metavar="VERSION", help="kernel for --vm (default: newest "
+                                                          "cloud kernel)")
+    p.add_argument("--list", action="store_true", help="list scenarios and step kinds")
+    p.add_argument("--check", action="store_true",
+                   help="only load and check the scenario files")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("report", help="write report.md and report.html from a results.json",
+                       description="Regenerate the reports of a run (e.g. after an upgrade "
+                                   "of the report, or for results copied from elsewhere).")
+    p.add_argument("results", type=Path, metavar="RESULTS.json")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="where to write them (default: beside RESULTS.json)")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser(
+        "compare", help="regression table of two results.json; exit 1 on a regression",
+        description="Compare every metric NEW shares with OLD: ratio of medians, the noise "
+                    "band from the repeats' spread, and a verdict. A change in the worse "
+                    "direction (from each metric's definition) beyond both the threshold and "
+                    "the noise band is a regression: exit code 1.")
+    p.add_argument("old", type=Path, metavar="OLD.json")
+    p.add_argument("new", type=Path, metavar="NEW.json")
+    p.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
+                   help="smallest change that counts, in percent (default 10)")
+    p.add_argument("--all", action="store_true", help="show unchanged metrics too")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_compare)
+
+
+def _resolve(names: list[str]):
+    out = []
+    for name in names:
+        path = Path(name)
+        if not path.exists() and not name.endswith((".yaml", ".yml")):
+            path = scenarios_dir() / f"{name}.yaml"
+        if not path.exists():
+            known = ", ".join(p.stem for p in sorted(scenarios_dir().glob("*.yaml")))
+            raise UsageError(f"no scenario '{name}' (a file, or one of: {known})")
+        out.append(load(path))
+    return out
+
+
+def _list() -> int:
+    print("scenarios (scenarios/):")
+    for path in sorted(scenarios_dir().glob("*.yaml")):
+        sc = load(path)
+        print(f"  {sc.name:<20} {sc.suite:<8} {sc.description.strip()[:90]}")
+    print("step kinds:")
+    for name, kind in kinds().items():
+        print(f"  {name:<20} {kind.description}")
+    return 0
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_run(args) -> int:
+    if args.list:
+        return _list()
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageError("--repeat must be at least 1")
+    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite()
+    if not scenarios:
+        raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
+    if args.check:
+        for sc in scenarios:
+            print(f"{sc.file}: ok ({sc.name}: {len(sc.steps)} steps, "
+                  f"{len(sc.points()) * len(sc.configs)} points)")
+        return 0
+
+    from lab import features
+    from lab.scenarios.report import write_reports
+    from lab.scenarios.runner import Runner
+
+    features.require_privileges()
+    out = args.out or Path("results") / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    progress = Progress()
+    runner = Runner(out, quick=args.quick, repeats=args.repeat, vm=args.vm,
+                    vm_kernel=args.vm_kernel, progress=progress, command=["lab", *sys.argv[1:]])
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        results = runner.run(scenarios)
+        doc = results.to_json()
+        paths = write_reports(doc, out)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if args.out is None:
+        _point_latest(out)
+    _summary(results, out, paths)
+    if results.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE if results.status != "passed" else 0
+
+
+def _point_latest(out: Path) -> None:
+    latest = out.parent / "latest"
+    try:
+        if latest.is_symlink():
+            latest.unlink()
+        if not latest.exists():
+            latest.symlink_to(out.name)
+    except OSError:
+        pass
+
+
+def _summary(results: RunResults, out: Path, paths: list[Path]) -> None:
+    print(f"lab run: {results.status} in {results.duration_s:.0f} s")
+    for sr in results.to_json()["scenarios"]:
+        reason = f": {sr['reason']}" if sr["reason"] and sr["status"] != "passed" else ""
+        print(f"  {sr['name']:<20} {sr['status']:<11} {sr.get('duration_s', 0):6.0f} s"
+              f"{reason}")
+    print(f"results: {out / 'results.json'}")
+    for p in paths:
+        print(f"report:  {p}")
+
+
+def cmd_report(args) -> int:
+    from lab.scenarios import results
+    from lab.scenarios.report import write_reports
+
+    doc = results.load(args.results)
+    for p in write_reports(doc, args.out or args.results.parent):
+        print(p)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from lab.scenarios import compare, results
+
+    if args.threshold < 0:
+        raise UsageError("--threshold must be a percentage >= 0")
+    old, new = results.load(args.old), results.load(args.new)
+    table = compare.compare(old, new, args.threshold / 100.0)
+    if args.json:
+        import json
+
+        print(json.dumps(table.to_json(), indent=1))
+    else:
+        sys.stdout.write(table.render(show_all=args.all))
+    return EXIT_FAILURE if table.regressions else 0
+

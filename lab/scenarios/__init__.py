@@ -1,0 +1,36 @@
+"""Scenarios: declarative experiments on a lab (scenarios/*.yaml), run by `lab run`.
+
+    registry   step kinds: `@step(name, schema=..., metrics=...)` registers a Python function
+    context    StepContext: what a step kind's function gets (lab, parameters, point, repeat,
+               results sink, captures, servers)
+    model      scenario files -> checked Scenario objects (schema.yaml)
+    runner     requirements, labs side by side, repeats, steps
+    results    the results document (results.schema.json) and its statistics
+    report     report.md and report.html with charts; compare: `lab compare`
+    steps      the built-in step kinds (iperf3, rr, crr, sockperf, ping, reach)
+
+docs/scenarios.md describes the file format and how to write a step kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.scenarios.context import StepContext
+from lab.scenarios.model import Scenario, load, parse
+from lab.scenarios.registry import Metric, StepKind, kinds, step
+
+__all__ = ["Metric", "Scenario", "StepContext", "StepKind", "kinds", "load", "parse", "step",
+           "scenarios_dir", "default_suite"]
+
+
+def scenarios_dir() -> Path:
+    """The checkout's scenarios/ directory (else ./scenarios)."""
+    checkout = Path(__file__).resolve().parents[2] / "scenarios"
+    return checkout if checkout.is_dir() else Path.cwd() / "scenarios"
+
+
+def default_suite() -> list[Scenario]:
+    """Every scenario file of scenarios_dir() whose suite is `default`, by file name."""
+    loaded = [load(p) for p in sorted(scenarios_dir().glob("*.yaml"))]
+    return [s for s in loaded if s.suite == "default"]
