@@ -62,6 +62,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "directory)")
     agent.set_defaults(handler=cmd_agent)
 
+    from lab.cli import subcommand_group
+    group = subcommand_group(sub, "bench", "benchmarks (medians of repeats, side by side)")
+    b = group.add_parser(
+        "gateway", help="stateful gateway vs stateless translator vs plain IPv6",
+        description="Connections/s and request/response latency from one client to one pod "
+                    "through the stateful gateway, the stateless translator and plain IPv6 "
+                    "routing, side by side in one lab; Maglev build times; ns/packet of both "
+                    "programs. Medians of repeats and ratios to IPv6.")
+    b.add_argument("--repeat", type=int, default=5, help="repeats (5)")
+    b.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (2)")
+    b.add_argument("--placement", choices=("same-cpu", "cross-cpu", "unpinned"),
+                   default="same-cpu", help="client and server CPUs (same-cpu)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=cmd_bench)
+
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lab", help="lab name (needed when several labs are up)")
@@ -165,6 +180,16 @@ def cmd_del(args: argparse.Namespace) -> int:
             sid = found.id
         gone = gw.delete_service(sid)
         print(f"deleted service {gone.id} ({gone.frontend}); its open connections finish")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lab import features
+    from lab.benchmarks import gateway
+
+    features.require_privileges()
+    result = gateway.run(args.repeat, args.seconds, args.placement)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result.text())
     return 0
 
 
