@@ -106,6 +106,7 @@ class Gateway:
         self.btf = self.maps["gw_services"].btf
         self._enums: dict[str, dict[str, int]] = {}
         self._thread_lock = threading.RLock()
+        self._depth = 0  # nesting of _locked() in the thread holding it
         self._dir_fd = (os.open(self.pin_dir, os.O_RDONLY | os.O_DIRECTORY)
                         if self.pin_dir is not None else None)
 
@@ -149,14 +150,16 @@ class Gateway:
         """One writer at a time: threads of this process, and other processes (a lock on the
         pin directory, which every process using these maps shares)."""
         with self._thread_lock:
-            if self._dir_fd is None:
-                yield
-                return
-            fcntl.flock(self._dir_fd, fcntl.LOCK_EX)
+            outermost = self._depth == 0 and self._dir_fd is not None
+            if outermost:
+                fcntl.flock(self._dir_fd, fcntl.LOCK_EX)
+            self._depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+                self._depth -= 1
+                if outermost:
+                    fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
 
     # --- names from BTF --------------------------------------------------------------------
 

@@ -406,6 +406,7 @@ class GatewayConfig:
     """A topology file's `datapath.gateway` section: settings and services."""
     settings: Settings = field(default_factory=Settings)
     services: tuple[Service, ...] = ()
+    conntrack_entries: int | None = None   # None: the object's own size
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = (),
@@ -424,7 +425,8 @@ class GatewayConfig:
                                                                        "frontend"))
             seen[svc.frontend] = i
             check_service(svc, settings, path + ("services", i))
-        return cls(settings, services)
+        entries = data.get("conntrack_entries")
+        return cls(settings, services, int(entries) if entries is not None else None)
 
 
 def check_service(svc: Service, settings: Settings, path: PathT = ()) -> None:

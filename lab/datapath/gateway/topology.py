@@ -5,6 +5,7 @@ object on a node (an ObjectSetup of lab.bpf.topology).
     datapath:
       gateway:
         settings: {snat6: "fd00:0:0:1::1", table_size: 16381}
+        conntrack_entries: 524288
         services:
           - frontend: {address: 203.0.113.80, port: 80}
             backends:
@@ -65,6 +66,12 @@ def check_section(doc: Document, path: tuple, topo: Any) -> None:
             raise doc.error(e.path, e.message + where) from None
 
 
+def _before_load(obj: BpfObject, topo: Any, node: str) -> None:
+    entries = config_for(topo, node).conntrack_entries
+    if entries is not None:
+        obj.set_max_entries("gw_ct", entries)
+
+
 def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
     cfg = config_for(topo, node)
     with Gateway.from_object(obj) as gw:
@@ -73,4 +80,4 @@ def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
             gw.add_service(svc)
 
 
-register_setup(OBJECT, ObjectSetup(after_load=_after_load))
+register_setup(OBJECT, ObjectSetup(before_load=_before_load, after_load=_after_load))
