@@ -21,6 +21,8 @@
  *   dev4 [egress: xlate64_egress] IPv6 -> IPv4, then a FIB lookup and bpf_redirect_neigh()
  *   dev6 [egress: xlate46_egress] IPv4 -> IPv6, likewise
  *
+ * The gateway's own addresses are configured as "own" address pairs: packets to them are the
+ * host's (passed untouched at ingress), packets from them (the kernel's errors) translate.
  * Egress programs translate one direction only, so a redirected packet that comes back
  * through the same hook is left alone. XDP has no egress hook: with XDP on ingress, the two
  * tc egress programs still carry the kernel's own packets.
@@ -54,6 +56,15 @@ static __always_inline bool outcome_is_drop(int outcome)
 	return outcome >= XLAT_DROP_MALFORMED;
 }
 
+/* tc verdicts: a packet left alone goes on to whatever comes next at the hook (another
+ * filter or tcx program), a translated one is accepted. */
+static __always_inline int tc_verdict(int outcome)
+{
+	if (outcome == XLAT_PASS)
+		return TC_ACT_UNSPEC;
+	return outcome_is_drop(outcome) ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
 SEC("tc")
 int xlate_ingress(struct __sk_buff *skb)
 {
@@ -63,7 +74,7 @@ int xlate_ingress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return bpf_redirect(skb->ifindex, 0);
-	return outcome_is_drop(rc) ? TC_ACT_SHOT : TC_ACT_OK;
+	return tc_verdict(rc);
 }
 
 SEC("xdp")
@@ -123,7 +134,7 @@ int xlate46_egress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_DONE46)
 		return fib_redirect(skb, true);
-	return outcome_is_drop(rc) || rc == XLAT_BOUNCE ? TC_ACT_SHOT : TC_ACT_OK;
+	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 
 SEC("tc")
@@ -134,7 +145,7 @@ int xlate64_egress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_DONE64)
 		return fib_redirect(skb, false);
-	return outcome_is_drop(rc) || rc == XLAT_BOUNCE ? TC_ACT_SHOT : TC_ACT_OK;
+	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -159,8 +159,12 @@ class EamEntry:
 
     v4: IPv4Network
     v6: IPv6Network
+    own: bool = False   # the translator host's own address pair (a /32 and a /128)
 
     def __post_init__(self) -> None:
+        if self.own and (self.v4.prefixlen != 32 or self.v6.prefixlen != 128):
+            raise AddressMapError(f"own addresses {self.v6}={self.v4}: single addresses "
+                                  "(/128 and /32)")
         if 32 - self.v4.prefixlen != 128 - self.v6.prefixlen:
             raise AddressMapError(
                 f"EAM {self.v6}={self.v4}: the suffixes must have the same length, but "

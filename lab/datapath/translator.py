@@ -42,13 +42,16 @@ class TranslatorConfigError(UsageError):
         super().__init__(f"translator {where}: {message}" if where else f"translator: {message}")
 
 
-_KEYS = ("prefix", "eam", "allow", "exclude", "icmp_errors", "icmp_source4", "icmp_source6",
-         "pool4", "mtu4", "mtu6", "zero_tos")
+_KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
+         "icmp_source6", "pool4", "mtu4", "mtu6", "zero_tos")
 
 
 @dataclass(frozen=True)
 class TranslatorConfig:
     prefix: Rfc6052Prefix | None = None
+    # EAM entries; those with `own` set are the translator host's own address pairs: packets
+    # to them are for the host (not translated), packets from them (the kernel's ICMP errors)
+    # are translated like any.
     eam: EamTable = field(default_factory=EamTable)
     allow: tuple[IPv4Network, ...] = ()      # IPv4 sources allowed 4->6; empty: all
     exclude: tuple[IPv4Network, ...] = ()    # IPv4 ranges never combined with the prefix
@@ -99,6 +102,13 @@ class TranslatorConfig:
             else:
                 raise TranslatorConfigError(("eam", i), "expected {ipv4: PREFIX, ipv6: "
                                             "PREFIX} or 'IPV6PREFIX=IPV4PREFIX'")
+        for i, e in enumerate(_list(data, "own")):
+            if not (isinstance(e, Mapping) and set(e) == {"ipv4", "ipv6"}):
+                raise TranslatorConfigError(("own", i), "expected {ipv4: ADDRESS, ipv6: "
+                                            "ADDRESS}")
+            pair = _at(("own", i), EamEntry.parse, f"{e['ipv6']}/128", f"{e['ipv4']}/32",
+                       "own address")
+            entries.append(_at(("own", i), EamEntry, pair.v4, pair.v6, True))
         kw["eam"] = _at(("eam",), EamTable, tuple(entries))
         for key in ("allow", "exclude"):
             kw[key] = tuple(_at((key, i), _net4, str(v)) for i, v in enumerate(_list(data, key)))
@@ -136,8 +146,12 @@ class TranslatorConfig:
         out: dict[str, Any] = {}
         if self.prefix is not None:
             out["prefix"] = str(self.prefix)
-        if len(self.eam):
-            out["eam"] = [{"ipv4": str(e.v4), "ipv6": str(e.v6)} for e in self.eam]
+        if any(not e.own for e in self.eam):
+            out["eam"] = [{"ipv4": str(e.v4), "ipv6": str(e.v6)} for e in self.eam
+                          if not e.own]
+        if any(e.own for e in self.eam):
+            out["own"] = [{"ipv4": str(e.v4.network_address), "ipv6": str(e.v6.network_address)}
+                          for e in self.eam if e.own]
         for key in ("allow", "exclude"):
             if getattr(self, key):
                 out[key] = [str(n) for n in getattr(self, key)]
@@ -270,6 +284,7 @@ def _eam_value(e: EamEntry, obj: Any) -> Any:
     _set_in6(v.v6, e.v6.network_address)
     v.v4 = be32(e.v4.network_address)
     v.suffix_len = e.suffix_len
+    v.own = int(e.own)
     return v
 
 

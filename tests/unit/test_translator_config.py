@@ -73,3 +73,18 @@ def test_well_known_prefix_excludes_the_non_global_ranges():
     assert all(any(n.subnet_of(r) for r in ranges) for n in NON_GLOBAL_V4)
     local = TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48"})
     assert local.mapper().excluded_ranges == ()
+
+
+def test_own_addresses():
+    cfg = TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48",
+                                      "own": [{"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}]})
+    (e,) = cfg.eam
+    assert e.own and str(e.v4) == "192.0.2.1/32" and str(e.v6) == "2001:db8::1/128"
+    assert cfg.mapper().to6("192.0.2.1") == IPv6Address("2001:db8::1")
+    assert TranslatorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(TranslatorConfigError, match="expected") as err:
+        TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48", "own": ["192.0.2.1"]})
+    assert err.value.path == ("own", 0)
+    with pytest.raises(TranslatorConfigError, match="does not appear"):
+        TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48",
+                                    "own": [{"ipv4": "192.0.2.0/24", "ipv6": "2001:db8::1"}]})

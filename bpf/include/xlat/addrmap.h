@@ -87,6 +87,13 @@ static __always_inline __be32 eam_suffix_mask(__u8 suffix_len)
 	return suffix_len >= 32 ? 0xffffffff : bpf_htonl((1U << suffix_len) - 1);
 }
 
+/* Results of the mapping functions below. */
+enum {
+	XLAT_MAP_NONE = -1,     /* not translatable */
+	XLAT_MAP_OK = 0,
+	XLAT_MAP_OWN = 1,       /* translatable, and the translator host's own address */
+};
+
 /* RFC 7757 3.2: the longest matching IPv4 prefix gives the IPv6 prefix; the suffix bits are
  * copied. */
 static __always_inline int eam_4to6(__be32 v4, struct in6_addr *out)
@@ -95,10 +102,10 @@ static __always_inline int eam_4to6(__be32 v4, struct in6_addr *out)
 	const struct xlat_eam *e = bpf_map_lookup_elem(&xlat_eam4, &key);
 
 	if (!e)
-		return -1;
+		return XLAT_MAP_NONE;
 	*out = e->v6;
 	out->in6_u.u6_addr32[3] |= v4 & eam_suffix_mask(e->suffix_len);
-	return 0;
+	return e->own ? XLAT_MAP_OWN : XLAT_MAP_OK;
 }
 
 static __always_inline int eam_6to4(const struct in6_addr *v6, __be32 *out)
@@ -107,9 +114,9 @@ static __always_inline int eam_6to4(const struct in6_addr *v6, __be32 *out)
 	const struct xlat_eam *e = bpf_map_lookup_elem(&xlat_eam6, &key);
 
 	if (!e)
-		return -1;
+		return XLAT_MAP_NONE;
 	*out = e->v4 | (v6->in6_u.u6_addr32[3] & eam_suffix_mask(e->suffix_len));
-	return 0;
+	return e->own ? XLAT_MAP_OWN : XLAT_MAP_OK;
 }
 
 static __always_inline bool excluded4(__be32 v4)
@@ -119,25 +126,36 @@ static __always_inline bool excluded4(__be32 v4)
 	return bpf_map_lookup_elem(&xlat_excl4, &key) != NULL;
 }
 
-/* Trie lookups cost tens of nanoseconds each, so tables known to be empty are skipped. */
+/* EAM first, then the prefix: XLAT_MAP_*. Trie lookups cost tens of nanoseconds each, so
+ * tables known to be empty are skipped. */
 static __always_inline int siit_4to6(const struct xlat_config *cfg, __be32 v4,
 				     struct in6_addr *out)
 {
-	if (cfg->use_eam && !eam_4to6(v4, out))
-		return 0;
-	if (!cfg->pref6_len || (cfg->use_excl4 && excluded4(v4)))
-		return -1;
-	return rfc6052_embed(&cfg->pref6, cfg->pref6_len, v4, out);
+	if (cfg->use_eam) {
+		int rc = eam_4to6(v4, out);
+
+		if (rc != XLAT_MAP_NONE)
+			return rc;
+	}
+	if (!cfg->pref6_len || (cfg->use_excl4 && excluded4(v4)) ||
+	    rfc6052_embed(&cfg->pref6, cfg->pref6_len, v4, out))
+		return XLAT_MAP_NONE;
+	return XLAT_MAP_OK;
 }
 
 static __always_inline int siit_6to4(const struct xlat_config *cfg, const struct in6_addr *v6,
 				     __be32 *out)
 {
-	if (cfg->use_eam && !eam_6to4(v6, out))
-		return 0;
-	if (!cfg->pref6_len || rfc6052_extract(&cfg->pref6, cfg->pref6_len, v6, out))
-		return -1;
-	return cfg->use_excl4 && excluded4(*out) ? -1 : 0;
+	if (cfg->use_eam) {
+		int rc = eam_6to4(v6, out);
+
+		if (rc != XLAT_MAP_NONE)
+			return rc;
+	}
+	if (!cfg->pref6_len || rfc6052_extract(&cfg->pref6, cfg->pref6_len, v6, out) ||
+	    (cfg->use_excl4 && excluded4(*out)))
+		return XLAT_MAP_NONE;
+	return XLAT_MAP_OK;
 }
 
 static __always_inline bool allowed4(const struct xlat_config *cfg, __be32 saddr)

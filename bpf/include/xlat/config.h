@@ -48,7 +48,9 @@ struct xlat_eam {
 	struct in6_addr v6;
 	__be32 v4;
 	__u8 suffix_len;         /* 0..32 */
-	__u8 pad[3];
+	__u8 own;                /* the translator host's own address pair: packets to it are
+				  * for the host, not translated (its own packets from it are) */
+	__u8 pad[2];
 };
 
 struct {

@@ -111,6 +111,25 @@ static __always_inline int pkt_l4_csum_diff(const struct pkt *p, __u32 off, __u3
 	return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, &check, sizeof(check));
 }
 
+/* Whether the skb's transport checksum is still to be completed (CHECKSUM_PARTIAL): a local
+ * sender on veth hands such skbs over, and the kernel finishes the checksum at
+ * csum_start/csum_offset when the packet leaves. tc cannot read ip_summed, but
+ * bpf_l4_csum_replace() applies a change outside the pseudo-header only to a full checksum and
+ * ignores it for a partial one: probe the 2 bytes at `scratch_off`, which the caller
+ * overwrites afterwards. At XDP the answer is no: an XDP_TX frame carries no checksum state. */
+static __always_inline bool pkt_csum_partial(const struct pkt *p, __u32 scratch_off)
+{
+	__u16 v = 0x5555;
+
+	if (PKT_IS_XDP(p))
+		return false;
+	if (bpf_skb_store_bytes(PKT_SKB(p), scratch_off, &v, sizeof(v), 0) ||
+	    bpf_l4_csum_replace(PKT_SKB(p), scratch_off, 0, 1, 0) ||
+	    bpf_skb_load_bytes(PKT_SKB(p), scratch_off, &v, sizeof(v)))
+		return false;
+	return v == 0x5555;
+}
+
 /* Replace the `old_len` bytes of network-layer headers that follow the Ethernet header by
  * `new_len` bytes of room, and switch the packet to `proto` (ETH_P_IP or ETH_P_IPV6,
  * different from the current one). The room's contents are undefined: the caller rewrites

@@ -26,6 +26,26 @@ static __always_inline void eth_swap(struct ethhdr *eth)
 	__builtin_memcpy(eth->h_dest, tmp, ETH_ALEN);
 }
 
+/* Sum of an error message about to be sent whose quoted packet was CHECKSUM_PARTIAL: the
+ * kernel will complete the quoted transport checksum (at `l4off` + the protocol's checksum
+ * offset) after the error's own checksum is made, so sum the message with that completed
+ * value instead of the pseudo-header sum the field holds now. */
+static __always_inline int icmp_err_sum_completed(const struct pkt *p, __u32 l4off, __u8 proto,
+						  __u32 end, __u32 *sum)
+{
+	__u32 field = l4off + (proto == IPPROTO_TCP ? 16 : 6), inner = 0;
+	__u16 partial, done;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	if (field + 2 > end || pkt_load(p, field, &partial, sizeof(partial)) ||
+	    pkt_csum_range(p, l4off, end - l4off, &inner))
+		return -1;
+	done = csum_fold(inner);
+	*sum = csum_add(csum_sub(*sum, partial), done);
+	return 0;
+}
+
 static __always_inline bool ip4_is_unicast(__be32 a)
 {
 	__u32 h = bpf_ntohl(a);
@@ -77,6 +97,10 @@ static __always_inline int icmp4_bounce(const struct pkt *p, struct ethhdr *eth,
 	    pkt_store(p, ETH_HLEN, &e, sizeof(e)))
 		return XLAT_DROP_ERROR;
 	if (pkt_csum_range(p, ETH_HLEN + IP4_HLEN, ICMP_HLEN + quote, &sum))
+		return XLAT_DROP_ERROR;
+	if (!h->frag_off && pkt_csum_partial(p, ETH_HLEN + IP4_HLEN + 2) &&
+	    icmp_err_sum_completed(p, ETH_HLEN + IP4_HLEN + ICMP_HLEN + h->hlen, h->ip.protocol,
+				   ETH_HLEN + IP4_HLEN + ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;
 	check = csum_fold(sum);
 	if (pkt_store(p, ETH_HLEN + IP4_HLEN + 2, &check, sizeof(check)))
@@ -136,6 +160,10 @@ static __always_inline int icmp6_bounce(const struct pkt *p, struct ethhdr *eth,
 		return XLAT_DROP_ERROR;
 	sum = pseudo6_sum(&e.ip.saddr, &e.ip.daddr, ICMP_HLEN + quote, IPPROTO_ICMPV6);
 	if (pkt_csum_range(p, ETH_HLEN + IP6_HLEN, ICMP_HLEN + quote, &sum))
+		return XLAT_DROP_ERROR;
+	if (!h->frag_off && pkt_csum_partial(p, ETH_HLEN + IP6_HLEN + 2) &&
+	    icmp_err_sum_completed(p, ETH_HLEN + IP6_HLEN + ICMP_HLEN + h->hlen, h->proto,
+				   ETH_HLEN + IP6_HLEN + ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;
 	check = csum_fold(sum);
 	if (pkt_store(p, ETH_HLEN + IP6_HLEN + 2, &check, sizeof(check)))

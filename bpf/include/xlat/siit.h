@@ -78,11 +78,11 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return XLAT_PASS;
 	s = &scratch->x46;
-	rc = xlat46_parse(p, s);
-	if (rc)
-		return rc;
-	/* Destinations the translator does not map are not its business. */
-	if (siit_4to6(cfg, s->out.ip.daddr, &s->daddr))
+	if (!xlat46_parse(p, s))
+		return XLAT_PASS;
+	/* Destinations the translator does not map are not its business, nor are the host's
+	 * own addresses: packets to them are for the host, in the family they came in. */
+	if (siit_4to6(cfg, s->out.ip.daddr, &s->daddr) != XLAT_MAP_OK)
 		return XLAT_PASS;
 	rc = xlat46_validate(p, s);
 	if (rc == XLAT_DROP_SRCROUTE)
@@ -92,15 +92,15 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p)
 		return rc;
 	if (!allowed4(cfg, s->out.ip.saddr))
 		rc = XLAT_DROP_ALLOW4;
-	else if (siit_4to6(cfg, s->out.ip.saddr, &s->saddr))
+	else if (siit_4to6(cfg, s->out.ip.saddr, &s->saddr) == XLAT_MAP_NONE)
 		rc = XLAT_DROP_SRC;
 	if (rc)
 		return PKT_CALL(p, siit46_bounce, TYPE_CODE(ICMP_DEST_UNREACH, ICMP_PKT_FILTERED),
 				0, rc);
 	if (s->l4 != XLAT_L4_ICMP_ERROR)
 		return xlat46_commit(p, s, cfg->zero_tos);
-	if (siit_4to6(cfg, s->in.ip.saddr, &s->in_saddr) ||
-	    siit_4to6(cfg, s->in.ip.daddr, &s->in_daddr))
+	if (siit_4to6(cfg, s->in.ip.saddr, &s->in_saddr) == XLAT_MAP_NONE ||
+	    siit_4to6(cfg, s->in.ip.daddr, &s->in_daddr) == XLAT_MAP_NONE)
 		return XLAT_DROP_ICMP_INNER;
 	return PKT_CALL(p, siit46_error, cfg->zero_tos, (__u32)cfg->mtu4 << 16 | cfg->mtu6);
 }
@@ -115,10 +115,9 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return XLAT_PASS;
 	s = &scratch->x64;
-	rc = xlat64_parse(p, s);
-	if (rc)
-		return rc;
-	if (siit_6to4(cfg, &s->out.ip.daddr, &s->daddr))
+	if (!xlat64_parse(p, s))
+		return XLAT_PASS;
+	if (siit_6to4(cfg, &s->out.ip.daddr, &s->daddr) != XLAT_MAP_OK)
 		return XLAT_PASS;
 	rc = xlat64_validate(p, s);
 	if (rc == XLAT_DROP_ROUTING_HDR)
@@ -126,7 +125,7 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 				bpf_htonl(s->out.rh_ptr), rc);
 	if (rc)
 		return rc;
-	if (siit_6to4(cfg, &s->out.ip.saddr, &s->saddr)) {
+	if (siit_6to4(cfg, &s->out.ip.saddr, &s->saddr) == XLAT_MAP_NONE) {
 		/* RFC 6791: errors from IPv6 routers without an IPv4 address get a pool one */
 		if (s->l4 != XLAT_L4_ICMP_ERROR || !cfg->pool4)
 			return PKT_CALL(p, siit64_bounce,
@@ -136,8 +135,8 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	}
 	if (s->l4 != XLAT_L4_ICMP_ERROR)
 		return xlat64_commit(p, s, cfg->zero_tos);
-	if (siit_6to4(cfg, &s->in.ip.saddr, &s->in_saddr) ||
-	    siit_6to4(cfg, &s->in.ip.daddr, &s->in_daddr))
+	if (siit_6to4(cfg, &s->in.ip.saddr, &s->in_saddr) == XLAT_MAP_NONE ||
+	    siit_6to4(cfg, &s->in.ip.daddr, &s->in_daddr) == XLAT_MAP_NONE)
 		return XLAT_DROP_ICMP_INNER;
 	return PKT_CALL(p, siit64_error, cfg->zero_tos, (__u32)cfg->mtu4 << 16 | cfg->mtu6);
 }

@@ -39,14 +39,14 @@ struct xlat46 {
 	struct in6_addr in_daddr;
 };
 
-/* Not an IPv4 packet (XLAT_PASS) or 0: s->out.ip holds the base header, not yet validated. */
-static __always_inline int xlat46_parse(const struct pkt *p, struct xlat46 *s)
+/* Whether the packet is IPv4; if so, s->out.ip holds its base header, not yet validated. */
+static __always_inline bool xlat46_parse(const struct pkt *p, struct xlat46 *s)
 {
 	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IP))
-		return XLAT_PASS;
+		return false;
 	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN) || s->out.ip.version != 4)
-		return XLAT_PASS;
-	return 0;
+		return false;
+	return true;
 }
 
 /* Classify the transport header of a quoted IPv4 packet. */

@@ -31,14 +31,14 @@ struct xlat64 {
 	__be32 in_daddr;
 };
 
-/* Not an IPv6 packet (XLAT_PASS) or 0: s->out.ip holds the base header, not yet validated. */
-static __always_inline int xlat64_parse(const struct pkt *p, struct xlat64 *s)
+/* Whether the packet is IPv6; if so, s->out.ip holds its base header, not yet validated. */
+static __always_inline bool xlat64_parse(const struct pkt *p, struct xlat64 *s)
 {
 	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IPV6))
-		return XLAT_PASS;
+		return false;
 	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN) || s->out.ip.version != 6)
-		return XLAT_PASS;
-	return 0;
+		return false;
+	return true;
 }
 
 static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *s, __u32 off)
