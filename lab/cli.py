@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "lab.datapath.gateway.cli",
     "lab.datapath.cli",
     "lab.commands.run",
+    "lab.commands.bigtcp",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-# bpf_fixtures: BPF objects, runners, veth pairs, pin dirs; pytester: runs pytest in a
-# subprocess (the tests of the lab's own pytest plugin).
+# bpf_fixtures: BPF objects, runners, veth pairs, pin dirs. pytester runs pytest in a
+# subprocess: the tests of the lab's own pytest plugin use it.
 pytest_plugins = ["bpf_fixtures", "pytester"]
 
 

@@ -34,6 +34,7 @@ BETTER = ("higher", "lower", "none")
 # Modules whose import registers step kinds, in the order `lab run --list` shows them.
 STEP_MODULES: list[str] = [
     "lab.scenarios.steps",
+    "lab.scenarios.bigtcp",
 ]
 
 

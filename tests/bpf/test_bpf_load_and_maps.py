@@ -22,7 +22,7 @@ def test_programs_and_maps_by_name(load_bpf):
     assert obj.program("pktcount_xdp").type_name == "xdp"
     assert obj.program("pktcount_tc").id > 0
     m = obj.map("pktcount")
-    assert (m.info.type_name, m.info.key_size, m.info.value_size) == ("percpu_hash", 8, 24)
+    assert (m.info.type_name, m.info.key_size, m.info.value_size) == ("percpu_hash", 12, 32)
 
 
 def test_typed_values_round_trip_per_cpu(load_bpf):
@@ -60,11 +60,11 @@ def test_callers_types_are_checked_against_btf(load_bpf):
     class Key(ctypes.Structure):
         _fields_ = [("ifindex", ctypes.c_uint32), ("family", ctypes.c_uint8),
                     ("l4proto", ctypes.c_uint8), ("bucket", ctypes.c_uint8),
-                    ("hook", ctypes.c_uint8)]
+                    ("hook", ctypes.c_uint8), ("lenfield", ctypes.c_uint32)]
 
     class Value(ctypes.Structure):   # `bytes` is __u64 in C
         _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint32),
-                    ("segments", ctypes.c_uint64)]
+                    ("segments", ctypes.c_uint64), ("max_len", ctypes.c_uint64)]
 
     typed = m.typed(key=Key)
     typed[Key(ifindex=1)] = m.value_type(packets=1)
@@ -76,7 +76,7 @@ def test_callers_types_are_checked_against_btf(load_bpf):
 
 def test_wrong_sizes_are_refused_before_the_kernel(load_bpf):
     m = load_bpf("pktcount").map("pktcount")
-    with pytest.raises(ValueError, match="3 bytes given, the map uses 8"):
+    with pytest.raises(ValueError, match="3 bytes given, the map uses 12"):
         m.lookup(b"abc")
     with pytest.raises(TypeError, match="expected pktcount_key"):
         m.lookup(5)

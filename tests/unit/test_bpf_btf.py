@@ -53,7 +53,8 @@ def test_derived_records_compare_and_print(pktcount):
 
 class GoodKey(ctypes.Structure):
     _fields_ = [("ifindex", ctypes.c_uint32), ("family", ctypes.c_uint8),
-                ("l4proto", ctypes.c_uint8), ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8)]
+                ("l4proto", ctypes.c_uint8), ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8),
+                ("lenfield", ctypes.c_uint32)]
 
 
 def test_matching_python_type_passes(pktcount):
@@ -62,13 +63,13 @@ def test_matching_python_type_passes(pktcount):
 
 @pytest.mark.parametrize("fields, message", [
     ([("ifindex", ctypes.c_uint32), ("family", ctypes.c_uint8), ("proto", ctypes.c_uint8),
-      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8)],
+      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8), ("lenfield", ctypes.c_uint32)],
      "member 'l4proto' is missing in Python"),
     ([("ifindex", ctypes.c_uint32), ("l4proto", ctypes.c_uint8), ("family", ctypes.c_uint8),
-      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8)],
+      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8), ("lenfield", ctypes.c_uint32)],
      "member 'family' is at offset 5 in Python but 4 in BTF"),
     ([("ifindex", ctypes.c_uint16), ("family", ctypes.c_uint8), ("l4proto", ctypes.c_uint8),
-      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8)],
+      ("bucket", ctypes.c_uint8), ("hook", ctypes.c_uint8), ("lenfield", ctypes.c_uint32)],
      "member 'ifindex' is 2 bytes in Python but 4 in BTF"),
     (GoodKey._fields_ + [("extra", ctypes.c_uint32)],
      "member 'extra' exists in Python but not in BTF"),
