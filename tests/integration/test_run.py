@@ -88,8 +88,8 @@ def test_a_scenario_for_real_results_reports_and_captures(tmp_path):
     md = (out / "report.md").read_text()
     assert "## small: passed" in md and "an anchor: 1.50x" in md
     assert len(list((out / "charts").glob("*.png"))) == 2
-    labs = [c["lab"] for c in sc["configs"]]
-    assert not [n for n in netns.list_names() if n.split("-")[0] in labs]  # torn down
+    labs = tuple(f"{c['lab']}-" for c in sc["configs"])
+    assert not [n for n in netns.list_names() if n.startswith(labs)]  # torn down
 
 
 def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
@@ -111,12 +111,15 @@ def test_failing_assertion_fails_the_run_with_value_and_threshold(tmp_path):
 
 def test_bad_scenario_exits_2_with_position_before_anything_runs(tmp_path):
     (tmp_path / "bad.yaml").write_text(SMALL.replace("count: 3", "count: 0"))
-    before = set(netns.list_names())
-    proc = run_lab("run", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.Popen(LAB + ["run", str(tmp_path / "bad.yaml"), "--out",
+                                   str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert f"{tmp_path / 'bad.yaml'}:12:" in proc.stderr
-    assert "count: 0 is less than the minimum of 1" in proc.stderr
-    assert not (tmp_path / "out").exists() and set(netns.list_names()) == before
+    assert f"{tmp_path / 'bad.yaml'}:12:" in stderr
+    assert "count: 0 is less than the minimum of 1" in stderr
+    assert not (tmp_path / "out").exists() and lab_namespaces(proc.pid) == []
 
 
 def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
@@ -196,25 +199,34 @@ def test_html_report_renders_in_headless_chromium_with_its_charts(tmp_path):
 
 
 def test_pytest_plugin_gives_tests_a_running_lab(pytester):
+    names = pytester.path / "labs.txt"
     pytester.makepyfile(test_mine=f"""
         import pytest
 
+        def record(lab):
+            with open({str(names)!r}, "a") as f:
+                f.write(lab.name + "\\n")
+
         def test_nodes(lab, lab_nodes):
+            record(lab)
             assert set(lab_nodes) == {{"client", "router", "server"}}
             lab_nodes["client"].run(["ping", "-c1", "-W2", lab.node("server").address(6)])
 
         def test_same_lab_again(lab):
-            assert lab.name.startswith("pt")
+            record(lab)
 
         @pytest.mark.lab_topology({str(ROOT / "topologies" / "nat46.yaml")!r})
         def test_marker(lab):
+            record(lab)
             assert "gw" in lab.nodes and len(lab.pods("node1")) == 4
     """)
-    before = set(netns.list_names())
     result = pytester.runpytest_subprocess("--lab-topology", str(BIGTCP), "-p",
                                            "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    assert set(netns.list_names()) == before  # both labs torn down at the session's end
+    first, again, other = names.read_text().split()
+    assert first == again != other  # one lab per topology file for the session
+    left = [n for n in netns.list_names() if n.startswith((f"{first}-", f"{other}-"))]
+    assert left == []  # both torn down at the session's end
 
 
 def test_pytest_plugin_without_a_topology_says_what_to_do(pytester):
