@@ -25,21 +25,19 @@
  * that rewrites it. Each stage is a function of its own (see the end of this file), so the
  * verifier's 512-byte stack limit applies to each call chain, not to both stages at once;
  * the state lives in per-CPU scratch space (a program runs to completion on its CPU). */
-union gw_scratch {
-	struct {
-		union {
-			struct xlat46 x46;	/* parsed and validated by translation */
-			struct xlat64 x64;
-		};
-		struct gw_tuple nat;	/* what the packet becomes (conntrack) */
-		__be16 ports[2];	/* its ports as received */
-		__u32 l4off;		/* offset of its transport header */
+struct gw_scratch {
+	union {
+		struct xlat46 x46;	/* parsed and validated by translation */
+		struct xlat64 x64;
 	};
+	struct gw_tuple nat;		/* what the packet becomes (conntrack) */
+	__be16 ports[2];		/* its ports as received */
+	__u32 l4off;			/* offset of its transport header */
 };
 
 /* Opaque to user space (it has no business there, and header bitfields have no ctypes). */
 struct gw_scratch_bytes {
-	__u8 bytes[sizeof(union gw_scratch)];
+	__u8 bytes[sizeof(struct gw_scratch)];
 };
 
 struct {
@@ -49,11 +47,11 @@ struct {
 	__type(value, struct gw_scratch_bytes);
 } gw_scratch SEC(".maps");
 
-static __always_inline union gw_scratch *gw_scratch_get(void)
+static __always_inline struct gw_scratch *gw_scratch_get(void)
 {
 	__u32 zero = 0;
 
-	return (union gw_scratch *)bpf_map_lookup_elem(&gw_scratch, &zero);
+	return (struct gw_scratch *)bpf_map_lookup_elem(&gw_scratch, &zero);
 }
 
 /* The connection of a TCP/UDP packet with tuple `t` and TCP `flags`, given `e`, its
@@ -126,7 +124,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 	const struct gw_config *cfg = gw_config();
 	__u32 icmp_off, in_off, in_l4off, rest, pseudo;
 	struct gw_tuple key = {}, nat;
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	struct xlat46 *s;
 	__be16 q[2];
 	struct gw_ct *e;
@@ -136,7 +134,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return GW_PASS;
 	s = &scratch->x46;
-	if (xlat46_parse(p, s))
+	if (!xlat46_parse(p, s))
 		return GW_PASS;
 	rc = xlat46_validate(p, s);
 	if (rc || s->l4 != XLAT_L4_ICMP_ERROR || !gw_l4_ok(s->in_l4))
@@ -189,7 +187,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 static __always_inline int gw4_body(const struct pkt *p)
 {
 	const struct gw_config *cfg = gw_config();
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	struct gw_tuple t = {};
 	struct xlat46 *s;
 	__be16 ports[2];
@@ -201,7 +199,7 @@ static __always_inline int gw4_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return GW_PASS;
 	s = &scratch->x46;
-	if (xlat46_parse(p, s) || s->out.ip.ihl < 5)
+	if (!xlat46_parse(p, s) || s->out.ip.ihl < 5)
 		return GW_PASS;
 	if (s->out.ip.protocol != IPPROTO_TCP && s->out.ip.protocol != IPPROTO_UDP)
 		return GW_PASS;
@@ -236,7 +234,7 @@ static __always_inline int gw4_body(const struct pkt *p)
 static __always_inline int gw4_nat_body(const struct pkt *p)
 {
 	const struct gw_config *cfg = gw_config();
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	const struct gw_tuple *nat;
 	struct xlat46 *s;
 	__be16 new[2];
@@ -271,7 +269,7 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 	const struct gw_config *cfg = gw_config();
 	__u32 icmp_off, in_off, in_l4off, rest, pseudo;
 	struct gw_tuple key = {}, nat;
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	struct xlat64 *s;
 	__be16 q[2];
 	struct gw_ct *e;
@@ -281,7 +279,7 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return GW_PASS;
 	s = &scratch->x64;
-	if (xlat64_parse(p, s))
+	if (!xlat64_parse(p, s))
 		return GW_PASS;
 	rc = xlat64_validate(p, s);
 	if (rc || s->l4 != XLAT_L4_ICMP_ERROR || !gw_l4_ok(s->in_l4))
@@ -331,7 +329,7 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 static __always_inline int gw6_body(const struct pkt *p)
 {
 	const struct gw_config *cfg = gw_config();
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	struct gw_tuple t = {};
 	struct xlat64 *s;
 	__be16 ports[2];
@@ -344,7 +342,7 @@ static __always_inline int gw6_body(const struct pkt *p)
 	if (!cfg || !scratch)
 		return GW_PASS;
 	s = &scratch->x64;
-	if (xlat64_parse(p, s))
+	if (!xlat64_parse(p, s))
 		return GW_PASS;
 	proto = s->out.ip.nexthdr;
 	l4off = ETH_HLEN + IP6_HLEN;
@@ -392,7 +390,7 @@ static __always_inline int gw6_body(const struct pkt *p)
 static __always_inline int gw6_nat_body(const struct pkt *p)
 {
 	const struct gw_config *cfg = gw_config();
-	union gw_scratch *scratch = gw_scratch_get();
+	struct gw_scratch *scratch = gw_scratch_get();
 	const struct gw_tuple *nat;
 	struct xlat64 *s;
 	__be16 new[2];
