@@ -26,8 +26,8 @@ DATAPATH_SECTIONS: dict[str, str] = {
     "gateway": "lab.datapath.gateway.topology",
 }
 
-__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "load", "parse",
-           "schema", "check_lab_name"]
+__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "check_datapath",
+           "check_lab_name", "load", "parse", "schema"]
 
 
 def schema() -> dict:
@@ -49,11 +49,16 @@ def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -
     if name is not None:
         check_lab_name(name)
     topo = from_document(doc, name, default_name)
+    check_datapath(doc, topo)
+    return topo
+
+
+def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
+    """Have each control plane check its `datapath:` section (errors at file:line:col)."""
     for section in topo.datapath:
         if section in DATAPATH_SECTIONS:
             module = importlib.import_module(DATAPATH_SECTIONS[section])
             module.check_section(doc, ("datapath", section), topo)
-    return topo
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:
