@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP, in4_chksum
+from scapy.layers.inet import IP, TCP, UDP, in4_chksum
 from scapy.layers.inet6 import IPv6, in6_chksum
 from scapy.layers.l2 import Ether
 from scapy.utils import checksum
 
 from lab.bpf.testing import run_packet
 from lab.datapath.gateway import (PROG_TC, PROG_XDP, Backend, Frontend, Gateway, Service,
-                                  Settings, Timeouts)
+                                  Settings)
 
 HOOKS = ("tc", "xdp")
 

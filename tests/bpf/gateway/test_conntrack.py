@@ -7,7 +7,9 @@ import time
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
-from gw_helpers import BACKEND_PORT, COMBOS, ETH, Timeouts, ip_layer, service, settings
+from lab.datapath.gateway import Timeouts
+
+from gw_helpers import COMBOS, ETH, ip_layer, service, settings
 
 pytestmark = pytest.mark.root
 

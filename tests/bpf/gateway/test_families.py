@@ -111,19 +111,18 @@ def test_ipv6_extension_headers_before_tcp(gut):
 
 def test_traffic_not_for_the_gateway_is_left_alone(gut):
     client, vip, backends, snat = COMBOS["46"]
+    client6, vip6 = COMBOS["64"][:2]
     gut.add(service(vip, backends))
     for pkt in (ETH / IP(src=client, dst=vip) / TCP(sport=1, dport=81, flags="S"),   # port
                 ETH / IP(src=client, dst="192.0.2.99") / TCP(dport=80, flags="S"),  # address
                 ETH / IP(src=client, dst=vip) / UDP(dport=80),                      # protocol
-                ETH / IPv6(src=CLIENT6_, dst=VIP6_) / TCP(dport=80),                # family
+                ETH / IPv6(src=client6, dst=vip6) / TCP(dport=80),                  # family
                 ETH / IPv6(src="fe80::1", dst="ff02::1") / b"x"):
         out = gut(pkt)
         assert out.outcome == "pass"
         assert out.code == ("XDP_PASS" if gut.hook == "xdp" else "TC_ACT_UNSPEC")
         assert out.raw == bytes(pkt)
 
-
-CLIENT6_, VIP6_ = COMBOS["64"][0], COMBOS["64"][1]
 
 
 def test_fragments_are_left_to_the_stack(gut):
