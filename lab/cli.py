@@ -24,6 +24,7 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.run",
     "lab.commands.bigtcp",
     "lab.datapath.cli",
+    "lab.datapath.gateway.cli",
     "lab.vm.cli",
 ]
 

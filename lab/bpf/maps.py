@@ -196,6 +196,24 @@ class Map:
         libbpf.check(libbpf.lib().bpf_map_update_elem(self.fd, k, buf, flags),
                      f"update map {self.name}")
 
+    def update_batch(self, items: Sequence[tuple[Any, Any]]) -> None:
+        """Set many keys in one system call (BPF_MAP_UPDATE_BATCH), e.g. a whole table.
+        Not for per-CPU maps."""
+        if self.percpu:
+            raise TypeError(f"map {self.name}: update_batch() takes no per-CPU maps")
+        if not items:
+            return
+        ksize, vsize = self.info.key_size, self.info.value_size
+        keys = (ctypes.c_uint8 * (ksize * len(items)))()
+        values = (ctypes.c_uint8 * (vsize * len(items)))()
+        for i, (k, v) in enumerate(items):
+            ctypes.memmove(ctypes.addressof(keys) + i * ksize, self._key.encode(k), ksize)
+            ctypes.memmove(ctypes.addressof(values) + i * vsize, self._value.encode(v), vsize)
+        count = ctypes.c_uint32(len(items))
+        libbpf.check(libbpf.lib().bpf_map_update_batch(self.fd, keys, values,
+                                                        ctypes.byref(count), None),
+                     f"batch update of map {self.name}")
+
     def delete(self, key: Any) -> bool:
         """Delete KEY; False if it was not there."""
         ret = libbpf.lib().bpf_map_delete_elem(self.fd, self._key.encode(key))

@@ -175,6 +175,15 @@ class BpfObject:
                 return
         raise KeyError(f"{self.name}: no global variable '{name}'")
 
+    def set_max_entries(self, name: str, max_entries: int) -> None:
+        """Size map NAME before load (e.g. a connection table to the expected load)."""
+        if self.loaded:
+            raise RuntimeError(f"{self.name}: map sizes are fixed once the object is loaded")
+        if name not in self._map_ptrs:
+            raise UsageError(f"{self.path}: no map '{name}' (has: {', '.join(self._map_ptrs)})")
+        libbpf.check(libbpf.lib().bpf_map__set_max_entries(self._map_ptrs[name], max_entries),
+                     f"set max_entries of {name}")
+
     # --- load ------------------------------------------------------------------------------
 
     def load(self, only: list[str] | None = None) -> BpfObject:

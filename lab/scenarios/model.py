@@ -197,7 +197,9 @@ def _load_topology(path: Path, patch: dict, name: str | None = None) -> Topology
     yamlfile.validate(doc, topology_mod.schema())
     if name is not None:
         topology_mod.check_lab_name(name)
-    return topology_from_document(doc, name, "lab")
+    topo = topology_from_document(doc, name, "lab")
+    topology_mod.check_datapath(doc, topo)
+    return topo
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Nothing here touches the kernel: a file that loads is one the builder can create
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -18,8 +19,15 @@ from lab.topology.model import (BpfAttach, Interface, Link, Node, Route, Topolog
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 _schema: dict | None = None
 
-__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "load", "parse",
-           "schema", "check_lab_name"]
+# Control planes that check their own section of `datapath:` once the model is built:
+# section -> module with check_section(doc, path, topology), raising InputError at the bad
+# value's position. (The schema keeps each section a free object; its owner knows its rules.)
+DATAPATH_SECTIONS: dict[str, str] = {
+    "gateway": "lab.datapath.gateway.topology",
+}
+
+__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "check_datapath",
+           "check_lab_name", "load", "parse", "schema"]
 
 
 def schema() -> dict:
@@ -40,7 +48,17 @@ def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -
     yamlfile.validate(doc, schema())
     if name is not None:
         check_lab_name(name)
-    return from_document(doc, name, default_name)
+    topo = from_document(doc, name, default_name)
+    check_datapath(doc, topo)
+    return topo
+
+
+def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
+    """Have each control plane check its `datapath:` section (errors at file:line:col)."""
+    for section in topo.datapath:
+        if section in DATAPATH_SECTIONS:
+            module = importlib.import_module(DATAPATH_SECTIONS[section])
+            module.check_section(doc, ("datapath", section), topo)
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:
