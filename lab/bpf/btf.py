@@ -94,6 +94,8 @@ class Btf:
         self._ptr = ptr
         self._owned = owned
         self._keepalive = keepalive  # e.g. the BpfObject whose BTF this is
+        # Bound now: at interpreter shutdown __del__ may run after module globals are gone.
+        self._free = libbpf.lib().btf__free if owned else None
         self._types: dict[int, BtfType] = {}
         self._ctypes: dict[int, type] = {}
 
@@ -112,8 +114,8 @@ class Btf:
         return cls(ptr, owned=True)
 
     def close(self) -> None:
-        if self._owned and self._ptr:
-            libbpf.lib().btf__free(self._ptr)
+        if self._free is not None and self._ptr:
+            self._free(self._ptr)
         self._ptr = 0
 
     def __del__(self) -> None:
