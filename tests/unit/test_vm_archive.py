@@ -4,6 +4,7 @@ directory and reached through file:// URLs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import lzma
 import os
@@ -132,18 +133,28 @@ def _gpg(home: Path, *args: str, input: bytes | None = None) -> bytes:
                           input=input, capture_output=True, check=True).stdout
 
 
+@contextlib.contextmanager
+def _gpg_home(tmp_path_factory, name: str, uid: str):
+    """A throwaway GnuPG home with one signing key; its gpg-agent is stopped afterwards."""
+    home = tmp_path_factory.mktemp(name)
+    os.chmod(home, 0o700)
+    try:
+        _gpg(home, "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+        yield home
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
+                       capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def signer(tmp_path_factory):
     """A throwaway signing key and a keyring holding only it."""
     if shutil.which("gpg") is None or shutil.which("gpgv") is None:
         pytest.skip("gpg and gpgv are needed to sign a test index")
-    home = tmp_path_factory.mktemp("gnupg")
-    os.chmod(home, 0o700)
-    _gpg(home, "--passphrase", "", "--quick-gen-key", "lab test archive <lab@test>",
-         "ed25519", "sign", "never")
-    keyring = home / "keyring.gpg"
-    keyring.write_bytes(_gpg(home, "--export"))
-    return home, keyring
+    with _gpg_home(tmp_path_factory, "gnupg", "lab test archive <lab@test>") as home:
+        keyring = home / "keyring.gpg"
+        keyring.write_bytes(_gpg(home, "--export"))
+        yield home, keyring
 
 
 def _make_deb(tmp: Path) -> bytes:
@@ -202,12 +213,9 @@ def test_verified_index_and_download(tmp_path, signer):
 
 
 def test_a_signature_by_another_key_is_refused(tmp_path, signer, tmp_path_factory):
-    other_home = tmp_path_factory.mktemp("other-gnupg")
-    os.chmod(other_home, 0o700)
-    _gpg(other_home, "--passphrase", "", "--quick-gen-key", "someone else <x@test>",
-         "ed25519", "sign", "never")
     other_keyring = tmp_path / "other.gpg"
-    other_keyring.write_bytes(_gpg(other_home, "--export"))
+    with _gpg_home(tmp_path_factory, "other-gnupg", "someone else <x@test>") as other_home:
+        other_keyring.write_bytes(_gpg(other_home, "--export"))
     mirror = _make_mirror(tmp_path, signer)
     with pytest.raises(archive.ArchiveError, match="signature does not verify"):
         _archive(tmp_path, mirror, other_keyring).refresh()
