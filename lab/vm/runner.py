@@ -298,24 +298,41 @@ def _frame(kind: str, payload: bytes = b"") -> bytes:
     return kind.encode() + struct.pack("<I", len(payload)) + payload
 
 
-def _console_tail(path: str, lines: int = CONSOLE_TAIL) -> str:
+def _read_console(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
     except OSError:
         return ""
     # Firmware's terminal escapes are noise in an error message.
-    text = "".join(c for c in text if c == "\n" or c == "\t" or c.isprintable())
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return "".join(c for c in text if c == "\n" or c == "\t" or c.isprintable()).rstrip()
+
+
+_CRASH_MARKERS = ("Kernel panic", "lab-vm-init: fatal:", "BUG:", "Oops:", "double fault",
+                  "general protection fault")
+
+
+def _crash_line(console: str) -> str:
+    for marker in _CRASH_MARKERS:
+        for line in console.splitlines():
+            if marker in line:
+                return line
+    return ""
 
 
 def _crash_reason(console: str) -> str:
-    for marker in ("Kernel panic", "lab-vm-init: fatal:", "BUG:", "Oops:",
-                   "double fault", "general protection fault"):
-        for line in console.splitlines():
-            if marker in line:
-                return line.split("] ", 1)[-1].strip()
-    return ""
+    line = _crash_line(console)
+    return line.split("] ", 1)[-1].strip() if line else ""
+
+
+def _console_tail(console: str, lines: int = CONSOLE_TAIL) -> str:
+    """The last LINES of the console; a crash line printed before them (a panic followed by a
+    long stack trace, or by a busy host's RCU stall reports) is kept at the top."""
+    tail = console.splitlines()[-lines:]
+    crash = _crash_line(console)
+    if crash and crash not in tail:
+        tail = [crash, "..."] + tail
+    return "\n".join(tail)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -475,9 +492,9 @@ class _Session:
         self.memory_kib = 0
 
     def _fail(self, message: str, cls=VmError) -> VmError:
-        console = _console_tail(self.console_log)
+        console = _read_console(self.console_log)
         reason = _crash_reason(console)
-        return cls(message + (f": {reason}" if reason else ""), console)
+        return cls(message + (f": {reason}" if reason else ""), _console_tail(console))
 
     def loop(self, boot_deadline: float, deadline: float | None) -> None:
         sel = selectors.DefaultSelector()

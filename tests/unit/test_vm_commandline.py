@@ -309,6 +309,17 @@ def test_crash_reason_picks_the_panic_line():
     assert runner._crash_reason("[ 1.0] all fine\n") == ""
 
 
+def test_console_tail_keeps_a_panic_line_that_scrolled_out():
+    # The panic line comes before the stack trace; a long trace must not push it out.
+    trace = "".join(f"[    3.{i:03d}]  frame_{i}+0x10/0x20\n" for i in range(200))
+    console = "[    3.0] Kernel panic - not syncing: sysrq triggered crash\n" + trace
+    tail = runner._console_tail(console, lines=40).splitlines()
+    assert tail[0] == "[    3.0] Kernel panic - not syncing: sysrq triggered crash"
+    assert tail[1] == "..." and tail[-1].endswith("frame_199+0x10/0x20") and len(tail) == 42
+    quiet = "[ 1.0] a\n[ 1.1] b\n"
+    assert runner._console_tail(quiet, lines=40) == quiet.rstrip()
+
+
 # --- the command -------------------------------------------------------------------------------
 
 def test_cli_parses_sizes_and_the_command():
