@@ -78,8 +78,9 @@ static __always_inline long fwd6_fib(struct __sk_buff *skb, const struct ipv6hdr
 	fib->family = AF_INET6;
 	fib->ifindex = ifindex;
 	fib->l4_protocol = ip6->nexthdr;
-	/* For the MTU check of a packet that is not GSO (GSO packets are checked per segment). */
-	fib->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	/* tot_len stays 0: the kernel then checks the skb itself against the egress MTU, GSO
+	 * packets segment by segment. Given the header's length, a GSO packet (a pod's TCP
+	 * stream) would be refused as too big (BPF_FIB_LKUP_RET_FRAG_NEEDED). */
 	fib->flowinfo = *(const __be32 *)ip6 & FWD6_FLOWINFO_MASK;
 	__builtin_memcpy(fib->ipv6_src, &ip6->saddr, sizeof(ip6->saddr));
 	__builtin_memcpy(fib->ipv6_dst, &ip6->daddr, sizeof(ip6->daddr));
