@@ -35,6 +35,18 @@ POD_HOST_LINKLOCAL = ip_interface("fe80::1/64")  # the node side of every pod de
 POD_HOST_IFNAME = "lxc{i}"
 POD_IFNAME = "eth0"
 
+# `pods: {routing: bpf}`: the programs of bpf/hostrouting.c and where each goes. On a pod's
+# device, the node side's ingress for veth; for netkit the peer hook, which is attached
+# through the primary and runs as the pod transmits. On every other interface of the node
+# (its uplinks), ingress: packets for the node's pods.
+HOST_ROUTING_OBJECT = "hostrouting"
+HOST_ROUTING_FROM_POD = {
+    "veth": ("hr_from_pod", "ingress"),
+    "netkit": ("hr_from_netkit_pod", "netkit-peer"),
+    "netkit-l2": ("hr_from_netkit_pod", "netkit-peer"),
+}
+HOST_ROUTING_UPLINK = ("hr_to_pod", "ingress")
+
 
 @dataclass
 class BpfAttach:
@@ -97,6 +109,8 @@ class Node:
     loopback: list[IPInterface] = field(default_factory=list)
     interfaces: dict[str, Interface] = field(default_factory=dict)
     pod_of: str | None = None  # for pods: the node they run on
+    # for nodes with pods: how they attach and are routed, {device, routing, netkit}
+    pods: dict[str, Any] = field(default_factory=dict)
 
     def addresses(self, version: int | None = None) -> list[IPInterface]:
         addrs = [a for i in self.interfaces.values() for a in i.addresses] + self.loopback
@@ -151,7 +165,7 @@ class Topology:
             nodes[name] = Node(name=n["name"], role=n["role"], sysctls=n["sysctls"],
                                routes=[Route(**r) for r in n["routes"]],
                                loopback=[ip_interface(a) for a in n["loopback"]],
-                               pod_of=n["pod_of"])
+                               pod_of=n["pod_of"], pods=n.get("pods", {}))
         links = []
         for ld in data["links"]:
             ends = []
@@ -343,6 +357,11 @@ class _Builder:
                                              "an IPv6 address")
         template = spec.get("name", "{node}-pod{i}")
         device = spec.get("device", "veth")
+        routing = spec.get("routing", "host")
+        netkit = dict(spec.get("netkit", {}))
+        host_bpf = [dict(b) for b in spec.get("bpf", {}).get("host", [])]
+        self.check_pod_mode(spec, path, device, routing, netkit, host_bpf)
+        node.pods = {"device": device, "routing": routing, "netkit": netkit}
         node.sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
         for i in range(spec["count"]):
             try:
@@ -360,16 +379,63 @@ class _Builder:
                        sysctls={k: str(v) for k, v in spec.get("sysctls", {}).items()})
             self.nodes[name] = pod
             host_if = POD_HOST_IFNAME.format(i=i)
+            bpf = list(host_bpf)
+            if routing == "bpf":
+                program, hook = HOST_ROUTING_FROM_POD[device]
+                bpf.append({"object": HOST_ROUTING_OBJECT, "program": program, "hook": hook})
+                # bpf_fib_lookup refuses to route for a device without IPv6 forwarding, even
+                # where the node's stack itself forwards nothing (all.forwarding 0).
+                node.sysctls[f"net.ipv6.conf.{host_if}.forwarding"] = "1"
             host_spec = {"node": node.name, "ifname": host_if,
-                         "addresses": [str(POD_HOST_LINKLOCAL)],
-                         "bpf": spec.get("bpf", {}).get("host", [])}
+                         "addresses": [str(POD_HOST_LINKLOCAL)], "bpf": bpf}
             pod_spec = {"node": name, "ifname": POD_IFNAME, "addresses": [str(addr)],
                         "bpf": spec.get("bpf", {}).get("pod", [])}
             settings = {k: spec[k] for k in ("mtu", "gso_max_size", "gro_max_size")
                         if k in spec}
+            if netkit:
+                settings["netkit"] = netkit
             self.add_link({"kind": device, "ends": [host_spec, pod_spec], **settings}, path)
             pod.routes.append(Route(dst="::/0", via=str(POD_HOST_LINKLOCAL.ip), dev=POD_IFNAME))
             node.routes.append(Route(dst=str(addr.network), dev=host_if))
+
+    def check_pod_mode(self, spec: dict, path: tuple, device: str, routing: str,
+                       netkit: dict, host_bpf: list[dict]) -> None:
+        """Combinations of device, routing and netkit policies that cannot carry traffic."""
+        hooks = {b["hook"] for b in host_bpf}
+        if netkit and not device.startswith("netkit"):
+            raise self.err(path + ("netkit",), f"netkit options for pods on device "
+                                               f"'{device}' (use device: netkit or netkit-l2)",
+                           key=True)
+        peer_program = routing == "bpf" or "netkit-peer" in hooks
+        if netkit.get("peer_policy") == "blackhole" and not peer_program:
+            raise self.err(path + ("netkit", "peer_policy"),
+                           "with peer_policy blackhole and no program at the netkit peer "
+                           "hook, the pods could send nothing: use routing: bpf, or a "
+                           "bpf.host program at hook netkit-peer")
+        if netkit.get("policy") == "blackhole" and "netkit-primary" not in hooks:
+            raise self.err(path + ("netkit", "policy"),
+                           "with policy blackhole and no program at the netkit primary "
+                           "hook, the node could send nothing to its pods (nor could other "
+                           "pods, whose packets go out the primary): add a bpf.host program "
+                           "at hook netkit-primary")
+        if routing == "bpf" and device == "veth" and "tc-ingress" in hooks:
+            i = next(j for j, b in enumerate(host_bpf) if b["hook"] == "tc-ingress")
+            raise self.err(path + ("bpf", "host", i, "hook"),
+                           "routing: bpf puts the host routing program at the pod devices' "
+                           "ingress; a tc-ingress program there would take its tc priority "
+                           "(use hook ingress or tcx-ingress, which chain)")
+
+    def attach_host_routing_uplinks(self) -> None:
+        """With `routing: bpf`, every interface of the node that is not a pod's device (its
+        uplinks) gets the program that sends packets for the node's pods into them."""
+        program, hook = HOST_ROUTING_UPLINK
+        for node in self.nodes.values():
+            if node.pods.get("routing") != "bpf":
+                continue
+            pod_names = {p.name for p in self.nodes.values() if p.pod_of == node.name}
+            for iface in node.interfaces.values():
+                if iface.peer_node not in pod_names:
+                    iface.bpf.append(BpfAttach(HOST_ROUTING_OBJECT, program, hook))
 
     def check_route_devices(self) -> None:
         for name, spec in self.doc.data["nodes"].items():
@@ -394,6 +460,7 @@ def from_document(doc: Document, name: str | None = None, default_name: str = "l
             b.add_pods(b.nodes[node_name], spec["pods"], ("nodes", node_name, "pods"))
     for i, link in enumerate(data.get("links", [])):
         b.add_link(link, ("links", i))
+    b.attach_host_routing_uplinks()
     b.check_route_devices()
     for node_name, spec in data["nodes"].items():
         b.add_routes(b.nodes[node_name], spec.get("routes", []), ("nodes", node_name, "routes"))

@@ -1,0 +1,143 @@
+"""BPF host routing's control plane (`pods: {routing: bpf}`, bpf/hostrouting.c).
+
+The topology model puts the programs on the pod devices and the node's uplinks
+(lab/topology/model.py); when `lab up` loads the object for a node, this fills its pod table
+(hr_pods): each pod's address -> the node side of its device, with the MAC addresses the
+programs write (both read from the kernel: veth and netkit-l2 pick random ones). The same
+table is what `lab.datapath.hostrouting.pod_table()` returns for tests and tools, and
+`stats()` reads the programs' counters from the pinned map.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from lab import netns
+from lab.bpf import maps
+from lab.bpf.object import BpfObject
+from lab.bpf.topology import ObjectSetup, maps_pin_dir, register_setup
+from lab.errors import LabError
+from lab.topology.model import HOST_ROUTING_OBJECT, POD_IFNAME
+
+OBJECT = HOST_ROUTING_OBJECT
+PODS_MAP, STATS_MAP = "hr_pods", "hr_stats"
+
+
+class Outcome(enum.IntEnum):
+    """enum hr_outcome of bpf/hostrouting.c."""
+    TO_POD_PEER = 1
+    TO_POD_DEV = 2
+    FIB_DIRECT = 3
+    FIB_NEIGH = 4
+    PASS_NOT_IPV6 = 5
+    PASS_LINK_SCOPE = 6
+    PASS_HOP_LIMIT = 7
+    PASS_NOT_LOCAL = 8
+    PASS_FIB = 9
+
+    @property
+    def forwarded(self) -> bool:
+        return self <= Outcome.FIB_NEIGH
+
+
+@dataclass(frozen=True)
+class PodEntry:
+    pod: str
+    address: str          # the pod's IPv6 address
+    host_ifname: str      # the node side of its device (lxcN)
+    host_ifindex: int
+
+
+def pod_table(topo: Any, node: str) -> list[PodEntry]:
+    """The pods of NODE as the programs see them."""
+    out = []
+    for pod in topo.pods(node):
+        eth = pod.interfaces[POD_IFNAME]
+        host = topo.interface(eth.peer_node, eth.peer_ifname)
+        out.append(PodEntry(pod.name, str(eth.addresses[0].ip), host.ifname, host.ifindex))
+    return out
+
+
+def _netns(topo: Any, node: str) -> str:
+    from lab.build import netns_name
+    return netns_name(topo.name, node)
+
+
+def _mac(ns: str, ifindex: int) -> bytes:
+    """The device's link-layer address (six zero bytes for netkit L3, which has none)."""
+    with netns.entered(ns), IPRoute() as ipr:
+        links = ipr.get_links(ifindex)
+        if not links:
+            raise LabError(f"{ns}: no device with ifindex {ifindex}")
+        addr = links[0].get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
+    return bytes.fromhex(addr.replace(":", ""))
+
+
+def _key(address: str) -> bytes:
+    return ipaddress.IPv6Address(address).packed
+
+
+def fill_pods(pods_map: maps.Map, topo: Any, node: str) -> int:
+    """Write NODE's pods into the program's table; return how many."""
+    value_type = pods_map.value_type
+    node_ns = _netns(topo, node)
+    for entry in pod_table(topo, node):
+        value = value_type()
+        value.ifindex = entry.host_ifindex
+        pod = topo.node(entry.pod)
+        value.pod_mac[:] = list(_mac(_netns(topo, entry.pod), pod.interfaces[POD_IFNAME].ifindex))
+        value.node_mac[:] = list(_mac(node_ns, entry.host_ifindex))
+        pods_map.update(_key(entry.address), value)
+    return len(pod_table(topo, node))
+
+
+def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
+    fill_pods(obj.map(PODS_MAP), topo, node)
+
+
+register_setup(OBJECT, ObjectSetup(after_load=_after_load))
+
+
+@dataclass(frozen=True)
+class StatsEntry:
+    in_ifindex: int
+    out_ifindex: int
+    outcome: Outcome
+    detail: int
+    packets: int
+    bytes: int
+
+
+def read_stats(stats_map: maps.Map) -> list[StatsEntry]:
+    """The rows of an hr_stats map, summed over CPUs."""
+    return [StatsEntry(k.in_ifindex, k.out_ifindex, Outcome(k.outcome), k.detail,
+                       v.packets, v.bytes)
+            for k, v in ((k, stats_map.lookup_sum(k)) for k in stats_map.keys())
+            if v is not None]
+
+
+def stats(pin_dir: str | Path, node: str) -> list[StatsEntry]:
+    """What the node's host routing programs did so far (summed over CPUs)."""
+    path = maps_pin_dir(pin_dir, node, OBJECT) / STATS_MAP
+    with maps.open_pinned(str(path)) as m:
+        return read_stats(m)
+
+
+def packets(entries: list[StatsEntry], *outcomes: Outcome) -> int:
+    return sum(e.packets for e in entries if e.outcome in outcomes)
+
+
+def clear_stats(pin_dir: str | Path, node: str) -> None:
+    path = maps_pin_dir(pin_dir, node, OBJECT) / STATS_MAP
+    with maps.open_pinned(str(path)) as m:
+        m.clear()
+
+
+__all__ = ["OBJECT", "Outcome", "PodEntry", "StatsEntry", "clear_stats", "fill_pods",
+           "packets", "pod_table", "read_stats", "stats"]
