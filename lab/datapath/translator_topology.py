@@ -24,6 +24,8 @@ creates it like anything else in the file:
     the EAM IPv4 ranges of IPv6 hosts via the first dev6, each through a next hop with a
     permanent neighbour entry (never resolved; the egress program routes the translated
     packet anew), with the first own pair's address as the source the kernel picks;
+  - with `dns64:`, at `lab up`, unbound as a DNS64 resolver and the IPv4-only zone's
+    server, and the pods' resolv.conf (lab/datapath/dns64.py);
   - at XDP: tx checksumming off on the devices that feed the XDP program (XDP cannot tell a
     partial checksum, docs/translator.md), and, with icmp_errors, the packet counter's XDP
     program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP).
@@ -48,6 +50,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from lab.bpf.topology import ObjectSetup, register_setup
+from lab.datapath import dns64
 from lab.datapath import translator as xlate
 from lab.datapath.addrmap import EamEntry
 from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
@@ -58,7 +61,7 @@ SECTION = "translator"
 HOOKS = ("tc", "tcx", "xdp")
 ENGINES = ("bpf", "none")
 # Keys of the section that place the translator; the rest are TranslatorConfig settings.
-PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6")
+PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
 
 # hook -> (ingress hook, ingress program, egress hook)
 ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
@@ -92,6 +95,7 @@ class Placement:
     config: TranslatorConfig                   # as the file says it
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
+    dns64: dns64.Dns64Config | None = None
 
 
 def section(topo: Topology) -> Mapping[str, Any] | None:
@@ -236,6 +240,12 @@ def placement(topo: Topology) -> Placement:
         if any(r.family == 4 for r in p.routes):
             p.neighbours.append(Neighbour(NEXT_HOP4, NEXT_HOP_MAC, dev6[0]))
     effective_config(topo, p)   # the derived additions must make a valid configuration
+    if "dns64" in data:
+        try:
+            p.dns64 = dns64.parse(data["dns64"], topo, node,
+                                  str(config.prefix) if config.prefix else None, src6)
+        except dns64.Dns64Error as e:
+            raise SectionError(("dns64",) + e.path, e.message, e.key) from None
     return p
 
 
@@ -319,6 +329,13 @@ def _after_load(obj: Any, topo: Topology, node: str) -> None:
 
 
 register_setup(xlate.OBJECT, ObjectSetup(after_load=_after_load))
+
+
+def start(lab: Any) -> None:
+    """What runs beside the datapath once the lab is built (Lab.up): the DNS64 servers."""
+    p = placement(lab.topology)
+    if p.dns64 is not None:
+        dns64.start(lab, p.dns64)
 
 
 # --- a running lab ----------------------------------------------------------------------------

@@ -23,7 +23,9 @@ _schema: dict | None = None
 # section -> module with check_section(doc, path, topology), raising InputError at the bad
 # value's position. (The schema keeps each section a free object; its owner knows its rules.)
 # A module may also have derive(topology), which adds to the model what the section implies
-# (programs, routes, neighbours, offloads), so the builder creates it like the rest.
+# (programs, routes, neighbours, offloads), so the builder creates it like the rest, and
+# start(lab), which starts what runs beside the datapath once the lab is built (servers,
+# through NodeHandle.popen: journaled, stopped by `lab down`).
 DATAPATH_SECTIONS: dict[str, str] = {
     "gateway": "lab.datapath.gateway.topology",
     "translator": "lab.datapath.translator_topology",
@@ -66,6 +68,12 @@ def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
     for _, module in modules:
         if hasattr(module, "derive"):
             module.derive(topo)
+
+
+def datapath_modules(topo: Topology) -> list:
+    """The modules of the datapath sections TOPO has."""
+    return [importlib.import_module(DATAPATH_SECTIONS[s]) for s in topo.datapath
+            if s in DATAPATH_SECTIONS]
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:

@@ -10,6 +10,7 @@ Ingress: the client reaches the pods by their EAM IPv4 addresses and is seen by 
 RFC 6052 address. Egress: the pods reach server4 through the prefix and are seen by it as
 their EAM IPv4 addresses. The gateway is a router for both families (Time Exceeded, path MTU
 discovery across a smaller-MTU link), and the allow-list refuses the client's second address.
+DNS64: unbound, started by the lab, gives the pods the IPv4-only name's address in the prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import hashlib
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -27,7 +30,7 @@ import pytest
 import yaml
 
 from lab import netns
-from lab.datapath import translator_topology
+from lab.datapath import dns64, translator_topology
 from lab.lab import Lab
 from lab.topology import parse
 
@@ -233,3 +236,49 @@ def test_gateway_has_the_permanent_neighbours(lab):
     with lab.node("gw").entered(), IPRoute() as ipr:
         entries = {(n.get_attr("NDA_DST"), n["state"]) for n in ipr.get_neighbours()}
     assert {(translator_topology.NEXT_HOP6, 0x80), (translator_topology.NEXT_HOP4, 0x80)} <= entries
+
+
+# --- DNS64 (unbound, started by the lab) --------------------------------------------------------
+
+def test_pod_resolves_the_ipv4_only_name_to_the_prefix(lab):
+    out = lab.node("node1-pod2").run(["getent", "ahostsv6", "ipv4only.lab"]).stdout
+    assert {line.split()[0] for line in out.splitlines()} == {SERVER6}
+    # the zone itself has no AAAA: the address is the resolver's synthesis
+    assert dns64.query(lab.node("server4").netns, SERVER4, "ipv4only.lab", "AAAA") == []
+    assert dns64.query(lab.node("server4").netns, SERVER4, "ipv4only.lab", "A") == [SERVER4]
+
+
+def test_pod_connects_to_the_ipv4_only_name(lab):
+    """A pod's TCP connection to the name: resolved through DNS64, translated at the gateway,
+    accepted by server4 from the pod's EAM address."""
+    srv = netns.socket_in(lab.node("server4").netns, socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind((SERVER4, 0))
+    srv.listen(1)
+    srv.settimeout(15)
+    port = srv.getsockname()[1]
+    try:
+        client = lab.node("node1-pod3").popen(
+            [sys.executable, "-c", "import socket, sys; s = socket.create_connection("
+             "('ipv4only.lab', int(sys.argv[1])), timeout=10); s.sendall(b'hello via dns64');"
+             " print(s.getpeername()[0]); s.close()", str(port)],
+            stdout=subprocess.PIPE, text=True)
+        conn, peer = srv.accept()
+        with conn:
+            conn.settimeout(10)
+            assert conn.recv(100) == b"hello via dns64"
+        assert client.stdout.read().strip() == SERVER6
+        assert client.wait(10) == 0
+    finally:
+        srv.close()
+    assert peer[0] == "203.0.113.19"     # node1-pod3: fd00:10:244:1::13 by the EAM
+
+
+def test_dns64_servers_and_resolv_conf_go_with_the_lab(bpf_build):
+    from lab.state import process_start_time
+    with Lab(topology("tc", f"xd{os.getpid() % 100000}")) as lab:
+        procs = [e for e in lab.record.entries() if e["t"] == "process"]
+        assert sorted(Path(e["argv"][0]).name for e in procs) == ["unbound", "unbound"]
+        etc = Path("/etc/netns") / lab.node("node1-pod0").netns / "resolv.conf"
+        assert etc.read_text().startswith("nameserver fd00:0:0:1::1")
+    assert all(process_start_time(e["pid"]) != e["start"] for e in procs)
+    assert not etc.exists()
