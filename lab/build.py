@@ -152,6 +152,12 @@ class Builder:
                 batch.add(rtnl.RTM_NEWADDR, rtnl.new_addr(1, str(addr.ip), addr.network.prefixlen,
                                                           addr.version),
                           f"{node.name}:lo: add address {addr}", create=True)
+            for neigh in node.neighbours:
+                batch.add(rtnl.RTM_NEWNEIGH,
+                          rtnl.new_neigh(node.interfaces[neigh.dev].ifindex, neigh.address,
+                                         neigh.lladdr, neigh.family),
+                          f"{node.name}:{neigh.dev}: add permanent neighbour {neigh.address} "
+                          f"lladdr {neigh.lladdr}", create=True)
             for route in node.routes:
                 self._add_route(batch, node, route)
             batch.flush()
@@ -186,9 +192,10 @@ class Builder:
             oif = node.interfaces[route.dev].ifindex
         msg = rtnl.new_route(str(dst.network_address), dst.prefixlen, dst.version,
                              gateway=route.via, oif=oif, prefsrc=route.src, mtu=route.mtu,
-                             priority=route.metric)
+                             priority=route.metric, onlink=route.onlink)
         via = f" via {route.via}" if route.via else ""
         dev = f" dev {route.dev}" if route.dev else ""
+        dev += " onlink" if route.onlink else ""
         batch.add(rtnl.RTM_NEWROUTE, msg, f"{node.name}: add route {route.dst}{via}{dev}",
                   create=True)
 

@@ -22,7 +22,7 @@ from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings,
 from lab.errors import LabError, UsageError
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.state import PIN_ROOT, LabRecord, process_start_time
-from lab.topology import Interface, Node, Topology, check_lab_name
+from lab.topology import Interface, Node, Topology, check_lab_name, datapath_modules
 from lab.topology import load as load_topology
 
 log = logging.getLogger("lab")
@@ -206,6 +206,9 @@ class Lab:
             try:
                 Builder(self.topology, self.record, self.pin_dir).build()
                 self.record.save_topology(self.topology.to_json())
+                for module in datapath_modules(self.topology):
+                    if hasattr(module, "start"):
+                        module.start(self)
                 self.record.append({"t": "up"})
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)

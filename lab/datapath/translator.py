@@ -42,7 +42,7 @@ class TranslatorConfigError(UsageError):
         super().__init__(f"translator {where}: {message}" if where else f"translator: {message}")
 
 
-_KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
+SETTINGS = _KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
          "icmp_source6", "pool4", "mtu4", "mtu6", "zero_tos")
 
 

@@ -97,6 +97,7 @@ RT_TABLE_MAIN = 254
 RTPROT_STATIC = 4
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 RTN_UNICAST = 1
+RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
 
 
@@ -197,7 +198,7 @@ def new_addr(ifindex: int, address: str, prefixlen: int, version: int) -> ifaddr
 
 def new_route(dst: str, dst_len: int, version: int, gateway: str | None = None,
               oif: int | None = None, prefsrc: str | None = None, mtu: int | None = None,
-              priority: int | None = None) -> rtmsg:
+              priority: int | None = None, onlink: bool = False) -> rtmsg:
     msg = rtmsg()
     family = socket.AF_INET if version == 4 else socket.AF_INET6
     msg["family"] = family
@@ -206,6 +207,8 @@ def new_route(dst: str, dst_len: int, version: int, gateway: str | None = None,
     msg["proto"] = RTPROT_STATIC
     msg["scope"] = RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK
     msg["type"] = RTN_UNICAST
+    if onlink:
+        msg["flags"] = RTNH_F_ONLINK
     attrs = [("RTA_TABLE", RT_TABLE_MAIN)]
     if dst_len:
         attrs.append(("RTA_DST", dst))

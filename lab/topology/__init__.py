@@ -22,8 +22,13 @@ _schema: dict | None = None
 # Control planes that check their own section of `datapath:` once the model is built:
 # section -> module with check_section(doc, path, topology), raising InputError at the bad
 # value's position. (The schema keeps each section a free object; its owner knows its rules.)
+# A module may also have derive(topology), which adds to the model what the section implies
+# (programs, routes, neighbours, offloads), so the builder creates it like the rest, and
+# start(lab), which starts what runs beside the datapath once the lab is built (servers,
+# through NodeHandle.popen: journaled, stopped by `lab down`).
 DATAPATH_SECTIONS: dict[str, str] = {
     "gateway": "lab.datapath.gateway.topology",
+    "translator": "lab.datapath.translator_topology",
 }
 
 __all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "check_datapath",
@@ -54,11 +59,21 @@ def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -
 
 
 def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
-    """Have each control plane check its `datapath:` section (errors at file:line:col)."""
-    for section in topo.datapath:
-        if section in DATAPATH_SECTIONS:
-            module = importlib.import_module(DATAPATH_SECTIONS[section])
-            module.check_section(doc, ("datapath", section), topo)
+    """Have each control plane check its `datapath:` section (errors at file:line:col), then
+    derive what the sections imply into the model."""
+    modules = [(section, importlib.import_module(DATAPATH_SECTIONS[section]))
+               for section in topo.datapath if section in DATAPATH_SECTIONS]
+    for section, module in modules:
+        module.check_section(doc, ("datapath", section), topo)
+    for _, module in modules:
+        if hasattr(module, "derive"):
+            module.derive(topo)
+
+
+def datapath_modules(topo: Topology) -> list:
+    """The modules of the datapath sections TOPO has."""
+    return [importlib.import_module(DATAPATH_SECTIONS[s]) for s in topo.datapath
+            if s in DATAPATH_SECTIONS]
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:

@@ -94,10 +94,23 @@ class Route:
     src: str | None = None
     mtu: int | None = None
     metric: int | None = None
+    onlink: bool = False  # the next hop is on `dev` even outside its addresses' subnets
 
     @property
     def family(self) -> int:
         return ip_network(self.dst).version
+
+
+@dataclass
+class Neighbour:
+    """A permanent neighbour entry: ADDRESS is at LLADDR on device DEV, never resolved."""
+    address: str
+    lladdr: str
+    dev: str
+
+    @property
+    def family(self) -> int:
+        return ip_address(self.address).version
 
 
 @dataclass
@@ -106,6 +119,7 @@ class Node:
     role: str
     sysctls: dict[str, str] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
     loopback: list[IPInterface] = field(default_factory=list)
     interfaces: dict[str, Interface] = field(default_factory=dict)
     pod_of: str | None = None  # for pods: the node they run on
@@ -164,6 +178,7 @@ class Topology:
         for name, n in data["nodes"].items():
             nodes[name] = Node(name=n["name"], role=n["role"], sysctls=n["sysctls"],
                                routes=[Route(**r) for r in n["routes"]],
+                               neighbours=[Neighbour(**e) for e in n.get("neighbours", [])],
                                loopback=[ip_interface(a) for a in n["loopback"]],
                                pod_of=n["pod_of"], pods=n.get("pods", {}))
         links = []
@@ -285,9 +300,28 @@ class _Builder:
                 except ValueError:
                     raise self.err(rpath + ("src",), f"'{r['src']}' is not an address"
                                    ) from None
+            if r.get("onlink") and ("dev" not in r or via is None):
+                raise self.err(rpath + ("onlink",), "an onlink route needs `via` and `dev`",
+                               key=True)
             node.routes.append(Route(dst=str(dst), via=str(via) if via else None,
                                      dev=r.get("dev"), src=src, mtu=r.get("mtu"),
-                                     metric=r.get("metric")))
+                                     metric=r.get("metric"), onlink=bool(r.get("onlink"))))
+
+    def add_neighbours(self, node: Node, specs: list, path: tuple) -> None:
+        for i, n in enumerate(specs):
+            npath = path + (i,)
+            try:
+                addr = ip_address(str(n["address"]))
+            except ValueError:
+                raise self.err(npath + ("address",), f"'{n['address']}' is not an address"
+                               ) from None
+            if addr.is_multicast or addr.is_unspecified:
+                raise self.err(npath + ("address",), f"{addr} cannot be a neighbour")
+            if n["dev"] not in node.interfaces:
+                raise self.err(npath + ("dev",), f"node '{node.name}' has no interface "
+                                                 f"'{n['dev']}'")
+            node.neighbours.append(Neighbour(address=str(addr), lladdr=n["lladdr"].lower(),
+                                             dev=n["dev"]))
 
     # links ------------------------------------------------------------------------------------
 
@@ -464,6 +498,8 @@ def from_document(doc: Document, name: str | None = None, default_name: str = "l
     b.check_route_devices()
     for node_name, spec in data["nodes"].items():
         b.add_routes(b.nodes[node_name], spec.get("routes", []), ("nodes", node_name, "routes"))
+        b.add_neighbours(b.nodes[node_name], spec.get("neighbours", []),
+                         ("nodes", node_name, "neighbours"))
     if len(b.nodes) > 1:
         linked = {i.node for link in b.links for i in (link.a, link.b)}
         for node_name in data["nodes"]:

@@ -1,0 +1,362 @@
+"""A topology file's `datapath.translator` section: the stateless translator (bpf/xlate.c)
+on a gateway node, from one mapping.
+
+    datapath:
+      translator:
+        node: gw                  # default: the one node of role gateway
+        hook: tc                  # tc | tcx | xdp (ingress); egress is always tc/tcx
+        engine: bpf               # bpf | none (the section checked, nothing attached)
+        dev4: [eth-client, eth-server]   # IPv4-side devices (default: those with IPv4)
+        dev6: eth-node            # IPv6-side devices (default: those with IPv6 only)
+        prefix: "64:ff9b:1::/96"  # and every other TranslatorConfig setting
+        eam: [{ipv4: 203.0.113.16/28, ipv6: "fd00:10:244:1::10/124"}]
+        own: [{ipv4: 192.0.2.1, ipv6: "fd00:0:0:1::1"}]
+
+The section is checked when the file loads (lab.topology.DATAPATH_SECTIONS), errors at their
+line and column. `derive()` then writes into the topology model what docs/translator.md
+describes and tests/bpf/xlate/test_xlate_namespaces.py once built by hand, so the builder
+creates it like anything else in the file:
+
+  - the ingress translator on every dev4 and dev6 at the chosen hook, the two egress
+    programs (xlate64_egress on the first dev4, xlate46_egress on the first dev6);
+  - routes that lead the gateway's own packets to the other family into those egress
+    programs: the RFC 6052 prefix and the EAM IPv6 ranges of IPv4 hosts via the first dev4,
+    the EAM IPv4 ranges of IPv6 hosts via the first dev6, each through a next hop with a
+    permanent neighbour entry (never resolved; the egress program routes the translated
+    packet anew), with the first own pair's address as the source the kernel picks;
+  - with `dns64:`, at `lab up`, unbound as a DNS64 resolver and the IPv4-only zone's
+    server, and the pods' resolv.conf (lab/datapath/dns64.py);
+  - at XDP: tx checksumming off on the devices that feed the XDP program (XDP cannot tell a
+    partial checksum, docs/translator.md), and, with icmp_errors, the packet counter's XDP
+    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP).
+
+Which side of an EAM entry is real (hosts with those addresses) and which is made up by the
+translator is read from the topology: the side where a node has an address, or where the
+gateway has a route or connected network.
+
+The configuration written into the maps (`effective_config`) adds, to what the file says:
+the gateway's IPv4 addresses outside the own pairs to `exclude` (packets to them are the
+gateway's, not translated through the prefix), the own IPv4 addresses to `allow` when there
+is an allow-list (the kernel's ICMP errors come from them), and the first own pair as the
+source of the translator's ICMP errors when `icmp_errors` is on and no source is given (the
+last also in `config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from typing import Any
+
+from lab.bpf.topology import ObjectSetup, register_setup
+from lab.datapath import dns64
+from lab.datapath import translator as xlate
+from lab.datapath.addrmap import EamEntry
+from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
+from lab.topology.model import BpfAttach, Neighbour, Route, Topology
+from lab.yamlfile import Document
+
+SECTION = "translator"
+HOOKS = ("tc", "tcx", "xdp")
+ENGINES = ("bpf", "none")
+# Keys of the section that place the translator; the rest are TranslatorConfig settings.
+PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
+
+# hook -> (ingress hook, ingress program, egress hook)
+ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
+          "tcx": ("tcx-ingress", xlate.INGRESS_TC, "tcx-egress"),
+          "xdp": ("xdp", xlate.INGRESS_XDP, "tc-egress")}
+
+# Next hops that are never resolved (permanent neighbour entries, any MAC): routes through
+# them hand the kernel's own packets to the egress translators.
+NEXT_HOP6 = "fe80::ff"
+NEXT_HOP4 = "169.254.255.1"
+NEXT_HOP_MAC = "02:00:00:00:00:ff"
+
+
+class SectionError(Exception):
+    """A bad value at PATH (relative to the section)."""
+
+    def __init__(self, path: tuple, message: str, key: bool = False):
+        super().__init__(message)
+        self.path, self.message, self.key = path, message, key
+
+
+@dataclass
+class Placement:
+    """Where and how the translator runs, resolved against the topology."""
+    node: str
+    hook: str
+    engine: str
+    dev4: list[str]
+    dev6: list[str]
+    settings: dict[str, Any]                   # the TranslatorConfig part of the section
+    config: TranslatorConfig                   # as the file says it
+    routes: list[Route] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    dns64: dns64.Dns64Config | None = None
+
+
+def section(topo: Topology) -> Mapping[str, Any] | None:
+    return topo.datapath.get(SECTION)
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+def _names(value: Any, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise SectionError((key,), "expected a device name or a non-empty list of them")
+
+
+def _gateway_node(topo: Topology, data: Mapping[str, Any]) -> str:
+    if "node" in data:
+        name = data["node"]
+        if not isinstance(name, str) or name not in topo.nodes:
+            raise SectionError(("node",), f"no node '{name}' (nodes: "
+                                          f"{', '.join(sorted(topo.nodes))})")
+        node = topo.nodes[name]
+        if 4 not in {a.version for a in node.addresses()} or \
+                6 not in {a.version for a in node.addresses()}:
+            raise SectionError(("node",), f"node '{name}' translates between IPv4 and IPv6 "
+                                          "but does not have addresses of both families")
+        return name
+    gateways = [n.name for n in topo.nodes.values() if n.role == "gateway"]
+    if len(gateways) != 1:
+        raise SectionError((), "say which node translates (`node:`): the topology has "
+                               f"{len(gateways) or 'no'} nodes of role gateway", key=True)
+    return gateways[0]
+
+
+def _devices(topo: Topology, node: str, data: Mapping[str, Any], key: str) -> list[str]:
+    ifaces = topo.nodes[node].interfaces
+    if key in data:
+        names = _names(data[key], key)
+        for i, n in enumerate(names):
+            if n not in ifaces:
+                where = (key,) if isinstance(data[key], str) else (key, i)
+                raise SectionError(where, f"node '{node}' has no interface '{n}' (it has: "
+                                          f"{', '.join(ifaces)})")
+        return names
+    if key == "dev4":
+        names = [i.ifname for i in ifaces.values() if any(a.version == 4 for a in i.addresses)]
+    else:
+        names = [i.ifname for i in ifaces.values()
+                 if any(a.version == 6 and not a.ip.is_link_local for a in i.addresses)
+                 and not any(a.version == 4 for a in i.addresses)]
+    if not names:
+        family = "IPv4" if key == "dev4" else "IPv6 (and no IPv4)"
+        raise SectionError((), f"node '{node}' has no interface with {family} addresses: "
+                               f"name the {key} device(s)", key=True)
+    return names
+
+
+def _node_has(topo: Topology, net: IPv4Network | IPv6Network) -> bool:
+    return any(a.ip in net for n in topo.nodes.values() for a in n.addresses())
+
+
+def _gateway_reaches(topo: Topology, node: str, net: IPv4Network | IPv6Network) -> bool:
+    """Whether the gateway routes NET (or a part of it) somewhere, or has it connected
+    (routes into the egress translators, which derive() adds, do not count)."""
+    n = topo.nodes[node]
+    nets = [ip_network(r.dst) for r in n.routes
+            if ip_network(r.dst).prefixlen > 0 and r.via not in (NEXT_HOP4, NEXT_HOP6)]
+    nets += [a.network for a in n.addresses() if not a.ip.is_link_local]
+    return any(x.version == net.version and (x.overlaps(net)) for x in nets)
+
+
+def eam_real_side(topo: Topology, node: str, entry: EamEntry) -> int | None:
+    """4 if the entry's IPv4 range holds real hosts (its IPv6 range is the translator's), 6
+    if the IPv6 range does; None when the topology does not tell."""
+    sides = {v for v, net in ((4, entry.v4), (6, entry.v6))
+             if _node_has(topo, net) or _gateway_reaches(topo, node, net)}
+    return sides.pop() if len(sides) == 1 else None
+
+
+def placement(topo: Topology) -> Placement:
+    """The section resolved against TOPO; SectionError at the bad value."""
+    data = section(topo)
+    if not isinstance(data, Mapping):
+        raise SectionError((), "expected a mapping")
+    known = PLACEMENT_KEYS + xlate.SETTINGS
+    for key in data:
+        if key not in known:
+            raise SectionError((key,), f"unknown setting '{key}' (known: {', '.join(known)})",
+                               key=True)
+    node = _gateway_node(topo, data)
+    hook = data.get("hook", "tc")
+    if hook not in HOOKS:
+        raise SectionError(("hook",), f"unknown hook '{hook}' (one of: {', '.join(HOOKS)})")
+    engine = data.get("engine", "bpf")
+    if engine not in ENGINES:
+        raise SectionError(("engine",), f"unknown engine '{engine}' (one of: "
+                                        f"{', '.join(ENGINES)})")
+    dev4, dev6 = _devices(topo, node, data, "dev4"), _devices(topo, node, data, "dev6")
+    both = set(dev4) & set(dev6)
+    if both:
+        raise SectionError(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
+    settings = {k: v for k, v in data.items() if k not in PLACEMENT_KEYS}
+    own = settings.get("own")
+    if settings.get("icmp_errors") is True and isinstance(own, list) and own and \
+            isinstance(own[0], Mapping):
+        # the translator's own ICMP errors come from the gateway's first own pair
+        settings.setdefault("icmp_source4", own[0].get("ipv4"))
+        settings.setdefault("icmp_source6", own[0].get("ipv6"))
+    try:
+        config = TranslatorConfig.from_dict(settings)
+    except TranslatorConfigError as e:
+        raise SectionError(e.path, e.message) from None
+    p = Placement(node=node, hook=hook, engine=engine, dev4=dev4, dev6=dev6,
+                  settings=settings, config=config)
+    gw = topo.nodes[node]
+    own_addrs = {a.ip for a in gw.addresses()}
+    owns = [e for e in config.eam if e.own]
+    for i, e in enumerate(owns):
+        for addr in (e.v4.network_address, e.v6.network_address):
+            if addr not in own_addrs:
+                raise SectionError(("own", i), f"{addr} is not an address of node '{node}'")
+    src4 = str(owns[0].v4.network_address) if owns else None
+    src6 = str(owns[0].v6.network_address) if owns else None
+    if config.prefix is not None:
+        p.routes.append(Route(dst=str(config.prefix.network), via=NEXT_HOP6, dev=dev4[0],
+                              src=src6))
+    for i, e in enumerate(e for e in config.eam if not e.own):
+        side = eam_real_side(topo, node, e)
+        if side is None:
+            raise SectionError(("eam", i), f"cannot tell which side of {e.v6} <-> {e.v4} "
+                               "has the hosts: no node has addresses in exactly one of the "
+                               "two ranges, nor does the gateway route exactly one")
+        if side == 4:
+            p.routes.append(Route(dst=str(e.v6), via=NEXT_HOP6, dev=dev4[0], src=src6))
+        else:
+            p.routes.append(Route(dst=str(e.v4), via=NEXT_HOP4, dev=dev6[0], src=src4,
+                                  onlink=True))
+    if p.routes:
+        if any(r.family == 6 for r in p.routes):
+            p.neighbours.append(Neighbour(NEXT_HOP6, NEXT_HOP_MAC, dev4[0]))
+        if any(r.family == 4 for r in p.routes):
+            p.neighbours.append(Neighbour(NEXT_HOP4, NEXT_HOP_MAC, dev6[0]))
+    effective_config(topo, p)   # the derived additions must make a valid configuration
+    if "dns64" in data:
+        try:
+            p.dns64 = dns64.parse(data["dns64"], topo, node,
+                                  str(config.prefix) if config.prefix else None, src6)
+        except dns64.Dns64Error as e:
+            raise SectionError(("dns64",) + e.path, e.message, e.key) from None
+    return p
+
+
+def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorConfig:
+    """What goes into the maps: the file's settings and the additions the topology implies
+    (see the module's docstring)."""
+    p = p or placement(topo)
+    settings = dict(p.settings)
+    cfg = p.config
+    owns = [e for e in cfg.eam if e.own]
+    own4 = {e.v4.network_address for e in owns}
+    if cfg.prefix is not None:
+        others = sorted({a.ip for a in topo.nodes[p.node].addresses(4)} - own4)
+        listed = {ip_network(str(n)) for n in settings.get("exclude", [])}
+        settings["exclude"] = [str(n) for n in listed] + [
+            f"{a}/32" for a in others if not any(a in n for n in listed)]
+    if cfg.allow:
+        settings["allow"] = [str(n) for n in cfg.allow] + [
+            f"{a}/32" for a in sorted(own4) if not any(a in n for n in cfg.allow)]
+    try:
+        return TranslatorConfig.from_dict(settings)
+    except TranslatorConfigError as e:
+        raise SectionError(e.path, e.message) from None
+
+
+def _check_programs(topo: Topology, p: Placement) -> None:
+    """What the file attaches itself must leave the translator its hooks (before derive())."""
+    for iface in topo.nodes[p.node].interfaces.values():
+        if any(b.object == xlate.OBJECT for b in iface.bpf):
+            raise SectionError((), f"{p.node}:{iface.ifname} attaches the '{xlate.OBJECT}' "
+                                   "object itself: the translator section attaches it; "
+                                   "remove one of the two", key=True)
+    if p.engine == "bpf" and p.hook == "xdp":
+        for dev in p.dev4 + p.dev6:
+            iface = topo.nodes[p.node].interfaces[dev]
+            peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
+            if any(b.hook.startswith("xdp") for b in iface.bpf + peer.bpf):
+                raise SectionError(("hook",), f"{iface.label} or its peer has an XDP program "
+                                              "already; the translator needs that hook")
+
+
+def check_section(doc: Document, path: tuple, topo: Topology) -> None:
+    """Refuse a bad section at the position of the bad value (lab.topology.check_datapath)."""
+    try:
+        _check_programs(topo, placement(topo))
+    except SectionError as e:
+        raise doc.error(path + tuple(e.path), e.message, key=e.key) from None
+
+
+# --- what the builder creates -----------------------------------------------------------------
+
+def derive(topo: Topology) -> None:
+    """Write the translator's programs, routes, neighbours and offloads into TOPO's model
+    (called once, after check_section, when the file loads)."""
+    p = placement(topo)
+    if p.engine != "bpf":
+        return
+    gw = topo.nodes[p.node]
+    ingress_hook, ingress_prog, egress_hook = ATTACH[p.hook]
+    for dev in p.dev4 + p.dev6:
+        gw.interfaces[dev].bpf.append(BpfAttach(xlate.OBJECT, ingress_prog, ingress_hook))
+    gw.interfaces[p.dev4[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_64, egress_hook))
+    gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_46, egress_hook))
+    gw.neighbours.extend(p.neighbours)
+    gw.routes.extend(p.routes)
+    if p.hook == "xdp":
+        for dev in p.dev4 + p.dev6:
+            iface = gw.interfaces[dev]
+            peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
+            peer.offloads = {**peer.offloads, "tx": False}
+            if p.config.icmp_errors:
+                peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
+
+
+def _after_load(obj: Any, topo: Topology, node: str) -> None:
+    if section(topo) is None:
+        return
+    p = placement(topo)
+    if node == p.node:
+        effective_config(topo, p).apply(obj)
+
+
+register_setup(xlate.OBJECT, ObjectSetup(after_load=_after_load))
+
+
+def start(lab: Any) -> None:
+    """What runs beside the datapath once the lab is built (Lab.up): the DNS64 servers."""
+    p = placement(lab.topology)
+    if p.dns64 is not None:
+        dns64.start(lab, p.dns64)
+
+
+# --- a running lab ----------------------------------------------------------------------------
+
+def statistics(lab: Any) -> dict[str, int]:
+    """The translator's outcome counters in a running lab (its pinned xlat_stats map)."""
+    from lab.bpf import topology as bpf_topology
+    from lab.bpf.maps import open_pinned
+
+    p = placement(lab.topology)
+    pins = bpf_topology.maps_pin_dir(lab.pin_dir, p.node, xlate.OBJECT)
+    m = open_pinned(str(pins / "xlat_stats"))
+    try:
+        names = xlate.outcome_names(m)
+        return {name: int(m.lookup_sum(i) or 0) for i, name in enumerate(names)}
+    finally:
+        m.close()
+
+
+def address_of(topo: Topology, addr: str) -> str:
+    """ADDR of one family as the other family sees it through the translator."""
+    mapper = effective_config(topo).mapper()
+    a = ip_address(addr)
+    return str(mapper.to6(a) if a.version == 4 else mapper.to4(a))
