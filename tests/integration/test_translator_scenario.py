@@ -42,3 +42,23 @@ def test_quick_nat46_scenario(tmp_path, bpf_build):
         "egress_source_config-xdp_r0_gw_eth-server.pcap"]["file"]))
         if IP in p and TCP in p and p[TCP].flags == "S"]
     assert syn4 and (syn4[0][IP].src, syn4[0][IP].dst) == ("203.0.113.17", "198.51.100.10")
+
+
+def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
+    """scenarios/nat46-bench.yaml: plain IPv6, ours at tc and XDP, TAYGA; ratios with the
+    issue's anchors; the translator's ns/packet (no thresholds: speeds are this machine's)."""
+    out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
+                          str(tmp_path / "r"), "nat46-bench"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    assert sc["status"] == "passed"
+    tput = {m["point"]["config"]: m["median"] for m in sc["metrics"]
+            if m["step"] == "tcp" and m["metric"] == "throughput"}
+    assert set(tput) == {"ipv6", "tc", "xdp", "tayga"} and all(v > 0 for v in tput.values())
+    ratios = {(c["of"]["config"], c["to"]["config"], c["metric"]): c for c in sc["comparisons"]}
+    assert ratios[("tc", "tayga", "tcp.throughput")]["anchors"][0]["value"] == 5
+    assert ratios[("tc", "ipv6", "tcp.throughput")]["anchors"][0]["value"] == 0.85
+    cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
+            and m["metric"] == "ns_per_packet"]
+    assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
