@@ -206,6 +206,9 @@ class Lab:
             try:
                 Builder(self.topology, self.record, self.pin_dir).build()
                 self.record.save_topology(self.topology.to_json())
+                for node in self.nodes.values():
+                    if node.model.hosts:
+                        node.write_etc("hosts", hosts_file(node.model.hosts))
                 for module in datapath_modules(self.topology):
                     if hasattr(module, "start"):
                         module.start(self)
@@ -242,6 +245,12 @@ class Lab:
 
     def pods(self, node: str | None = None) -> list[NodeHandle]:
         return [self.nodes[p.name] for p in self.topology.pods(node)]
+
+
+def hosts_file(names: dict[str, str]) -> str:
+    """A node's /etc/hosts: the loopback names, then its own."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    return "\n".join(lines + [f"{addr}\t{name}" for name, addr in names.items()]) + "\n"
 
 
 def teardown_record(record: LabRecord) -> list[str]:

@@ -5,7 +5,7 @@ on a gateway node, from one mapping.
       translator:
         node: gw                  # default: the one node of role gateway
         hook: tc                  # tc | tcx | xdp (ingress); egress is always tc/tcx
-        engine: bpf               # bpf | none (the section checked, nothing attached)
+        engine: bpf               # bpf | tayga (userspace, lab/datapath/tayga.py) | none
         dev4: [eth-client, eth-server]   # IPv4-side devices (default: those with IPv4)
         dev6: eth-node            # IPv6-side devices (default: those with IPv6 only)
         prefix: "64:ff9b:1::/96"  # and every other TranslatorConfig setting
@@ -50,7 +50,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from lab.bpf.topology import ObjectSetup, register_setup
-from lab.datapath import dns64
+from lab.datapath import dns64, tayga
 from lab.datapath import translator as xlate
 from lab.datapath.addrmap import EamEntry
 from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
@@ -59,7 +59,7 @@ from lab.yamlfile import Document
 
 SECTION = "translator"
 HOOKS = ("tc", "tcx", "xdp")
-ENGINES = ("bpf", "none")
+ENGINES = ("bpf", "tayga", "none")
 # Keys of the section that place the translator; the rest are TranslatorConfig settings.
 PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
 
@@ -209,6 +209,14 @@ def placement(topo: Topology) -> Placement:
         config = TranslatorConfig.from_dict(settings)
     except TranslatorConfigError as e:
         raise SectionError(e.path, e.message) from None
+    if engine == "tayga":
+        for key in tayga.UNSUPPORTED:
+            if key in settings:
+                raise SectionError((key,), f"engine tayga has no '{key}' (TAYGA lacks it): "
+                                           "leave it out, or use engine bpf", key=True)
+        why = tayga.check_prefix(config.prefix) if config.prefix is not None else None
+        if why:
+            raise SectionError(("prefix",), why)
     p = Placement(node=node, hook=hook, engine=engine, dev4=dev4, dev6=dev6,
                   settings=settings, config=config)
     gw = topo.nodes[node]
@@ -332,8 +340,11 @@ register_setup(xlate.OBJECT, ObjectSetup(after_load=_after_load))
 
 
 def start(lab: Any) -> None:
-    """What runs beside the datapath once the lab is built (Lab.up): the DNS64 servers."""
+    """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
+    and the DNS64 servers."""
     p = placement(lab.topology)
+    if p.engine == "tayga":
+        tayga.start(lab, p.node, p.config, [r.dst for r in p.routes])
     if p.dns64 is not None:
         dns64.start(lab, p.dns64)
 

@@ -35,6 +35,7 @@ BETTER = ("higher", "lower", "none")
 STEP_MODULES: list[str] = [
     "lab.scenarios.steps",
     "lab.scenarios.bigtcp",
+    "lab.scenarios.translator",
 ]
 
 

@@ -121,6 +121,7 @@ class Node:
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
     loopback: list[IPInterface] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=dict)  # /etc/hosts of the node: name -> address
     interfaces: dict[str, Interface] = field(default_factory=dict)
     pod_of: str | None = None  # for pods: the node they run on
     # for nodes with pods: how they attach and are routed, {device, routing, netkit}
@@ -179,6 +180,7 @@ class Topology:
             nodes[name] = Node(name=n["name"], role=n["role"], sysctls=n["sysctls"],
                                routes=[Route(**r) for r in n["routes"]],
                                neighbours=[Neighbour(**e) for e in n.get("neighbours", [])],
+                               hosts=dict(n.get("hosts", {})),
                                loopback=[ip_interface(a) for a in n["loopback"]],
                                pod_of=n["pod_of"], pods=n.get("pods", {}))
         links = []
@@ -257,6 +259,11 @@ class _Builder:
                                f"'{node.role}', which is IPv6-only: IPv4 sysctl '{key}'",
                                key=True)
         node.sysctls = sysctls
+        for host, addr in spec.get("hosts", {}).items():
+            try:
+                node.hosts[host] = str(ip_address(str(addr)))
+            except ValueError:
+                raise self.err(path + ("hosts", host), f"'{addr}' is not an address") from None
         for i, text in enumerate(spec.get("loopback", [])):
             addr = self.parse_iface_addr(text, path + ("loopback", i))
             self.check_family(node, addr.version, path + ("loopback", i), "address")

@@ -14,7 +14,7 @@
  *       connection after K transactions (it closes first, so the client's ephemeral ports do
  *       not pile up in TIME_WAIT during a connection-rate test).
  *
- *   lab-rr client --host ADDR --port P --request N --response M --seconds S
+ *   lab-rr client --host ADDR|NAME --port P --request N --response M --seconds S
  *                 [--connect-each] [--warmup W]
  *       One transaction in flight. rr: one connection, transactions back to back. With
  *       --connect-each (crr): every transaction is connect + request + response + the server's
@@ -206,7 +206,9 @@ static int connect_to(const struct addrinfo *ai)
 
 static int client(const struct opts *o)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST |
+	/* --host may be a name (e.g. one a DNS64 resolver answers): resolved once, before the
+	 * clock starts; AI_ADDRCONFIG leaves out a family the host has no address of. */
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG |
 								      AI_NUMERICSERV };
 	size_t size = o->request > o->response ? o->request : o->response;
 	char *buf = calloc(1, size ? size : 1);

@@ -282,3 +282,40 @@ def test_dns64_servers_and_resolv_conf_go_with_the_lab(bpf_build):
         assert etc.read_text().startswith("nameserver fd00:0:0:1::1")
     assert all(process_start_time(e["pid"]) != e["start"] for e in procs)
     assert not etc.exists()
+
+
+# --- engine tayga and engine none (topologies/nat46-bench.yaml) ---------------------------------
+
+def bench_topology(engine: str, name: str, pod0: str | None = None):
+    data = yaml.safe_load((ROOT / "topologies/nat46-bench.yaml").read_text())
+    data["name"] = name
+    data["datapath"]["translator"]["engine"] = engine
+    if pod0:
+        data["nodes"]["client"]["hosts"] = {"pod0.bench": pod0}
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})")
+
+
+def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
+    from lab.state import process_start_time
+    with Lab(bench_topology("tayga", f"xt{os.getpid() % 100000}")) as lab:
+        (proc,) = [e for e in lab.record.entries() if e["t"] == "process"]
+        assert Path(proc["argv"][0]).name == "tayga"
+        assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")   # /etc/hosts
+        peer, ok = _tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
+                                 lab.node("client").netns, socket.AF_INET, POD0_4)
+        assert ok and peer == "2001:db8:64::c000:20a"
+        peer, ok = _tcp_exchange(lab.node("server4").netns, socket.AF_INET,
+                                 lab.node("node1-pod1").netns, socket.AF_INET6,
+                                 "2001:db8:64::c633:640a")
+        assert ok and peer == POD1_4
+        hosts = Path("/etc/netns") / lab.node("client").netns / "hosts"
+        assert "203.0.113.16\tpod0.bench" in hosts.read_text()
+    assert process_start_time(proc["pid"]) != proc["start"]
+    assert not hosts.exists()
+
+
+def test_engine_none_is_plain_ipv6_routing():
+    with Lab(bench_topology("none", f"xn{os.getpid() % 100000}", POD0_6)) as lab:
+        assert not [e for e in lab.record.entries() if e["t"] in ("bpf", "process")]
+        assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")
+        assert " 100% packet loss" in _ping(lab.node("client"), POD0_4)   # nothing translates

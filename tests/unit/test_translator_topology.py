@@ -226,3 +226,46 @@ def test_neighbours_and_onlink_routes_in_the_model():
 def test_neighbour_and_onlink_errors(old, new, line, words):
     err = error_of(NEIGH.replace(old, new))
     assert err.line == line and words in err.message, err
+
+
+# --- engine tayga -------------------------------------------------------------------------------
+
+def test_tayga_configuration():
+    from lab.datapath import tayga
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    p = tt.placement(topo)
+    text = tayga.conf(p.config, Path("/run/lab/x/tayga"))
+    assert "prefix 2001:db8:64::/96\n" in text
+    assert "map 203.0.113.16/28 fd00:10:244:1::10/124\n" in text
+    assert "192.0.2.1" not in text          # own pairs are our translator's notion
+    assert tayga.check_prefix(p.config.prefix) is None
+
+
+@pytest.mark.parametrize("prefix,refused", [("64:ff9b:1::/96", True), ("64:ff9b:1::/48", True),
+                                            ("64:ff9b::/96", False), ("2001:db8:64::/96", False)])
+def test_tayga_refuses_prefixes_inside_the_reserved_range(prefix, refused):
+    from lab.datapath import tayga
+    from lab.datapath.addrmap import Rfc6052Prefix
+    assert (tayga.check_prefix(Rfc6052Prefix.parse(prefix)) is not None) == refused
+
+
+def test_engine_tayga_refuses_what_tayga_lacks():
+    err = error_of(BASE + "    engine: tayga\n" + SECTION + "    allow: [192.0.2.10/32]\n")
+    assert (err.line, err.col) == (22, 5) and "engine tayga has no 'allow'" in err.message
+    err = error_of(BASE + "    engine: tayga\n" + SECTION)     # 64:ff9b:1::/96
+    assert err.line == 19 and "TAYGA refuses 64:ff9b:1::/96" in err.message
+
+
+def test_engine_tayga_derives_nothing_into_the_model():
+    text = BASE + "    engine: tayga\n" + SECTION.replace("64:ff9b:1::/96", "2001:db8:64::/96")
+    topo = load(text)
+    assert not any(i.bpf for i in topo.nodes["gw"].interfaces.values())
+    assert [r.dst for r in tt.placement(topo).routes] == ["2001:db8:64::/96", "203.0.113.16/28"]
+
+
+def test_hosts_of_a_node():
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    assert topo.nodes["client"].hosts == {"pod0.bench": "203.0.113.16"}
+    err = error_of(NEIGH.replace("role: router\n    neighbours",
+                                 "role: router\n    hosts: {x: nope}\n    neighbours"))
+    assert err.line == 4 and "'nope' is not an address" in err.message

@@ -1,0 +1,64 @@
+"""scenarios/nat46.yaml end to end (`lab run --quick nat46`): it passes at tc and XDP, the
+translated sources each side saw are the ones the topology's translator section implies,
+the name resolved to its DNS64 synthesis, and the captures hold the translated SYN."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.utils import rdpcap
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_nat46_scenario(tmp_path, bpf_build):
+    out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
+                          str(tmp_path / "r"), "nat46"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    assert sc["status"] == "passed"
+    seen = {(f["step"], f["point"]["config"]): f["value"] for f in sc["facts"]
+            if f["key"] == "seen_source"}
+    assert seen == {("ingress_source", "tc"): "64:ff9b:1::c000:20a",
+                    ("ingress_source", "xdp"): "64:ff9b:1::c000:20a",
+                    ("egress_source", "tc"): "203.0.113.17",
+                    ("egress_source", "xdp"): "203.0.113.17"}
+    checks = [c for c in sc["checks"] if c["step"] in ("resolve", "ingress_source",
+                                                       "egress_source")]
+    assert len(checks) == 6 and all(c["ok"] for c in checks)
+    caps = {Path(c["file"]).name: c for c in sc["captures"]}
+    syn6 = [p for p in rdpcap(str(tmp_path / "r" / caps[
+        "ingress_source_config-tc_r0_gw_eth-node.pcap"]["file"]))
+        if IPv6 in p and TCP in p and p[TCP].flags == "S"]
+    assert syn6 and syn6[0][IPv6].src == "64:ff9b:1::c000:20a"
+    syn4 = [p for p in rdpcap(str(tmp_path / "r" / caps[
+        "egress_source_config-xdp_r0_gw_eth-server.pcap"]["file"]))
+        if IP in p and TCP in p and p[TCP].flags == "S"]
+    assert syn4 and (syn4[0][IP].src, syn4[0][IP].dst) == ("203.0.113.17", "198.51.100.10")
+
+
+def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
+    """scenarios/nat46-bench.yaml: plain IPv6, ours at tc and XDP, TAYGA; ratios with the
+    issue's anchors; the translator's ns/packet (no thresholds: speeds are this machine's)."""
+    out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
+                          str(tmp_path / "r"), "nat46-bench"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    assert sc["status"] == "passed"
+    tput = {m["point"]["config"]: m["median"] for m in sc["metrics"]
+            if m["step"] == "tcp" and m["metric"] == "throughput"}
+    assert set(tput) == {"ipv6", "tc", "xdp", "tayga"} and all(v > 0 for v in tput.values())
+    ratios = {(c["of"]["config"], c["to"]["config"], c["metric"]): c for c in sc["comparisons"]}
+    assert ratios[("tc", "tayga", "tcp.throughput")]["anchors"][0]["value"] == 5
+    assert ratios[("tc", "ipv6", "tcp.throughput")]["anchors"][0]["value"] == 0.85
+    cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
+            and m["metric"] == "ns_per_packet"]
+    assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
