@@ -19,6 +19,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from lab import netns
+from lab.build import netns_name
 from lab.bpf import maps
 from lab.bpf.object import BpfObject
 from lab.bpf.topology import ObjectSetup, maps_pin_dir, register_setup
@@ -65,7 +66,6 @@ def pod_table(topo: Any, node: str) -> list[PodEntry]:
 
 
 def _netns(topo: Any, node: str) -> str:
-    from lab.build import netns_name
     return netns_name(topo.name, node)
 
 
@@ -87,14 +87,15 @@ def fill_pods(pods_map: maps.Map, topo: Any, node: str) -> int:
     """Write NODE's pods into the program's table; return how many."""
     value_type = pods_map.value_type
     node_ns = _netns(topo, node)
-    for entry in pod_table(topo, node):
+    entries = pod_table(topo, node)
+    for entry in entries:
         value = value_type()
         value.ifindex = entry.host_ifindex
         pod = topo.node(entry.pod)
         value.pod_mac[:] = list(_mac(_netns(topo, entry.pod), pod.interfaces[POD_IFNAME].ifindex))
         value.node_mac[:] = list(_mac(node_ns, entry.host_ifindex))
         pods_map.update(_key(entry.address), value)
-    return len(pod_table(topo, node))
+    return len(entries)
 
 
 def _after_load(obj: BpfObject, topo: Any, node: str) -> None:

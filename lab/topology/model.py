@@ -401,7 +401,7 @@ class _Builder:
         routing = spec.get("routing", "host")
         netkit = dict(spec.get("netkit", {}))
         host_bpf = [dict(b) for b in spec.get("bpf", {}).get("host", [])]
-        self.check_pod_mode(spec, path, device, routing, netkit, host_bpf)
+        self.check_pod_mode(path, device, routing, netkit, host_bpf)
         node.pods = {"device": device, "routing": routing, "netkit": netkit}
         node.sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
         for i in range(spec["count"]):
@@ -439,7 +439,7 @@ class _Builder:
             pod.routes.append(Route(dst="::/0", via=str(POD_HOST_LINKLOCAL.ip), dev=POD_IFNAME))
             node.routes.append(Route(dst=str(addr.network), dev=host_if))
 
-    def check_pod_mode(self, spec: dict, path: tuple, device: str, routing: str,
+    def check_pod_mode(self, path: tuple, device: str, routing: str,
                        netkit: dict, host_bpf: list[dict]) -> None:
         """Combinations of device, routing and netkit policies that cannot carry traffic."""
         hooks = {b["hook"] for b in host_bpf}

@@ -78,8 +78,7 @@ def test_without_forwarding_only_bpf_routing_carries_traffic(make_lab):
     bpf = make_lab(device="veth", routing="bpf", node_sysctls=NO_FORWARDING)
     host = make_lab(device="veth", routing="host", node_sysctls=NO_FORWARDING)
     for lab in (bpf, host):
-        with open_sysctl(lab) as value:
-            assert value == "0"  # the node's stack forwards nothing
+        assert all_forwarding(lab) == "0"  # the node's stack forwards nothing
     for client, server, address in paths(bpf):
         assert pings(client, address) and tcp_echoes(client, server, address), \
             f"bpf routing without forwarding: {client.name} -> {server.name}"
@@ -95,13 +94,6 @@ def test_without_forwarding_only_bpf_routing_carries_traffic(make_lab):
             f"programs detached: {client.name} -> {server.name} still got through"
 
 
-class open_sysctl:
-    def __init__(self, lab):
-        self.node = lab.node("node1")
-
-    def __enter__(self) -> str:
-        with self.node.entered(), open("/proc/sys/net/ipv6/conf/all/forwarding") as f:
-            return f.read().strip()
-
-    def __exit__(self, *exc) -> None:
-        pass
+def all_forwarding(lab) -> str:
+    with lab.node("node1").entered(), open("/proc/sys/net/ipv6/conf/all/forwarding") as f:
+        return f.read().strip()
