@@ -25,6 +25,9 @@ INIT_SOURCE = os.path.join(os.path.dirname(__file__), "init.c")
 TMPFS_DIRS = ("/run", "/tmp", "/var")
 MODULES_VIEW = "/run/lab-vm/modules"  # the kernel's modules, bound from the cache
 LIB_TOP = "/run/lab-vm/lib-top"  # upper layer of /usr/lib when the host has no /lib/modules
+# Host directories under TMPFS_DIRS kept visible are held here while the tmpfs go on top
+# (/dev/shm is mounted before any of TMPFS_DIRS).
+KEEP_HOLD = "/dev/shm/lab-vm-keep"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +44,11 @@ def _mount(fstype: str, source: str, target: str, data: str = "",
 
 
 def setup_records(kernel: Kernel, packages: Sequence[GuestPackage], shares: Sequence[Share],
-                  host_lib: str = "/usr/lib", hostname: str = "lab-vm") -> list[tuple[str, ...]]:
-    """The guest's set-up, as job records, in the order lab-vm-init performs them."""
+                  host_lib: str = "/usr/lib", hostname: str = "lab-vm",
+                  keep: Sequence[str] = ()) -> list[tuple[str, ...]]:
+    """The guest's set-up, as job records, in the order lab-vm-init performs them. KEEP: host
+    directories under TMPFS_DIRS (a checkout in /tmp) that stay visible, read-only, at their
+    own path: bound aside before the tmpfs are mounted and back on top of them after."""
     has_modules_dir = os.path.isdir(os.path.join(host_lib, "modules"))
     r: list[tuple[str, ...]] = [
         _mount("proc", "proc", "/proc", flags=("nosuid", "nodev", "noexec")),
@@ -55,6 +61,8 @@ def setup_records(kernel: Kernel, packages: Sequence[GuestPackage], shares: Sequ
         ("symlink", "/proc/self/fd/0", "/dev/stdin"),
         ("symlink", "/proc/self/fd/1", "/dev/stdout"),
         ("symlink", "/proc/self/fd/2", "/dev/stderr"),
+        *(_mount("", path, f"{KEEP_HOLD}/{i}", "", ("bind", "ro", "mkdir"))
+          for i, path in enumerate(keep)),
         _mount("bpf", "bpffs", "/sys/fs/bpf", "mode=0700", ("nosuid", "nodev", "noexec")),
         _mount("cgroup2", "cgroup2", "/sys/fs/cgroup", "", ("nosuid", "nodev", "noexec",
                                                            "nofail")),
@@ -94,6 +102,8 @@ def setup_records(kernel: Kernel, packages: Sequence[GuestPackage], shares: Sequ
         ("symlink", "/run", "/var/run"),
         ("symlink", "/run/lock", "/var/lock"),
     ]
+    r += [_mount("", f"{KEEP_HOLD}/{i}", path, "", ("bind", "ro", "mkdir"))
+          for i, path in enumerate(keep)]
     for share in shares:
         r.append(_mount("virtiofs", share.tag, share.path, "", ("mkdir",)))
     r.append(("hostname", hostname))

@@ -380,9 +380,9 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         os.makedirs(path, exist_ok=True)
         share_objs.append(guest.Share(f"lab-rw{i}", os.path.realpath(path)))
     cwd = os.path.realpath(cwd or os.getcwd())
-    if guest.hidden_by_tmpfs(cwd, share_objs):
-        raise UsageError(f"{cwd} is not visible in the VM (its {', '.join(guest.TMPFS_DIRS)} "
-                         "are its own tmpfs): run from elsewhere or share the directory")
+    # A working directory the guest's own /tmp, /run or /var would hide (a checkout in /tmp)
+    # stays visible, read-only like the rest of the host's files.
+    keep = [cwd] if guest.hidden_by_tmpfs(cwd, share_objs) else []
     command_env = dict(os.environ if env is None else env)
     command_env.update(LAB_VM="1", LAB_VM_ACCEL=accel)
 
@@ -395,7 +395,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
     try:
         job = os.path.join(rundir, "job")
         with open(job, "wb") as f:
-            f.write(guest.encode_job(guest.setup_records(k, packages, share_objs),
+            f.write(guest.encode_job(guest.setup_records(k, packages, share_objs, keep=keep),
                                      list(argv), command_env, cwd))
         fs_sockets = _start_virtiofsd(daemon, share_objs, rundir, procs)
         ctl_path = os.path.join(rundir, "ctl.sock")

@@ -180,6 +180,22 @@ def test_setup_order(kernel, iproute2):
     assert _index(records, lambda r: r[:4] == ("mount", "proc", "proc", "/proc")) == 0
 
 
+def test_a_kept_directory_is_bound_aside_before_the_tmpfs_and_back_after(kernel, iproute2):
+    records = guest.setup_records(kernel, [iproute2], [], keep=["/tmp/ci/repo", "/run/x"])
+    run = _index(records, lambda r: r[:4] == ("mount", "tmpfs", "tmpfs", "/run"))
+    last_tmpfs = max(i for i, r in enumerate(records) if r[:2] == ("mount", "tmpfs")
+                     and r[3] in guest.TMPFS_DIRS)
+    for n, path in enumerate(["/tmp/ci/repo", "/run/x"]):
+        hold = f"{guest.KEEP_HOLD}/{n}"
+        aside = records.index(("mount", "", path, hold, "", "bind,ro,mkdir"))
+        back = records.index(("mount", "", hold, path, "", "bind,ro,mkdir"))
+        assert aside < run and back > last_tmpfs
+    # /dev/shm, where they are held, is there before the first of them.
+    shm = _index(records, lambda r: r[:4] == ("mount", "tmpfs", "tmpfs", "/dev/shm"))
+    assert shm < records.index(("mount", "", "/tmp/ci/repo", f"{guest.KEEP_HOLD}/0", "",
+                                "bind,ro,mkdir"))
+
+
 def test_setup_binds_only_programs_the_host_has(kernel, iproute2, monkeypatch, tmp_path):
     # A merged-/usr host that has ip but not tc.
     real_realpath, real_isfile = os.path.realpath, os.path.isfile

@@ -94,6 +94,21 @@ def test_guest_sees_its_kernel_netkit_netem_and_the_host_files(kernel, tmp_path,
     assert_nothing_left(rundir)
 
 
+def test_a_working_directory_in_tmp_stays_visible_and_read_only(kernel, tmp_path, rundir):
+    # A checkout in /tmp (a CI runner's clone) is hidden by the guest's own /tmp otherwise.
+    work = tmp_path / "checkout"
+    work.mkdir()
+    (work / "marker").write_text("host file\n")
+    r = vm.run(["sh", "-c", "cat marker; pwd; touch new 2>&1 || echo refused"],
+               kernel=kernel.release, cwd=str(work), timeout=300, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["host file", str(work)]
+    assert "Read-only file system" in r.stdout and lines[-1] == "refused"
+    assert not (work / "new").exists()
+    assert_nothing_left(rundir)
+
+
 def test_a_failing_command_fails_the_run_with_its_code_and_output(kernel, rundir):
     with pytest.raises(vm.VmCommandError) as e:
         vm.run(["sh", "-c", "echo out; echo err >&2; exit 7"], kernel=kernel.release,
