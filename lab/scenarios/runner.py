@@ -241,21 +241,15 @@ class Runner:
         if sc.quick:
             argv.append("--quick")
         # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
-        # /var): the results directory, and the scenario and topology files if they live
-        # there, are shared with it.
-        hidden = getattr(getattr(vm, "guest", None), "TMPFS_DIRS", ("/run", "/tmp", "/var"))
-        needed = {Path(sc.file).resolve().parent} | \
-            {c.topology_file.resolve().parent for c in sc.configs}
-        shares = [str(self.out_dir.resolve())] + sorted(
-            str(d) for d in needed if any(str(d) == h or str(d).startswith(h + "/")
-                                          for h in hidden))
-        cwd = Path.cwd().resolve()
-        if any(str(cwd) == h or str(cwd).startswith(h + "/") for h in hidden):
-            cwd = self.out_dir.resolve()
+        # /var): the results directory is shared writable; the scenario and topology files,
+        # this checkout and its Python stay visible wherever they are.
+        checkout = Path(__file__).resolve().parents[2]
+        visible = [str(Path(sc.file).resolve().parent), sys.prefix, str(checkout),
+                   *(str(c.topology_file.resolve().parent) for c in sc.configs)]
         self.progress.step(f"{sc.name}: in a kernel VM (here: {reason})")
         env = {**os.environ, "CI": "true"}
-        res = vm.run(argv, kernel=self.vm_kernel, shares=shares, env=env, text=True,
-                     cwd=str(cwd))
+        res = vm.run(argv, kernel=self.vm_kernel, shares=[str(self.out_dir.resolve())],
+                     visible=visible, env=env, text=True)
         self.progress.advance(units(sc))
         path = sub / "results.json"
         if not path.exists():

@@ -118,6 +118,17 @@ def hidden_by_tmpfs(path: str, shares: Sequence[Share] = ()) -> bool:
     return any(path == d or path.startswith(d + "/") for d in TMPFS_DIRS)
 
 
+def kept_visible(paths: Sequence[str], shares: Sequence[Share] = ()) -> list[str]:
+    """Of host directories PATHS, those the guest's tmpfs would hide, each once (none inside
+    another): what setup_records(keep=...) binds back."""
+    hidden = sorted({os.path.realpath(p) for p in paths if hidden_by_tmpfs(p, shares)})
+    kept: list[str] = []
+    for path in hidden:  # sorted: a parent comes before what is inside it
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
 def encode_job(setup: Sequence[tuple[str, ...]], argv: Sequence[str], env: Mapping[str, str],
                cwd: str) -> bytes:
     """The job file: NUL-terminated fields, a record's keyword then its fields."""

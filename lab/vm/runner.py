@@ -340,7 +340,7 @@ def _console_tail(console: str, lines: int = CONSOLE_TAIL) -> str:
 def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         env: Mapping[str, str] | None = None, cwd: str | None = None,
         timeout: float | None = None, shares: Sequence[str] = (),
-        mem_mib: int = DEFAULT_MEM_MIB, cpus: int = DEFAULT_CPUS, accel: str = "auto",
+        visible: Sequence[str] = (), mem_mib: int = DEFAULT_MEM_MIB, cpus: int = DEFAULT_CPUS, accel: str = "auto",
         tcg_threads: str = "single", stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None, text: bool = False, check: bool = False,
         boot_timeout: float | None = None, quiet_kernel: bool = True,
@@ -353,8 +353,9 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
     them; CHECK raises VmCommandError on a non-zero exit; TIMEOUT (seconds, boot included)
     raises VmTimeout. SHARES are host directories the guest may write (created if missing,
     mounted at the same paths); everything else of the host is visible read-only, except
-    /tmp, /run and /var, which are the guest's own tmpfs. The command sees LAB_VM=1 and
-    LAB_VM_ACCEL=kvm|tcg in its environment.
+    /tmp, /run and /var, which are the guest's own tmpfs: there, CWD and the directories in
+    VISIBLE (a checkout and its virtualenv in /tmp) stay visible, read-only. The command sees
+    LAB_VM=1 and LAB_VM_ACCEL=kvm|tcg in its environment.
     """
     if not argv:
         raise UsageError("no command to run in the VM")
@@ -380,9 +381,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         os.makedirs(path, exist_ok=True)
         share_objs.append(guest.Share(f"lab-rw{i}", os.path.realpath(path)))
     cwd = os.path.realpath(cwd or os.getcwd())
-    # A working directory the guest's own /tmp, /run or /var would hide (a checkout in /tmp)
-    # stays visible, read-only like the rest of the host's files.
-    keep = [cwd] if guest.hidden_by_tmpfs(cwd, share_objs) else []
+    keep = guest.kept_visible([cwd, *visible], share_objs)
     command_env = dict(os.environ if env is None else env)
     command_env.update(LAB_VM="1", LAB_VM_ACCEL=accel)
 

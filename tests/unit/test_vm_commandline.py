@@ -241,6 +241,12 @@ def test_hidden_by_tmpfs():
     assert not guest.hidden_by_tmpfs("/tmp/out/sub", [guest.Share("t", "/tmp/out")])
 
 
+def test_kept_visible_are_the_hidden_paths_once_each():
+    kept = guest.kept_visible(["/work/repo", "/tmp/ci/repo/.venv", "/tmp/ci/repo", "/run/x",
+                               "/tmp/out/sub"], [guest.Share("t", "/tmp/out")])
+    assert kept == ["/run/x", "/tmp/ci/repo"]
+
+
 def test_job_encoding_round_trip():
     setup = [("mount", "tmpfs", "tmpfs", "/tmp", "mode=1777", "nosuid"), ("hostname", "h")]
     data = guest.encode_job(setup, ["sh", "-c", "echo 'a b'\n"], {"A": "1", "B": "x=y"}, "/w")
