@@ -267,7 +267,7 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
     own4 = {e.v4.network_address for e in owns}
     if cfg.prefix is not None:
         others = sorted({a.ip for a in topo.nodes[p.node].addresses(4)} - own4)
-        listed = {ip_network(str(n)) for n in settings.get("exclude", [])}
+        listed = [ip_network(str(n)) for n in settings.get("exclude", [])]
         settings["exclude"] = [str(n) for n in listed] + [
             f"{a}/32" for a in others if not any(a in n for n in listed)]
     if cfg.allow:

@@ -169,3 +169,47 @@ def xlate_cost(ctx: StepContext, p: dict) -> None:
     ctx.record("ns_per_packet", result.ns_per_packet)
     ctx.record("baseline_ns", result.baseline_ns)
     ctx.fact("by_packet_ns", {t.label: round(t.ns) for t in result.packets})
+
+
+# -- BIG TCP through the translator -----------------------------------------------------------
+
+def _check_path(p: dict, topo: Topology) -> tuple[str, str] | None:
+    nodes = p["path"]
+    for n in nodes:
+        if n not in topo.nodes:
+            return "path", f"no node '{n}'"
+    for a, b in zip(nodes, nodes[1:]):
+        if not any(i.peer_node == b for i in topo.nodes[a].interfaces.values()):
+            return "path", f"no link joins {a} and {b}"
+    return None
+
+
+@step("xlate_big_packets", check=_check_path,
+      schema={"type": "object", "additionalProperties": False,
+              "properties": {"path": {"type": "array", "minItems": 2,
+                                      "items": {"type": "string"},
+                                      "default": ["client", "gw", "server"],
+                                      "description": "nodes in order, across the translator"}}},
+      metrics={"big4": Metric("packets", "none", "IPv4 packets above 64 KiB at the path's "
+                                                 "link ends since the previous such step"),
+               "big6": Metric("packets", "none", "IPv6 packets above 64 KiB, likewise")})
+def xlate_big_packets(ctx: StepContext, p: dict) -> None:
+    """What crossed the path's link ends above 64 KiB, per family, since the previous step
+    of this kind (the first one attaches the big packet counter and only zeroes it), and how
+    each end saw them marked (IPv4 tot_len 0; IPv6 hop-by-hop jumbo or a bare zero)."""
+    from lab.datapath import bigtcp
+
+    key = ("xlate-big-packets", tuple(p["path"]))
+    first = key not in ctx.services.started
+    counter = ctx.service(key, lambda: bigtcp.BigPacketCounter(
+        ctx.lab, bigtcp.path(ctx.lab, *p["path"]).ends).attach())
+    if first:
+        counter.reset()
+        return
+    reading = counter.read()
+    counter.reset()
+    ctx.record("big4", reading.big_packets(family=4))
+    ctx.record("big6", reading.big_packets(family=6))
+    ctx.fact("above_64k", {f"{c.end} {c.direction} IPv{c.family}":
+                           {"packets": c.big_packets, "marked_as": list(c.lenfields)}
+                           for c in reading.counts if c.big_packets})

@@ -206,9 +206,10 @@ static int connect_to(const struct addrinfo *ai)
 
 static int client(const struct opts *o)
 {
-	/* --host may be a name (e.g. one a DNS64 resolver answers): resolved once, before the
-	 * clock starts; AI_ADDRCONFIG leaves out a family the host has no address of. */
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG |
+	/* --host is an address, or a name (e.g. one a DNS64 resolver answers), resolved once
+	 * before the clock starts; for a name AI_ADDRCONFIG leaves out a family the host has no
+	 * address of (an IPv6-only pod gets the AAAA first, not an unreachable A). */
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST |
 								      AI_NUMERICSERV };
 	size_t size = o->request > o->response ? o->request : o->response;
 	char *buf = calloc(1, size ? size : 1);
@@ -224,6 +225,10 @@ static int client(const struct opts *o)
 		die("malloc");
 	snprintf(port, sizeof(port), "%u", o->port);
 	err = getaddrinfo(o->host, port, &hints, &ai);
+	if (err == EAI_NONAME) {
+		hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+		err = getaddrinfo(o->host, port, &hints, &ai);
+	}
 	if (err) {
 		fprintf(stderr, "lab-rr: %s: %s\n", o->host, gai_strerror(err));
 		return 2;

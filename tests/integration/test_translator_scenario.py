@@ -62,3 +62,27 @@ def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
     cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
             and m["metric"] == "ns_per_packet"]
     assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
+
+
+def test_quick_bigtcp_nat46_scenario(tmp_path, bpf_build):
+    """scenarios/bigtcp-nat46.yaml: what crossed above 64 KiB each way, as its assertions
+    say (IPv6 -> IPv4 super-packets on both sides; IPv4 -> IPv6 ones leave the translator as
+    hop-by-hop jumbograms and reach the server without the option on 6.18)."""
+    from lab import features
+    for cap in features.big_tcp().values():
+        if not cap.ok:
+            pytest.skip(cap.detail)
+    out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
+                          str(tmp_path / "r"), "bigtcp-nat46"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    assert sc["status"] == "passed" and all(a["ok"] for a in sc["assertions"])
+    facts = {(f["step"], f["point"]["config"]): f["value"] for f in sc["facts"]
+             if f["key"] == "above_64k"}
+    six_to_four = facts[("big_6to4", "bigtcp")]
+    assert six_to_four["gw:eth-server ingress IPv6"]["packets"] > 0
+    assert six_to_four["client:eth0 ingress IPv4"]["marked_as"] == ["zero"]
+    four_to_six = facts[("big_4to6", "bigtcp")]
+    assert four_to_six["gw:eth-server egress IPv6"]["marked_as"] == ["hbh-jumbo"]
+    assert facts[("big_4to6", "client4-64k")] == {}

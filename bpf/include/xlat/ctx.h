@@ -53,6 +53,15 @@ static __always_inline __u32 pkt_len(const struct pkt *p)
 	return PKT_SKB(p)->len;
 }
 
+/* A GSO packet (BIG TCP) whose IP payload may be longer than a 16-bit length field says:
+ * only skbs are; XDP on veth gets no GSO packets (veth turns GSO off toward an XDP peer). */
+static __always_inline bool pkt_big_gso(const struct pkt *p)
+{
+	if (PKT_IS_XDP(p))
+		return false;
+	return PKT_SKB(p)->gso_size && PKT_SKB(p)->len > ETH_HLEN + 0xffff;
+}
+
 static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
 {
 	if (PKT_IS_XDP(p))

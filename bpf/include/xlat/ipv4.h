@@ -9,15 +9,20 @@
 /* Check the IPv4 header in h->ip, with `avail` bytes from its start to the end of the data it
  * may use, and fill in the rest of `h`. An outer header must cover its whole announced packet
  * (tot_len <= avail); one quoted in an ICMP error only needs its header present, the rest may
- * be cut. */
-static __always_inline int ip4_check(__u32 avail, bool outer, struct ip4_info *h)
+ * be cut. `big`: the outer packet is a GSO packet above 64 KiB, whose tot_len 0 means "the
+ * skb's length" (IPv4 BIG TCP, kernel 6.3+). */
+static __always_inline int ip4_check(__u32 avail, bool outer, bool big, struct ip4_info *h)
 {
-	__u16 tot, fo;
+	__u32 tot;
+	__u16 fo;
 
 	if (avail < IP4_HLEN || h->ip.version != 4 || h->ip.ihl < 5)
 		return -1;
 	h->hlen = h->ip.ihl * 4;
 	tot = bpf_ntohs(h->ip.tot_len);
+	h->jumbo = outer && big && !tot && h->ip.protocol == IPPROTO_TCP;
+	if (h->jumbo)
+		tot = avail;
 	if (tot < h->hlen || h->hlen > avail || (outer && tot > avail))
 		return -1;
 	h->plen = tot - h->hlen;
@@ -34,7 +39,7 @@ static __always_inline int ip4_parse(const struct pkt *p, __u32 off, __u32 avail
 {
 	if (avail < IP4_HLEN || pkt_load(p, off, &h->ip, IP4_HLEN))
 		return -1;
-	return ip4_check(avail, outer, h);
+	return ip4_check(avail, outer, false, h);
 }
 
 /* Sum of `len` bytes of IPv4 options at `off` added to `seed` (low 32 bits), bit 32 set if
@@ -106,7 +111,7 @@ static __always_inline __u16 ip4_header_csum(const struct iphdr *ip)
 static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h6, __u8 proto,
 				      __be32 saddr, __be32 daddr, bool zero_tos)
 {
-	__u16 tot = IP4_HLEN + h6->plen;
+	__u32 tot = IP4_HLEN + h6->plen;
 	__u16 fo;
 
 	if (h6->frag)
@@ -118,7 +123,8 @@ static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h
 	ip->version = 4;
 	ip->ihl = 5;
 	ip->tos = zero_tos ? 0 : (__u8)((h6->ip.priority << 4) | (h6->ip.flow_lbl[0] >> 4));
-	ip->tot_len = bpf_htons(tot);
+	/* above 64 KiB (a BIG TCP GSO packet from an IPv6 jumbogram): 0, the skb's length */
+	ip->tot_len = tot > 0xffff ? 0 : bpf_htons((__u16)tot);
 	ip->id = h6->frag ? bpf_htons((__u16)bpf_ntohl(h6->frag_id)) : 0;
 	ip->frag_off = bpf_htons(fo);
 	ip->ttl = h6->ip.hop_limit;

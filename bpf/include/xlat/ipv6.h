@@ -10,9 +10,13 @@
  * Destination Options and Routing headers are skipped, the Fragment header is translated).
  * `avail` and `outer` as for ip4_parse(). Fragments stop the walk at the Fragment header:
  * extension headers after it belong to the fragmentable part, whose length later fragments'
- * offsets count, so they cannot be removed. */
+ * offsets count, so they cannot be removed.
+ * A zero payload length is a jumbogram (RFC 2675): translatable only as the outer header of
+ * a BIG TCP GSO packet (`big`), which kernels up to 2025 mark with a Hop-by-Hop Jumbo Payload
+ * option (checked against the packet's length) and 2026's leave bare; IPv4 BIG TCP carries it
+ * on with tot_len 0. */
 static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail, bool outer,
-				    struct ip6_info *h)
+				    bool big, struct ip6_info *h)
 {
 	__u32 o = IP6_HLEN, end;
 	__u8 nh;
@@ -21,8 +25,31 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 	if (avail < IP6_HLEN || h->ip.version != 6)
 		return -1;
 	end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);
-	/* a zero payload length is a jumbogram (RFC 2675), not translatable to IPv4 */
-	if (end == IP6_HLEN || (outer && end > avail))
+	h->jumbo = 0;
+	if (end == IP6_HLEN) {
+		struct {
+			__u8 nexthdr;
+			__u8 len;
+			__u8 type;
+			__u8 optlen;
+			__be32 jumbo_len;
+		} hbh;
+
+		if (!outer || !big)
+			return -1;
+		if (h->ip.nexthdr == NEXTHDR_HOP_) {
+			if (pkt_load(p, off + IP6_HLEN, &hbh, sizeof(hbh)) || hbh.len ||
+			    hbh.type != IP6_TLV_JUMBO || hbh.optlen != 4 ||
+			    bpf_ntohl(hbh.jumbo_len) != avail - IP6_HLEN ||
+			    hbh.nexthdr != IPPROTO_TCP)
+				return -1;
+		} else if (h->ip.nexthdr != IPPROTO_TCP) {
+			return -1;
+		}
+		h->jumbo = 1;
+		end = avail;
+	}
+	if (outer && end > avail)
 		return -1;
 	if (end > avail)
 		end = avail;       /* quoted packet: walk what is there */
@@ -73,10 +100,12 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 	if (nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
 	    nh == NEXTHDR_FRAGMENT_)
 		return -1;       /* more extension headers than we walk */
-	if (o > IP6_HLEN + bpf_ntohs(h->ip.payload_len) || o > avail)
+	if (!h->jumbo)
+		end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);   /* a quoted packet's own length */
+	if (o > end || o > avail)
 		return -1;
 	h->hlen = o;
-	h->plen = IP6_HLEN + bpf_ntohs(h->ip.payload_len) - o;
+	h->plen = end - o;
 	h->proto = nh;
 	return 0;
 }
@@ -87,11 +116,12 @@ static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail
 {
 	if (avail < IP6_HLEN || pkt_load(p, off, &h->ip, IP6_HLEN))
 		return -1;
-	return ip6_walk(p, off, avail, outer, h);
+	return ip6_walk(p, off, avail, outer, false, h);
 }
 
-/* The IPv6 header (and Fragment header for IPv4 fragments) of a packet translated from IPv4
- * (RFC 7915 4.1). Returns the length written to `hdr` (40 or 48). */
+/* The IPv6 header (and Fragment header for IPv4 fragments, or the Hop-by-Hop Jumbo Payload
+ * header for a BIG TCP GSO packet above 64 KiB) of a packet translated from IPv4 (RFC 7915
+ * 4.1). Returns the length written to `hdr` (40 or 48). */
 struct ip6_hdrs {
 	struct ipv6hdr ip;
 	struct ip6_frag fh;
@@ -112,6 +142,19 @@ static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_in
 	out->ip.hop_limit = h4->ip.ttl;
 	out->ip.saddr = *saddr;
 	out->ip.daddr = *daddr;
+	if (hlen - IP6_HLEN + h4->plen > 0xffff) {
+		/* RFC 2675, as this kernel's IPv6 BIG TCP (up to 2025's kernels) marks its
+		 * super-packets: payload length 0 and the length in a Jumbo Payload option, which
+		 * the receiving stack checks and GSO segmentation removes. A GSO packet is never a
+		 * fragment, so the option takes the Fragment header's place. */
+		out->ip.nexthdr = NEXTHDR_HOP_;
+		out->fh.nexthdr = nexthdr;
+		out->fh.reserved = 0;                                   /* Hdr Ext Len 0 */
+		out->fh.frag_off = bpf_htons(IP6_TLV_JUMBO << 8 | 4);   /* type, opt data len */
+		out->fh.identification = bpf_htonl(IP6_FRAG_HLEN + h4->plen);
+		out->ip.payload_len = 0;
+		return IP6_HLEN + IP6_FRAG_HLEN;
+	}
 	if (h4->frag) {
 		out->ip.nexthdr = NEXTHDR_FRAGMENT_;
 		out->fh.nexthdr = nexthdr;

@@ -57,6 +57,7 @@
 
 /* IPv6 extension headers the translator walks (RFC 8200) */
 #define NEXTHDR_HOP_    0
+#define IP6_TLV_JUMBO   0xC2    /* RFC 2675 Jumbo Payload option */
 #define NEXTHDR_ROUTING_ 43
 #define NEXTHDR_FRAGMENT_ 44
 #define NEXTHDR_DEST_   60
@@ -109,21 +110,25 @@ struct pseudo6 {
 struct ip4_info {
 	struct iphdr ip;
 	__u16 hlen;       /* ihl * 4 */
-	__u16 plen;       /* tot_len - hlen: payload bytes the header announces */
 	__u16 frag_off;   /* offset in 8-byte units */
+	__u32 plen;       /* tot_len - hlen: payload bytes the header announces (a BIG TCP GSO
+			   * packet: tot_len 0, its length the skb's) */
 	__u8 mf;
 	__u8 frag;        /* a fragment: MF set or offset non-zero */
+	__u8 jumbo;       /* a BIG TCP GSO packet above 64 KiB (tot_len 0) */
+	__u8 pad;
 };
 
 /* Parsed IPv6 header and extension headers, outer or quoted in an ICMP error. */
 struct ip6_info {
 	struct ipv6hdr ip;
 	__u16 hlen;       /* IPv6 header and extension headers, Fragment header included */
-	__u16 plen;       /* upper-layer bytes the header announces */
+	__u16 pad2;
+	__u32 plen;       /* upper-layer bytes the header (or its Jumbo Payload option) announces */
 	__u8 proto;       /* upper-layer protocol (Next Header of the last extension header) */
 	__u8 frag;        /* has a Fragment header */
 	__u8 mf;
-	__u8 pad;
+	__u8 jumbo;       /* payload length 0: a BIG TCP GSO packet above 64 KiB (RFC 2675) */
 	__u16 frag_off;   /* offset in 8-byte units */
 	__u16 rh_ptr;     /* offset of Segments Left of a routing header still routing, or 0 */
 	__be32 frag_id;

@@ -83,7 +83,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	int cls;
 
 	/* xlat46_parse() read the base header */
-	if (ip4_check(pkt_len(p) - ETH_HLEN, true, &s->out))
+	if (ip4_check(pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out))
 		return XLAT_DROP_MALFORMED;
 	sum = (__u32)bpf_csum_diff(NULL, 0, (void *)&s->out.ip, IP4_HLEN, 0);
 	opts = 0;

@@ -72,7 +72,7 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	int cls;
 
 	/* xlat64_parse() read the base header */
-	if (ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, &s->out))
+	if (ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out))
 		return XLAT_DROP_MALFORMED;
 	/* RFC 7915 5.1: a routing header with segments left is not translated */
 	if (s->out.rh_ptr)

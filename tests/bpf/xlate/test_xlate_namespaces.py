@@ -9,6 +9,11 @@ packets, and an IPv6-only pod. What BPF_PROG_TEST_RUN cannot show:
     for translated packets reach the sender translated (traceroute, path MTU discovery).
 
     ns4 eth0 192.0.2.10 ---- g4 192.0.2.1 [gw] g6 2001:db8:6::1 ---- eth0 2001:db8:6::5 ns6
+
+The gateway is a topology file's `datapath: translator:` section (docs/translator.md): the
+lab derives the programs at each hook, the routes into the egress translators with their
+permanent neighbours, and at XDP the senders' tx checksumming off and the peers' XDP
+programs, from the same settings a hand-built gateway once needed spelled out.
 """
 
 from __future__ import annotations
@@ -18,36 +23,53 @@ import hashlib
 import re
 import socket
 import threading
-from pathlib import Path
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from pyroute2 import IPRoute
 
-from lab import netns, offloads
-from lab.bpf import attach
-from lab.bpf.object import BpfObject
-from lab.datapath import translator
+from lab import netns
+from lab.datapath import translator_topology
+from lab.lab import Lab
+from lab.topology import parse
 
 from bpf_fixtures import unique
-from xlate_helpers import CLIENT4, CLIENT6, SERVER4, SERVER6, v6
+from xlate_helpers import CLIENT4, CLIENT6, EAM4, EAM6, PREFIX, SERVER4, SERVER6
 
 pytestmark = pytest.mark.root
 
 GW4, GW6 = "192.0.2.1", "2001:db8:6::1"
-# The gateway's own addresses, paired: what the kernel sends from either (ICMP errors) is
-# translated; what comes to either is the gateway's, in the family it came in.
 # Only CLIENT4 may reach the pods: a second address of the IPv4 host is refused, with an
 # ICMP error back.
 REFUSED4 = "192.0.2.20"
-CONFIG = {"prefix": "64:ff9b:1::/48",
-          "eam": [{"ipv4": "198.51.100.0/24", "ipv6": "2001:db8:6::/120"}],
-          "own": [{"ipv4": GW4, "ipv6": GW6}],
-          "allow": [f"{CLIENT4}/32", f"{GW4}/32"],
-          "icmp_errors": True, "icmp_source4": GW4, "icmp_source6": GW6}
-# Next hops that are never resolved: routes to the other family's addresses lead the
-# kernel's own packets (ICMP errors) to the egress translators, which route them anew.
-XLAT_NH6, XLAT_NH4, XLAT_MAC = "fe80::ff", "169.254.255.1", "02:00:00:00:00:ff"
+
+TOPOLOGY = f"""
+nodes:
+  ns4: {{role: client, routes: [{{dst: default, via: {GW4}}}]}}
+  gw: {{role: gateway, forwarding: true}}
+  ns6: {{role: server, routes: [{{dst: default6, via: "{GW6}"}}]}}
+links:
+  # Forwarded packets leave the gateway with their checksums completed in software.
+  - ends:
+      - {{node: ns4, ifname: eth0, addresses: [{CLIENT4}/24, {REFUSED4}/24]}}
+      - {{node: gw, ifname: g4, addresses: [{GW4}/24], offloads: {{tx: off}}}}
+  - ends:
+      - {{node: gw, ifname: g6, addresses: ["{GW6}/64"], offloads: {{tx: off}}}}
+      - {{node: ns6, ifname: eth0, addresses: ["{SERVER6}/64"]}}
+datapath:
+  translator:
+    hook: HOOK
+    dev4: g4
+    dev6: g6
+    prefix: "{PREFIX}"
+    eam: [{{ipv4: {EAM4}, ipv6: "{EAM6}"}}]
+    # The gateway's own addresses, paired: what the kernel sends from either (ICMP errors)
+    # is translated; what comes to either is the gateway's, in the family it came in.
+    own: [{{ipv4: {GW4}, ipv6: "{GW6}"}}]
+    allow: [{CLIENT4}/32]
+    icmp_errors: true
+"""
 
 
 @dataclass
@@ -56,113 +78,20 @@ class Gateway:
     gw: str
     ns6: str
     mode: str
-
-
-def _sysctl(ns: str, path: str, value: str) -> None:
-    with netns.entered(ns), open(f"/proc/sys/{path}", "w") as f:
-        f.write(value)
-
-
-def _build(lab: Gateway) -> None:
-    for ns in (lab.ns4, lab.gw, lab.ns6):
-        netns.create(ns)
-        # link-local addresses usable at once: no neighbour discovery waits on DAD
-        _sysctl(ns, "net/ipv6/conf/default/accept_dad", "0")
-    for peer_ns, gw_if in ((lab.ns4, "g4"), (lab.ns6, "g6")):
-        fd = open(netns.path_of(peer_ns))
-        try:
-            with netns.entered(lab.gw), IPRoute() as ipr:
-                ipr.link("add", ifname=gw_if, kind="veth",
-                         peer={"ifname": "eth0", "net_ns_fd": fd.fileno()})
-        finally:
-            fd.close()
-    _sysctl(lab.gw, "net/ipv4/ip_forward", "1")
-    _sysctl(lab.gw, "net/ipv6/conf/all/forwarding", "1")
-    with netns.entered(lab.ns4), IPRoute() as ipr:
-        i = ipr.link_lookup(ifname="eth0")[0]
-        ipr.addr("add", index=i, address=CLIENT4, prefixlen=24)
-        ipr.addr("add", index=i, address=REFUSED4, prefixlen=24)
-        ipr.link("set", index=i, state="up")
-        ipr.link("set", index=1, state="up")
-        ipr.route("add", dst="0.0.0.0/0", gateway=GW4)
-    with netns.entered(lab.ns6), IPRoute() as ipr:
-        i = ipr.link_lookup(ifname="eth0")[0]
-        ipr.addr("add", index=i, address=SERVER6, prefixlen=64, flags=0x02)
-        ipr.link("set", index=i, state="up")
-        ipr.link("set", index=1, state="up")
-        ipr.route("add", dst="::/0", gateway=GW6, family=socket.AF_INET6)
-    with netns.entered(lab.gw), IPRoute() as ipr:
-        g4, g6 = ipr.link_lookup(ifname="g4")[0], ipr.link_lookup(ifname="g6")[0]
-        ipr.addr("add", index=g4, address=GW4, prefixlen=24)
-        ipr.addr("add", index=g6, address=GW6, prefixlen=64, flags=0x02)
-        for i in (1, g4, g6):
-            ipr.link("set", index=i, state="up")
-        ipr.neigh("add", dst=XLAT_NH6, lladdr=XLAT_MAC, ifindex=g4, state=0x80,
-                  family=socket.AF_INET6)
-        ipr.route("add", dst="64:ff9b:1::/48", gateway=XLAT_NH6, oif=g4,
-                  family=socket.AF_INET6)
-        ipr.neigh("add", dst=XLAT_NH4, lladdr=XLAT_MAC, ifindex=g6, state=0x80)
-        ipr.route("add", dst="198.51.100.0/24", gateway=XLAT_NH4, oif=g6, flags=4)  # onlink
-    # Forwarded packets leave with their checksums completed here, in software.
-    with netns.entered(lab.gw):
-        for dev in ("g4", "g6"):
-            offloads.apply(dev, {"tx": False}, dev)
-    if lab.mode == "xdp":
-        # XDP cannot see CHECKSUM_PARTIAL (docs/translator.md): the devices feeding it
-        # finish their checksums before sending.
-        for ns in (lab.ns4, lab.ns6):
-            with netns.entered(ns):
-                offloads.apply("eth0", {"tx": False}, "eth0")
+    lab: Any
 
 
 @pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
-def gateway(request, bpf_build, tmp_path_factory):
+def gateway(request, bpf_build):
     from lab.bpf import features
     if request.param == "tcx" and not features.has_tcx():
         pytest.skip("kernel lacks tcx (6.6+)")
-    lab = Gateway(unique("x4-"), unique("xg-"), unique("x6-"), request.param)
-    obj = BpfObject(bpf_build / "xlate.o")
-    records = []
-    pin_dir = None
-    try:
-        _build(lab)
-        obj.load()
-        translator.TranslatorConfig.from_dict(CONFIG).apply(obj)
-        from lab import state
-        pin_dir = str(state.PIN_ROOT / unique("xlt-"))
-        ingress = {"xdp": ("xdp", translator.INGRESS_XDP),
-                   "tc": ("tc-ingress", translator.INGRESS_TC),
-                   "tcx": ("tcx-ingress", translator.INGRESS_TC)}[lab.mode]
-        egress = "tcx-egress" if lab.mode == "tcx" else "tc-egress"
-        for dev in ("g4", "g6"):
-            records.append(attach.attach(obj.program(ingress[1]), ingress[0], dev,
-                                         pin_dir=pin_dir, netns=lab.gw))
-        if lab.mode == "xdp":
-            # A veth delivers XDP_TX frames (the translator's own ICMP errors) promptly only
-            # to a peer with an XDP program of its own: the packet counter, which passes all.
-            counter = BpfObject(bpf_build / "pktcount.o").load(only=["pktcount_xdp"])
-            lab.counter = counter
-            for ns in (lab.ns4, lab.ns6):
-                records.append(attach.attach(counter.program("pktcount_xdp"), "xdp", "eth0",
-                                             pin_dir=pin_dir, netns=ns))
-        records.append(attach.attach(obj.program(translator.EGRESS_64), egress, "g4",
-                                     pin_dir=pin_dir, netns=lab.gw))
-        records.append(attach.attach(obj.program(translator.EGRESS_46), egress, "g6",
-                                     pin_dir=pin_dir, netns=lab.gw))
-        lab.obj = obj
-        yield lab
-    finally:
-        for rec in records:
-            attach.detach(rec)
-        for ns in (lab.ns4, lab.gw, lab.ns6):
-            if netns.exists(ns):
-                netns.remove(ns)
-        obj.close()
-        if getattr(lab, "counter", None) is not None:
-            lab.counter.close()
-        if pin_dir:
-            from lab import state
-            state.remove_pin_dir(Path(pin_dir))
+    name = unique("x").replace("-", "")[:20]
+    topo = parse(TOPOLOGY.replace("HOOK", request.param), name=name,
+                 file=f"translator gateway ({request.param})")
+    with Lab(topo) as lab:
+        yield Gateway(lab.node("ns4").netns, lab.node("gw").netns, lab.node("ns6").netns,
+                      request.param, lab)
 
 
 def _snmp(ns: str, name: str) -> int:
@@ -355,5 +284,5 @@ def test_refused_source_gets_an_icmp_error_that_verifies(gateway):
 
 
 def test_translator_counted_what_it_did(gateway):
-    stats = translator.statistics(gateway.obj)
+    stats = translator_topology.statistics(gateway.lab)
     assert stats["done46"] > 0 and stats["done64"] > 0 and stats["bounce"] > 0
