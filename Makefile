@@ -9,14 +9,16 @@ BUILD    := build
 STAMPS   := $(BUILD)/stamps
 LAB      := $(VENV)/bin/lab
 PYTEST   := $(VENV)/bin/pytest
-RUN_ARGS ?=
+# --vm: scenarios this kernel cannot run (netkit) run in the kernel VM (lab vm) instead.
+RUN_ARGS ?= --vm
 TEST_ARGS ?=
 
 .PHONY: all run test deps venv bpf clean distclean
 
 all: bpf
 
-# The default suite of scenarios/ (RUN_ARGS="--quick" for a first look in ~1 minute);
+# The default suite of scenarios/ (about 15 minutes; RUN_ARGS=--quick for a first look in
+# about 2 minutes, without the VM);
 # results and reports in results/run-<time>/, results/latest points to them.
 run: deps bpf
 	$(LAB) doctor
