@@ -209,7 +209,7 @@ class Lab:
                 for node in self.nodes.values():
                     if node.model.hosts:
                         node.write_etc("hosts", hosts_file(node.model.hosts))
-                for module in datapath_modules(self.topology):
+                for module in datapath_modules(self.topology).values():
                     if hasattr(module, "start"):
                         module.start(self)
                 self.record.append({"t": "up"})

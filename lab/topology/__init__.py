@@ -32,7 +32,7 @@ DATAPATH_SECTIONS: dict[str, str] = {
 }
 
 __all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "check_datapath",
-           "check_lab_name", "load", "parse", "schema"]
+           "check_lab_name", "datapath_modules", "load", "parse", "schema"]
 
 
 def schema() -> dict:
@@ -61,19 +61,18 @@ def _from(doc: yamlfile.Document, name: str | None, default_name: str = "lab") -
 def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
     """Have each control plane check its `datapath:` section (errors at file:line:col), then
     derive what the sections imply into the model."""
-    modules = [(section, importlib.import_module(DATAPATH_SECTIONS[section]))
-               for section in topo.datapath if section in DATAPATH_SECTIONS]
-    for section, module in modules:
+    modules = datapath_modules(topo)
+    for section, module in modules.items():
         module.check_section(doc, ("datapath", section), topo)
-    for _, module in modules:
+    for module in modules.values():
         if hasattr(module, "derive"):
             module.derive(topo)
 
 
-def datapath_modules(topo: Topology) -> list:
-    """The modules of the datapath sections TOPO has."""
-    return [importlib.import_module(DATAPATH_SECTIONS[s]) for s in topo.datapath
-            if s in DATAPATH_SECTIONS]
+def datapath_modules(topo: Topology) -> dict:
+    """Section name -> the module of each datapath section TOPO has."""
+    return {s: importlib.import_module(DATAPATH_SECTIONS[s]) for s in topo.datapath
+            if s in DATAPATH_SECTIONS}
 
 
 def load(path: str | Path, name: str | None = None) -> Topology:
