@@ -10,13 +10,38 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from lab import netns
+from lab.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 POD_TOPOLOGY = ROOT / "topologies/pods.yaml"
 TRANSFER = 1 << 20
+
+
+@pytest.fixture
+def make_lab(tmp_path, lab_name, bpf_build):
+    """Labs of topologies/pods.yaml in the modes asked for, torn down after the test."""
+    labs = []
+
+    def make(**mode) -> Lab:
+        lab = Lab.from_file(pods_topology(tmp_path, **mode), f"{lab_name[:22]}{len(labs)}")
+        labs.append(lab.up())
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.down()
+
+
+def paths(lab):
+    """(client, server, address): pod to pod, pod to gateway, gateway to pod."""
+    pod0, pod1 = lab.pods("node1")
+    gw = lab.node("gw")
+    return [(pod0, pod1, pod1.address(6)), (pod0, gw, gw.address(6)),
+            (gw, pod1, pod1.address(6))]
 
 
 def pods_topology(tmp_path: Path, device: str = "veth", routing: str = "host",

@@ -6,37 +6,15 @@ with the programs and stops once they are detached, where host routing carries n
 from __future__ import annotations
 
 import pytest
-from pod_traffic import TRANSFER, pings, pods_topology, tcp_echoes
+from pod_traffic import TRANSFER, make_lab, paths, pings, tcp_echoes  # noqa: F401 (fixture)
 
 from lab.bpf import attach
 from lab.bpf.topology import recorded_attachments
 from lab.datapath import hostrouting as hr
-from lab.lab import Lab
 
 pytestmark = pytest.mark.root
 
 NO_FORWARDING = {"net.ipv6.conf.all.forwarding": 0}
-
-
-@pytest.fixture
-def make_lab(tmp_path, lab_name, bpf_build):
-    labs = []
-
-    def make(**mode) -> Lab:
-        lab = Lab.from_file(pods_topology(tmp_path, **mode), f"{lab_name[:22]}{len(labs)}")
-        labs.append(lab.up())
-        return lab
-
-    yield make
-    for lab in labs:
-        lab.down()
-
-
-def paths(lab):
-    pod0, pod1 = lab.pods("node1")
-    gw = lab.node("gw")
-    return [(pod0, pod1, pod1.address(6)), (pod0, gw, gw.address(6)),
-            (gw, pod1, pod1.address(6))]
 
 
 @pytest.mark.parametrize("routing", ["host", "bpf"])

@@ -7,14 +7,13 @@ brings the policy back (blackhole: dead again; forward: the node's stack carries
 from __future__ import annotations
 
 import pytest
-from pod_traffic import pings, pods_topology, tcp_echoes
+from pod_traffic import make_lab, paths, pings, tcp_echoes  # noqa: F401 (fixture)
 
 from lab import features
 from lab.bpf import attach
 from lab.bpf.object import BpfObject
 from lab.bpf.topology import node_pin_dir, recorded_attachments
 from lab.datapath import hostrouting as hr
-from lab.lab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.netkit]
 
@@ -24,27 +23,6 @@ def netkit_kernel():
     ok, why = features.netkit()
     if not ok:
         pytest.skip(f"{why}: tests/vm/test_netkit_in_vm.py runs this in the VM")
-
-
-@pytest.fixture
-def make_lab(tmp_path, lab_name, bpf_build):
-    labs = []
-
-    def make(**mode) -> Lab:
-        lab = Lab.from_file(pods_topology(tmp_path, **mode), f"{lab_name[:22]}{len(labs)}")
-        labs.append(lab.up())
-        return lab
-
-    yield make
-    for lab in labs:
-        lab.down()
-
-
-def paths(lab):
-    pod0, pod1 = lab.pods("node1")
-    gw = lab.node("gw")
-    return [(pod0, pod1, pod1.address(6)), (pod0, gw, gw.address(6)),
-            (gw, pod1, pod1.address(6))]
 
 
 def peer_attachments(lab):
