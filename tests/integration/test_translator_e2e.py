@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ from lab import netns
 from lab.datapath import dns64, translator_topology
 from lab.lab import Lab
 from lab.topology import parse
+from tcp_exchange import tcp_exchange
 
 pytestmark = [pytest.mark.root]
 
@@ -87,60 +86,15 @@ def test_pod_pings_the_client(lab):
     assert " 0% packet loss" in _ping(lab.node("node1-pod0"), "-6", CLIENT6)
 
 
-def _tcp_exchange(server_ns, server_family, client_ns, client_family, dst, size=2 << 20):
-    """SIZE bytes one way, the digest and 64 KiB back; returns (client's address as the
-    server saw it, ok)."""
-    data = os.urandom(size)
-    srv = netns.socket_in(server_ns, server_family, socket.SOCK_STREAM)
-    srv.bind(("::" if server_family == socket.AF_INET6 else "0.0.0.0", 0))
-    srv.listen(1)
-    srv.settimeout(20)
-    port = srv.getsockname()[1]
-    seen = {}
-
-    def serve():
-        conn, peer = srv.accept()
-        seen["peer"] = peer[0]
-        with conn:
-            conn.settimeout(20)
-            h, n = hashlib.sha256(), 0
-            while n < size:
-                chunk = conn.recv(1 << 16)
-                if not chunk:
-                    break
-                h.update(chunk)
-                n += len(chunk)
-            conn.sendall(h.digest() + data[:65536])
-
-    t = threading.Thread(target=serve)
-    t.start()
-    cli = netns.socket_in(client_ns, client_family, socket.SOCK_STREAM)
-    try:
-        cli.settimeout(20)
-        cli.connect((dst, port))
-        cli.sendall(data)
-        back = b""
-        while len(back) < 32 + 65536:
-            chunk = cli.recv(1 << 16)
-            if not chunk:
-                break
-            back += chunk
-    finally:
-        cli.close()
-        t.join(25)
-        srv.close()
-    return seen.get("peer"), back == hashlib.sha256(data).digest() + data[:65536]
-
-
 def test_tcp_client_to_pod_sees_the_rfc6052_source(lab):
-    peer, ok = _tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
+    peer, ok = tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
                              lab.node("client").netns, socket.AF_INET, POD0_4)
     assert ok
     assert peer == CLIENT6
 
 
 def test_tcp_pod_to_server4_sees_the_eam_source(lab):
-    peer, ok = _tcp_exchange(lab.node("server4").netns, socket.AF_INET,
+    peer, ok = tcp_exchange(lab.node("server4").netns, socket.AF_INET,
                              lab.node("node1-pod1").netns, socket.AF_INET6, SERVER6)
     assert ok
     assert peer == POD1_4
@@ -301,10 +255,10 @@ def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
         (proc,) = [e for e in lab.record.entries() if e["t"] == "process"]
         assert Path(proc["argv"][0]).name == "tayga"
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")   # /etc/hosts
-        peer, ok = _tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
+        peer, ok = tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
                                  lab.node("client").netns, socket.AF_INET, POD0_4)
         assert ok and peer == "2001:db8:64::c000:20a"
-        peer, ok = _tcp_exchange(lab.node("server4").netns, socket.AF_INET,
+        peer, ok = tcp_exchange(lab.node("server4").netns, socket.AF_INET,
                                  lab.node("node1-pod1").netns, socket.AF_INET6,
                                  "2001:db8:64::c633:640a")
         assert ok and peer == POD1_4

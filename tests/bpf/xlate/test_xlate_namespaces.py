@@ -19,10 +19,8 @@ programs, from the same settings a hand-built gateway once needed spelled out.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import socket
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +33,7 @@ from lab.lab import Lab
 from lab.topology import parse
 
 from bpf_fixtures import unique
+from tcp_exchange import tcp_exchange
 from xlate_helpers import CLIENT4, CLIENT6, EAM4, EAM6, PREFIX, SERVER4, SERVER6
 
 pytestmark = pytest.mark.root
@@ -149,48 +148,10 @@ def test_udp_from_pod_to_ipv4_host(gateway):
 
 def test_tcp_bulk_both_ways(gateway):
     """A TCP stream through the gateway: GSO packets translated whole, segmented after."""
-    data = bytes(range(256)) * 16384            # 4 MiB
-    server = netns.socket_in(gateway.ns6, socket.AF_INET6, socket.SOCK_STREAM)
-    server.bind(("::", 0))
-    server.listen(1)
-    server.settimeout(20)
-    port = server.getsockname()[1]
-    result = {}
-
-    def serve():
-        conn, _ = server.accept()
-        with conn:
-            conn.settimeout(20)
-            h, n = hashlib.sha256(), 0
-            while n < len(data):
-                chunk = conn.recv(1 << 16)
-                if not chunk:
-                    break
-                h.update(chunk)
-                n += len(chunk)
-            conn.sendall(h.digest() + data[:100000])    # and some back the other way
-        result["n"] = n
-
-    t = threading.Thread(target=serve)
-    t.start()
     before = _snmp(gateway.ns6, "Tcp:InCsumErrors"), _snmp(gateway.ns4, "Tcp:InCsumErrors")
-    client = netns.socket_in(gateway.ns4, socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        client.settimeout(20)
-        client.connect((SERVER4, port))
-        client.sendall(data)
-        back = b""
-        while len(back) < 32 + 100000:
-            chunk = client.recv(1 << 16)
-            if not chunk:
-                break
-            back += chunk
-    finally:
-        client.close()
-        t.join(25)
-        server.close()
-    assert result.get("n") == len(data)
-    assert back[:32] == hashlib.sha256(data).digest() and back[32:] == data[:100000]
+    _, ok = tcp_exchange(gateway.ns6, socket.AF_INET6, gateway.ns4, socket.AF_INET, SERVER4,
+                         size=4 << 20)
+    assert ok
     after = _snmp(gateway.ns6, "Tcp:InCsumErrors"), _snmp(gateway.ns4, "Tcp:InCsumErrors")
     assert after == before
 
