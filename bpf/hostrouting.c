@@ -50,7 +50,7 @@ enum hr_outcome {
 struct hr_stats_key {
 	__u32 in_ifindex;	/* the device the program ran for */
 	__u32 out_ifindex;	/* where the packet was sent; 0 when passed to the stack */
-	__u32 outcome;		/* enum hr_outcome */
+	enum hr_outcome outcome;	/* 4 bytes; typed so the enum is in the BTF Python checks */
 	__u32 detail;		/* HR_PASS_FIB: the lookup's BPF_FIB_LKUP_RET_* */
 };
 

@@ -69,14 +69,20 @@ def _netns(topo: Any, node: str) -> str:
     return netns_name(topo.name, node)
 
 
-def _mac(ns: str, ifindex: int) -> bytes:
-    """The device's link-layer address (six zero bytes for netkit L3, which has none)."""
+def _macs(ns: str) -> dict[int, bytes]:
+    """ifindex -> link-layer address of every device in NS, one dump (six zero bytes for
+    netkit L3, which has none)."""
     with netns.entered(ns), IPRoute() as ipr:
-        links = ipr.get_links(ifindex)
-        if not links:
-            raise LabError(f"{ns}: no device with ifindex {ifindex}")
-        addr = links[0].get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00"
-    return bytes.fromhex(addr.replace(":", ""))
+        return {link["index"]: bytes.fromhex(
+                    (link.get_attr("IFLA_ADDRESS") or "00:00:00:00:00:00").replace(":", ""))
+                for link in ipr.get_links()}
+
+
+def _mac(macs: dict[int, bytes], ns: str, ifindex: int) -> bytes:
+    try:
+        return macs[ifindex]
+    except KeyError:
+        raise LabError(f"{ns}: no device with ifindex {ifindex}") from None
 
 
 def _key(address: str) -> bytes:
@@ -87,18 +93,33 @@ def fill_pods(pods_map: maps.Map, topo: Any, node: str) -> int:
     """Write NODE's pods into the program's table; return how many."""
     value_type = pods_map.value_type
     node_ns = _netns(topo, node)
+    node_macs = _macs(node_ns)
     entries = pod_table(topo, node)
     for entry in entries:
         value = value_type()
         value.ifindex = entry.host_ifindex
-        pod = topo.node(entry.pod)
-        value.pod_mac[:] = list(_mac(_netns(topo, entry.pod), pod.interfaces[POD_IFNAME].ifindex))
-        value.node_mac[:] = list(_mac(node_ns, entry.host_ifindex))
+        pod_ns = _netns(topo, entry.pod)
+        pod_ifindex = topo.node(entry.pod).interfaces[POD_IFNAME].ifindex
+        value.pod_mac[:] = list(_mac(_macs(pod_ns), pod_ns, pod_ifindex))
+        value.node_mac[:] = list(_mac(node_macs, node_ns, entry.host_ifindex))
         pods_map.update(_key(entry.address), value)
     return len(entries)
 
 
+def check_outcomes(obj: BpfObject) -> None:
+    """Outcome must be the object's `enum hr_outcome` (its BTF): a mismatch would misname
+    every counter, so it is an error at load time."""
+    btf = obj.btf
+    in_c = {name.removeprefix("HR_"): value
+            for name, value in btf.type(btf.find("hr_outcome", "enum")).enumerators}
+    in_python = {o.name: o.value for o in Outcome}
+    if in_c != in_python:
+        raise LabError(f"{OBJECT}: enum hr_outcome of bpf/hostrouting.c is {in_c}, "
+                       f"lab/datapath/hostrouting.py's Outcome is {in_python}: make them agree")
+
+
 def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
+    check_outcomes(obj)
     fill_pods(obj.map(PODS_MAP), topo, node)
 
 
@@ -140,5 +161,5 @@ def clear_stats(pin_dir: str | Path, node: str) -> None:
         m.clear()
 
 
-__all__ = ["OBJECT", "Outcome", "PodEntry", "StatsEntry", "clear_stats", "fill_pods",
-           "packets", "pod_table", "read_stats", "stats"]
+__all__ = ["OBJECT", "Outcome", "PodEntry", "StatsEntry", "check_outcomes", "clear_stats",
+           "fill_pods", "packets", "pod_table", "read_stats", "stats"]

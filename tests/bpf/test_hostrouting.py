@@ -6,6 +6,7 @@ perform the redirect)."""
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 
 import pytest
@@ -16,6 +17,7 @@ from scapy.layers.l2 import Ether
 
 from lab import netns
 from lab.datapath import hostrouting as hr
+from lab.errors import LabError
 from lab.bpf.testing import run_packet
 
 pytestmark = pytest.mark.root
@@ -163,3 +165,12 @@ def test_fib_refusals_pass_to_the_stack(obj, fib_ns):
     assert out.passed and out.raw == bytes(away)  # not even the hop limit touched
     assert stats(obj) == [(idx, 0, hr.Outcome.PASS_FIB, BPF_FIB_LKUP_RET_NOT_FWDED, 1),
                           (idx, 0, hr.Outcome.PASS_FIB, BPF_FIB_LKUP_RET_FWD_DISABLED, 1)]
+
+
+def test_python_outcomes_are_the_programs_enum(obj, monkeypatch):
+    hr.check_outcomes(obj)                       # as shipped: they agree
+    drifted = enum.IntEnum("Outcome", {**{o.name: o.value for o in hr.Outcome},
+                                       "PASS_FIB": 10})
+    monkeypatch.setattr(hr, "Outcome", drifted)
+    with pytest.raises(LabError, match="enum hr_outcome"):
+        hr.check_outcomes(obj)
