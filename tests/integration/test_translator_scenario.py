@@ -17,12 +17,18 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_nat46_scenario(tmp_path, bpf_build):
+def run_quick(tmp_path, name):
+    """`lab run --quick NAME` into tmp_path/r: the scenario's entry of results.json."""
     out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
-                          str(tmp_path / "r"), "nat46"], capture_output=True, text=True,
+                          str(tmp_path / "r"), name], capture_output=True, text=True,
                          cwd=ROOT, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    return sc
+
+
+def test_quick_nat46_scenario(tmp_path, bpf_build):
+    sc = run_quick(tmp_path, "nat46")
     assert sc["status"] == "passed"
     seen = {(f["step"], f["point"]["config"]): f["value"] for f in sc["facts"]
             if f["key"] == "seen_source"}
@@ -47,11 +53,7 @@ def test_quick_nat46_scenario(tmp_path, bpf_build):
 def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
     """scenarios/nat46-bench.yaml: plain IPv6, ours at tc and XDP, TAYGA; ratios with the
     issue's anchors; the translator's ns/packet (no thresholds: speeds are this machine's)."""
-    out = subprocess.run([sys.executable, "-m", "lab", "run", "--quick", "--out",
-                          str(tmp_path / "r"), "nat46-bench"], capture_output=True, text=True,
-                         cwd=ROOT, timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    (sc,) = json.loads((tmp_path / "r/results.json").read_text())["scenarios"]
+    sc = run_quick(tmp_path, "nat46-bench")
     assert sc["status"] == "passed"
     tput = {m["point"]["config"]: m["median"] for m in sc["metrics"]
             if m["step"] == "tcp" and m["metric"] == "throughput"}
