@@ -44,8 +44,10 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 8,
-                         "svg.hashsalt": "datapath-lab"})
+    # Text stays text in the SVG, in the one font matplotlib measured it with (else every
+    # label carries matplotlib's whole list of fallback families).
+    plt.rcParams.update({"svg.fonttype": "none", "font.size": 8, "font.family": "sans-serif",
+                         "font.sans-serif": ["DejaVu Sans"], "svg.hashsalt": "datapath-lab"})
     return plt
 
 
@@ -66,8 +68,44 @@ def _minify(svg: str) -> str:
         return f'{m.group(1)}{" ".join(values.split())}"'
 
     svg = _GEOMETRY.sub(geometry, svg)
+    svg = re.sub(r' transform="rotate\(-?0 [^"]*\)"', "", svg)
+    # matplotlib names every group (patch_1, line2d_7, ...); keep the ids something uses
+    used = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg))
+    svg = re.sub(r' id="([^"]+)"', lambda m: m.group(0) if m.group(1) in used else "", svg)
     svg = re.sub(r">\s+<", "><", svg)
-    return svg.strip()
+    return _styles_to_classes(_unwrap_groups(svg)).strip()
+
+
+def _unwrap_groups(svg: str) -> str:
+    """Drop the <g> elements without attributes (they group nothing a reader sees)."""
+    out, stack, pos = [], [], 0
+    for m in re.finditer(r"<g>|<g\s[^>]*>|</g>", svg):
+        out.append(svg[pos:m.start()])
+        pos = m.end()
+        tag = m.group()
+        if tag == "</g>":
+            if stack.pop():
+                out.append(tag)
+        else:
+            stack.append(tag != "<g>")
+            if tag != "<g>":
+                out.append(tag)
+    out.append(svg[pos:])
+    return "".join(out)
+
+
+def _styles_to_classes(svg: str) -> str:
+    """Inline styles used more than twice become classes of the SVG's own stylesheet."""
+    counts: dict[str, int] = {}
+    for style in re.findall(r' style="([^"]*)"', svg):
+        counts[style] = counts.get(style, 0) + 1
+    classes = {style: f"s{i}" for i, style in enumerate(st for st, n in counts.items() if n > 2)}
+    if not classes:
+        return svg
+    svg = re.sub(r' style="([^"]*)"', lambda m: f' class="{classes[m.group(1)]}"'
+                 if m.group(1) in classes else m.group(0), svg)
+    rules = "".join(f".{name}{{{style}}}" for style, name in classes.items())
+    return svg.replace("</style>", rules + "</style>", 1)
 
 
 def save(fig, title: str, name: str) -> Chart:
