@@ -16,7 +16,8 @@ for every point of its matrix, before anything runs), the metrics it records (un
 direction is better, used by reports and `lab compare`), what it requires (names of
 `lab doctor`), optionally a check of its parameters against the topology (nodes it
 names), and what it keeps besides numbers: a latency distribution per measurement
-(`distribution=`, ctx.distribution()) or series over time (`timelines=`, ctx.timeline()). Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
+(`distribution=`, ctx.distribution()) or series over time (`timelines=`, ctx.timeline()).
+Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
 
 Modules that register step kinds are listed in STEP_MODULES and imported on first use;
 a team member's module adds itself there (as command modules do in lab/cli.py).

@@ -23,7 +23,7 @@ from lab.scenarios.model import matches
 from lab.scenarios.records import Distribution
 from lab.scenarios.render import (Block, Bullets, Cell, Details, Figure, Heading, Para, Table,
                                   verdict_cell)
-from lab.scenarios.results import point_label
+from lab.scenarios.results import point_eq, point_label
 
 TITLE = "Datapath lab run"
 # A scenario's headline chart shows at most this many ratios (the rest are in its details).
@@ -61,6 +61,11 @@ def _placement(m: dict) -> str:
                     f"server CPU {','.join(map(str, p.get('server_cpus') or ['?']))})")
         out.append(p["name"] + cpus)
     return "; ".join(out) or "-"
+
+
+def varying(point: dict, dimensions: dict[str, list]) -> str:
+    """POINT by the dimensions that have more than one value (the others say nothing)."""
+    return point_label({k: v for k, v in point.items() if len(dimensions.get(k, [])) != 1})
 
 
 def ours(ratio: float | None, low: float | None, high: float | None, n: int) -> str:
@@ -155,18 +160,18 @@ def claims_section(doc: dict, names: Names) -> list[Block]:
                       f"{c['scenario']}{f' at {at}' if at else ''}",
                       verdict_cell(c["verdict"]), c["reason"]])
     out.append(Table(["claim", "published", "ours (95% CI)", "verdict", "why"], table))
-    chart = claims_chart(rows, names)
+    chart = claims_chart(rows, {s["name"]: s["dimensions"] for s in doc["scenarios"]}, names)
     if chart:
         out.append(Figure(chart))
     return out
 
 
-def claims_chart(rows: list[dict], names: Names) -> ch.Chart | None:
+def claims_chart(rows: list[dict], dims: dict[str, dict], names: Names) -> ch.Chart | None:
     forest_rows = []
     for c in rows:
         if c["ratio"] is None:
             continue
-        at = point_label(c["point"])
+        at = varying(c["point"], dims.get(c["scenario"], {}))
         label = f"{c['id']}{f' ({at})' if at else ''}"
         band = None
         if "parity" in c:
@@ -294,8 +299,7 @@ def _paired(c: dict, s: dict) -> list[float]:
     def series(side: dict) -> dict | None:
         want = {**c["point"], **side}
         return next((m for m in s["metrics"] if m["step"] == step and m["metric"] == metric
-                     and m["point"].keys() == want.keys()
-                     and all(str(m["point"][k]) == str(want[k]) for k in want)), None)
+                     and point_eq(m["point"], want)), None)
 
     of, to = series(c["of"]), series(c["to"])
     if of is None or to is None:
@@ -311,7 +315,7 @@ def _forest_rows(comps: list[dict], s: dict) -> list[ch.ForestRow]:
     rows = []
     for c in comps:
         title = c.get("title") or f"{c['metric']}: {point_label(c['of'])} / {point_label(c['to'])}"
-        at = point_label(c["point"])
+        at = varying(c["point"], s["dimensions"])
         marks = [(a["value"], a["label"]) for a in c["anchors"]]
         for cl in claims_of.get(_claim_key(c), []):
             if "parity" not in cl:
@@ -395,14 +399,18 @@ def declared_charts(s: dict, names: Names) -> list[ch.Chart]:
     return out
 
 
-def _x_label(point: dict, dims: list[str], metric: str) -> str:
+# Bars spanning more than this factor get a log axis (`log: true` asks for one anyway).
+LOG_SPAN = 30
+
+
+def _x_label(point: dict, dims: list[str], metric: str, dimensions: dict) -> str:
     parts = []
     for d in dims:
         if d == "metric":
             parts.append(metric.split(".", 1)[1])
-        elif d in point:
+        elif d in point and len(dimensions.get(d, [])) != 1:  # one value: says nothing
             parts.append(f"IPv{point[d]}" if d == "family" else f"{point[d]}")
-    return "\n".join(parts)
+    return "\n".join(parts) or point_label(point)
 
 
 def _bars(s: dict, spec: dict, names: Names) -> ch.Chart | None:
@@ -422,7 +430,7 @@ def _bars(s: dict, spec: dict, names: Names) -> ch.Chart | None:
         for m in s["metrics"]:
             if m["step"] == step and m["metric"] == metric and \
                     matches(m["point"], spec.get("where")):
-                g = _x_label(m["point"], x_dims, ref)
+                g = _x_label(m["point"], x_dims, ref, s["dimensions"])
                 sv = (metric if series_dim == "metric" else
                       str(m["point"].get(series_dim, "")) if series_dim else "")
                 if g not in groups:
@@ -439,8 +447,10 @@ def _bars(s: dict, spec: dict, names: Names) -> ch.Chart | None:
                       if gg == g)]
         anchors.append((a["value"], a["label"], idx))
     unit = next(iter(cells.values()))["unit"]
+    values = [m["median"] for m in cells.values()]
+    log = spec.get("log") or (min(values) > 0 and max(values) / min(values) > LOG_SPAN)
     return ch.bars(spec["title"], names(s["name"], spec["title"]), groups, series, cells, unit,
-                   anchors, series_dim or "", spec.get("log", False))
+                   anchors, series_dim or "", log)
 
 
 def _groups(s: dict, records: list[dict], where: dict) -> list[tuple[str, list[dict]]]:
