@@ -33,6 +33,7 @@ interval (lab/scenarios/stats.py) and one of these verdicts:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -140,6 +141,14 @@ def _why_unmeasured(scenario: dict, comp_spec: dict, at: dict) -> str:
     return f"not measured in this run{f' at {where}' if where else ''}{quick}"
 
 
+def _expected_points(scenario: dict, spec: dict, at: dict) -> list[dict]:
+    """The points the ratio would have had at AT (a row each, so runs match row by row)."""
+    dims = {k: v for k, v in scenario.get("dimensions", {}).items() if k not in spec["to"]}
+    where = {k: v for k, v in spec.get("where", {}).items() if k in dims}
+    points = [dict(zip(dims, values)) for values in itertools.product(*dims.values())]
+    return [p for p in points if matches(p, at) and matches(p, where)]
+
+
 def evaluate(scenario: dict, specs: list[dict]) -> list[dict]:
     """The claim rows of one scenario document (its comparisons computed) for the `compare:`
     entries SPECS of its file."""
@@ -156,9 +165,11 @@ def evaluate(scenario: dict, specs: list[dict]) -> list[dict]:
                 if key in claim:
                     base[key] = claim[key]
             if not found:
-                rows.append({**base, "point": at, "ratio": None, "ci_low": None,
-                             "ci_high": None, "n": 0, "verdict": NOT_MEASURABLE,
-                             "reason": _why_unmeasured(scenario, spec, at)})
+                why = _why_unmeasured(scenario, spec, at)
+                for point in _expected_points(scenario, spec, at) or [at]:
+                    rows.append({**base, "point": point, "ratio": None, "ci_low": None,
+                                 "ci_high": None, "n": 0, "verdict": NOT_MEASURABLE,
+                                 "reason": why})
                 continue
             for c in found:
                 verdict, reason = judge(claim, c)

@@ -148,6 +148,13 @@ def test_claims_not_measured_say_why_and_emulation_is_not_judged():
     (row,) = claims.evaluate(skipped, spec)
     assert row["verdict"] == "not measurable here"
     assert row["reason"] == "the scenario was skipped: requires netkit: CONFIG_NETKIT is not set"
+    # a row per point the ratio would have had, as a run that measured it has them
+    spec[0]["claims"][0]["at"] = {"server": "gw"}
+    skipped["dimensions"] = {"config": ["veth", "netkit"], "server": ["node1-pod1", "gw"],
+                             "placement": ["same-cpu"]}
+    (row,) = claims.evaluate(skipped, spec)
+    assert row["point"] == {"server": "gw", "placement": "same-cpu"}
+    del spec[0]["claims"][0]["at"]
     ran = {"name": "pods-netkit", "status": "passed", "configs": [],
            "comparisons": [{"spec": 0, "point": {}, **comparison(1.2, 1.15, 1.25)}]}
     rows = claims.evaluate(ran, spec)
