@@ -62,7 +62,10 @@ def require_privileges() -> None:
 @functools.cache
 def kernel_config() -> dict[str, str] | None:
     """The running kernel's build configuration, if the machine exposes it."""
-    paths = ["/proc/config.gz", f"/boot/config-{platform.release()}"]
+    # /lib/modules/RELEASE/config: where the split packaging of 7.x kernels puts it (and
+    # where the lab's VM shows every guest kernel's, /boot being the host's).
+    release = platform.release()
+    paths = ["/proc/config.gz", f"/boot/config-{release}", f"/lib/modules/{release}/config"]
     for path in paths:
         try:
             opener = gzip.open if path.endswith(".gz") else open
