@@ -24,6 +24,8 @@ def collect() -> list[features.Capability]:
         caps.append(features.Capability("veth", ok, detail))
         ok, detail = features.netkit()
         caps.append(features.Capability("netkit", ok, detail))
+        ok, detail = features.netem()
+        caps.append(features.Capability("netem", ok, detail))
         big = features.big_tcp()
         caps += big.values()
         caps.append(_big_tcp_form(big["ipv6"]))
