@@ -14,7 +14,7 @@ RUN_ARGS ?= --vm
 TEST_ARGS ?=
 
 # The kernel matrix (issue 13): `make test-kernels` runs the BPF objects' packet tests in a VM of
-# each of KERNELS (make test does 7.3 and 6.12); `make run-kernels` runs the MATRIX_SCENARIOS
+# each of KERNELS; `make run-kernels` runs the MATRIX_SCENARIOS
 # natively and on each of KERNELS into one results.json and report with a kernel column.
 KERNELS ?= 6.12,7.2,7.3
 MATRIX_SCENARIOS ?= bigtcp bigtcp-nat46 pods-netkit

@@ -2,8 +2,8 @@
 through that kernel's verifier and the BPF_PROG_TEST_RUN tests (translator, gateway, host
 routing, packet counters, map and attach tests) pass there, in one `lab vm` boot per kernel.
 
-`make test` runs this for the newest 7.x kernel and 6.12 ($LAB_TEST_KERNELS, default
-"7.3,6.12"); `make test-kernels` for every kernel of the matrix. A test that needs what a
+`make test-kernels` runs this for every kernel of the matrix ($LAB_TEST_KERNELS, e.g.
+"7.3,6.12"). A test that needs what a
 kernel lacks may skip there, but only with the kernel option it needs in its reason.
 
 Under emulation everything is 10 to 20 times slower and the verifier most of all (the gateway
@@ -30,8 +30,10 @@ PYTHON = sys.executable  # the repo's .venv python, at the same path in the gues
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 
-KERNELS = [k.strip() for k in os.environ.get("LAB_TEST_KERNELS", "7.3,6.12").split(",")
-           if k.strip()]
+# Not yet part of a plain `make test`: the run of the module selection on two kernels has not
+# been timed on a quiet machine against make test's 20 minutes (docs/kernels.md). `make
+# test-kernels` sets the kernels.
+KERNELS = [k.strip() for k in os.environ.get("LAB_TEST_KERNELS", "").split(",") if k.strip()]
 # The packet tests of every BPF object, and the loading of each through the verifier.
 BPF_TESTS = ["tests/bpf"]
 
@@ -57,7 +59,9 @@ def bpf_tests() -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("version", KERNELS)
+@pytest.mark.skipif(not KERNELS, reason="no kernels to test: LAB_TEST_KERNELS (make "
+                    "test-kernels) names them, e.g. 7.3,6.12")
+@pytest.mark.parametrize("version", KERNELS or ["-"])
 def test_bpf_objects_load_and_packet_tests_pass(version, kernel, tmp_path):
     k = vm.KernelCache().kernel(version)
     tests = bpf_tests()
