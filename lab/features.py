@@ -62,7 +62,10 @@ def require_privileges() -> None:
 @functools.cache
 def kernel_config() -> dict[str, str] | None:
     """The running kernel's build configuration, if the machine exposes it."""
-    paths = ["/proc/config.gz", f"/boot/config-{platform.release()}"]
+    # /lib/modules/RELEASE/config: where the split packaging of 7.x kernels puts it (and
+    # where the lab's VM shows every guest kernel's, /boot being the host's).
+    release = platform.release()
+    paths = ["/proc/config.gz", f"/boot/config-{release}", f"/lib/modules/{release}/config"]
     for path in paths:
         try:
             opener = gzip.open if path.endswith(".gz") else open
@@ -117,6 +120,28 @@ def netkit() -> tuple[bool, str]:
         return False, f"this kernel ({platform.release()}) cannot create netkit devices " \
                       f"({detail}; netkit needs kernel 6.7+ with CONFIG_NETKIT)"
     return True, "CONFIG_NETKIT=" + (option or "?")
+
+
+def netem() -> tuple[bool, str]:
+    """Can a netem qdisc (delay, loss) be added here (CONFIG_NET_SCH_NETEM, built in or a
+    module the kernel can load)? Tried on a veth in a throwaway namespace."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    option = config_option("CONFIG_NET_SCH_NETEM")
+    if option is not None and option not in ("y", "m"):
+        return False, f"this kernel ({platform.release()}) is built without netem " \
+                      "(CONFIG_NET_SCH_NETEM is not set)"
+    with netns.anonymous(), IPRoute() as ipr:
+        ipr.link("add", ifname="probe0", kind="veth", peer="probe1")
+        idx = ipr.link_lookup(ifname="probe0")[0]
+        try:
+            ipr.tc("add", "netem", idx, delay=1000)
+        except NetlinkError as e:
+            why = "the module cannot be loaded" if option == "m" else e.args[-1]
+            return False, f"this kernel ({platform.release()}) cannot add a netem qdisc " \
+                          f"(CONFIG_NET_SCH_NETEM={option or '?'}: {why})"
+    return True, "CONFIG_NET_SCH_NETEM=" + (option or "?")
 
 
 def big_tcp() -> dict[str, Capability]:

@@ -24,10 +24,28 @@ def collect() -> list[features.Capability]:
         caps.append(features.Capability("veth", ok, detail))
         ok, detail = features.netkit()
         caps.append(features.Capability("netkit", ok, detail))
-        caps += features.big_tcp().values()
+        ok, detail = features.netem()
+        caps.append(features.Capability("netem", ok, detail))
+        big = features.big_tcp()
+        caps += big.values()
+        caps.append(_big_tcp_form(big["ipv6"]))
     caps += bpf_features.collect()
     caps += [features.tool(name) for name in features.TOOLS]
     return caps
+
+
+def _big_tcp_form(ipv6: features.Capability) -> features.Capability:
+    """How this kernel writes IPv6 packets above 64 KB (what the translator must write too)."""
+    from lab.datapath import bigtcp_form
+
+    name = "big_tcp_ipv6_form"
+    if not ipv6.ok:
+        return features.Capability(name, False, f"no IPv6 BIG TCP: {ipv6.detail}")
+    try:
+        form = bigtcp_form.ipv6_form()
+    except bigtcp_form.ProbeError as e:
+        return features.Capability(name, False, str(e))
+    return features.Capability(name, True, bigtcp_form.DESCRIPTIONS[form])
 
 
 def cmd_doctor(args) -> int:

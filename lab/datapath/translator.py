@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any
 
+from lab.datapath import bigtcp_form
 from lab.datapath.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
                                   Rfc6052Prefix)
 from lab.errors import UsageError
@@ -62,6 +63,9 @@ class TranslatorConfig:
     mtu4: int = 0                            # next-hop MTUs for PMTU arithmetic, 0: unknown
     mtu6: int = 0
     zero_tos: bool = False                   # RFC 7915 option: traffic class / TOS to 0
+    # How IPv6 BIG TCP packets built from IPv4 ones say their length: "hbh-jumbo" or "zero"
+    # (lab.datapath.bigtcp_form); None: as the running kernel's own stack does.
+    big_tcp_form: str | None = None
 
     def __post_init__(self) -> None:
         if self.prefix is None and not len(self.eam):
@@ -190,6 +194,7 @@ class TranslatorConfig:
         v.icmp_errors = int(self.icmp_errors)
         v.allow4 = int(bool(self.allow))
         v.zero_tos = int(self.zero_tos)
+        v.jumbo_hbh = int(bigtcp_form.resolve(self.big_tcp_form) == bigtcp_form.LEN_JUMBO_HBH)
         v.mtu4, v.mtu6 = self.mtu4, self.mtu6
         v.use_eam = int(bool(len(self.eam)))
         v.use_excl4 = int(bool(mapper.excluded_ranges))

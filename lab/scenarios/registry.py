@@ -39,6 +39,7 @@ STEP_MODULES: list[str] = [
     "lab.scenarios.steps",
     "lab.scenarios.bigtcp",
     "lab.scenarios.translator",
+    "lab.scenarios.netem",
 ]
 
 

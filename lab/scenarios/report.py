@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.scenarios import charts as ch
-from lab.scenarios import render, stats
+from lab.scenarios import matrix, render, stats
 from lab.scenarios.model import matches
 from lab.scenarios.records import Distribution
 from lab.scenarios.render import (Block, Bullets, Cell, Details, Figure, Heading, Para, Table,
@@ -106,6 +106,7 @@ def build(doc: dict, base: Path) -> list[Block]:
                           Cell(s["status"], s["status"]), _ratio_counts(s) or "-",
                           _claim_counts(s) or "-", f"{s.get('duration_s', 0):.0f} s"]
                          for s in doc["scenarios"]]))
+    blocks += matrix.blocks(doc)  # a kernel matrix (lab run --kernels): kernels side by side
     for s in doc["scenarios"]:
         blocks += scenario_section(s, names)
     blocks += closing_details(doc, base)

@@ -29,7 +29,8 @@ struct gw_config {
 	__u16 mtu4;		/* next-hop MTUs for Packet Too Big arithmetic, 0: unknown */
 	__u16 mtu6;
 	__u8 zero_tos;		/* RFC 7915 option: traffic class / TOS set to 0 */
-	__u8 pad[3];
+	__u8 jumbo_hbh;		/* IPv6 BIG TCP form toward IPv6 backends, as xlat_config's */
+	__u8 pad[2];
 };
 
 /* What the gateway did with a packet. */

@@ -34,6 +34,7 @@ from typing import Any
 
 from lab.bpf import libbpf
 from lab.bpf.maps import InnerSpec, Map, MapOfMaps, open_pinned
+from lab.datapath import bigtcp_form
 from lab.datapath.gateway import maglev
 from lab.datapath.gateway.model import (PROTOCOLS, Backend, ConflictError, Frontend,
                                         GatewayError, IPAddress, NotFoundError, Service,
@@ -224,6 +225,8 @@ class Gateway:
             v.timeout_syn, v.timeout_tcp = t.syn, t.tcp
             v.timeout_close, v.timeout_other = t.close, t.other
             v.mtu4, v.mtu6, v.zero_tos = settings.mtu4, settings.mtu6, int(settings.zero_tos)
+            # IPv6 BIG TCP packets toward IPv6 backends in the running kernel's own form
+            v.jumbo_hbh = int(bigtcp_form.resolve(None) == bigtcp_form.LEN_JUMBO_HBH)
             cfg.update(0, v)
 
     # --- reading services ------------------------------------------------------------------
