@@ -150,9 +150,10 @@ def claims_section(doc: dict, names: Names) -> list[Block]:
         out.append(Para("No scenario of this run tests a claim of the talk."))
         return out
     out.append(Para(CLAIMS_INTRO))
+    dims = {s["name"]: s["dimensions"] for s in doc["scenarios"]}
     table = []
     for c in rows:
-        at = point_label(c["point"])
+        at = varying(c["point"], dims.get(c["scenario"], {}))
         published = ("parity: no worse than " f"{c['parity']:.0%}" if "parity" in c
                      else stats.fmt_ratio(c["published"]))
         source = c["source"] + (f" ({c['conditions']})" if c.get("conditions") else "")
@@ -161,7 +162,7 @@ def claims_section(doc: dict, names: Names) -> list[Block]:
                       f"{c['scenario']}{f' at {at}' if at else ''}",
                       verdict_cell(c["verdict"]), c["reason"]])
     out.append(Table(["claim", "published", "ours (95% CI)", "verdict", "why"], table))
-    chart = claims_chart(rows, {s["name"]: s["dimensions"] for s in doc["scenarios"]}, names)
+    chart = claims_chart(rows, dims, names)
     if chart:
         out.append(Figure(chart))
     return out
