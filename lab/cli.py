@@ -20,12 +20,12 @@ COMMAND_MODULES: list[str] = [
     "lab.commands.reach",
     "lab.commands.doctor",
     "lab.commands.bench",
-    "lab.bpf.cli",
+    "lab.commands.bpf",
     "lab.commands.run",
-    "lab.commands.bigtcp",
-    "lab.datapath.cli",
+    "lab.datapath.bigtcp_cli",
+    "lab.datapath.translator.cli",
     "lab.datapath.gateway.cli",
-    "lab.vm.cli",
+    "lab.commands.vm",
 ]
 
 _groups: dict[str, argparse._SubParsersAction] = {}

@@ -28,7 +28,7 @@ from lab.bpf.object import BpfObject, Program
 from lab.errors import UsageError
 
 # Modules whose import registers bench cases; datapath modules append theirs.
-BENCH_MODULES: list[str] = ["lab.bpf.pktcount", "lab.datapath.translator",
+BENCH_MODULES: list[str] = ["lab.bpf.pktcount", "lab.datapath.translator.config",
                             "lab.datapath.gateway.bench"]
 
 Packets = list[tuple[str, bytes]]  # (label, Ethernet frame)

@@ -29,8 +29,8 @@ from lab.errors import LabError, UsageError
 log = logging.getLogger("lab.bpf")
 
 # Modules whose import registers object setups; datapath modules add theirs.
-SETUP_MODULES: list[str] = ["lab.datapath.gateway.topology", "lab.datapath.hostrouting",
-                             "lab.datapath.translator_topology"]
+SETUP_MODULES: list[str] = ["lab.datapath.gateway.topology", "lab.datapath.hostrouting.control",
+                             "lab.datapath.translator.topology"]
 
 # (object, topology, node name) -> None
 SetupFn = Callable[[BpfObject, Any, str], None]

@@ -34,8 +34,8 @@ BETTER = ("higher", "lower", "none")
 # Modules whose import registers step kinds, in the order `lab run --list` shows them.
 STEP_MODULES: list[str] = [
     "lab.scenarios.steps",
-    "lab.scenarios.bigtcp",
-    "lab.scenarios.translator",
+    "lab.datapath.bigtcp_steps",
+    "lab.datapath.translator.steps",
 ]
 
 

@@ -28,7 +28,7 @@ _schema: dict | None = None
 # through NodeHandle.popen: journaled, stopped by `lab down`).
 DATAPATH_SECTIONS: dict[str, str] = {
     "gateway": "lab.datapath.gateway.topology",
-    "translator": "lab.datapath.translator_topology",
+    "translator": "lab.datapath.translator.topology",
 }
 
 __all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "check_datapath",

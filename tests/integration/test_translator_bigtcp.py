@@ -29,7 +29,8 @@ import pytest
 
 from lab import netns
 from lab.bpf import pktcount
-from lab.datapath import bigtcp, translator_topology
+from lab.datapath import bigtcp
+from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import load
 

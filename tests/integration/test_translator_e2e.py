@@ -28,7 +28,8 @@ import pytest
 import yaml
 
 from lab import netns
-from lab.datapath import dns64, translator_topology
+from lab.datapath.translator import dns64
+from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import parse
 from tcp_exchange import tcp_exchange

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lab import topology
-from lab.datapath import dns64
-from lab.datapath import translator_topology as tt
+from lab.datapath.translator import dns64
+from lab.datapath.translator import topology as tt
 from lab.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]

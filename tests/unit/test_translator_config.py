@@ -5,7 +5,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 
-from lab.datapath.addrmap import NON_GLOBAL_V4
+from lab.datapath.translator.addrmap import NON_GLOBAL_V4
 from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
 from lab.errors import UsageError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab import topology
-from lab.datapath import translator_topology as tt
+from lab.datapath.translator import topology as tt
 from lab.errors import InputError
 from lab.topology import Topology
 
@@ -231,7 +231,7 @@ def test_neighbour_and_onlink_errors(old, new, line, words):
 # --- engine tayga -------------------------------------------------------------------------------
 
 def test_tayga_configuration():
-    from lab.datapath import tayga
+    from lab.datapath.translator import tayga
     topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
     p = tt.placement(topo)
     text = tayga.conf(p.config, Path("/run/lab/x/tayga"))
@@ -244,8 +244,8 @@ def test_tayga_configuration():
 @pytest.mark.parametrize("prefix,refused", [("64:ff9b:1::/96", True), ("64:ff9b:1::/48", True),
                                             ("64:ff9b::/96", False), ("2001:db8:64::/96", False)])
 def test_tayga_refuses_prefixes_inside_the_reserved_range(prefix, refused):
-    from lab.datapath import tayga
-    from lab.datapath.addrmap import Rfc6052Prefix
+    from lab.datapath.translator import tayga
+    from lab.datapath.translator.addrmap import Rfc6052Prefix
     assert (tayga.check_prefix(Rfc6052Prefix.parse(prefix)) is not None) == refused
 
 

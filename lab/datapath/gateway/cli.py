@@ -120,7 +120,7 @@ def locate(args: argparse.Namespace) -> tuple[Path, str | None, str | None]:
 
 
 def _open(args: argparse.Namespace):
-    from lab.bpf.cli import require_bpf_privileges
+    from lab.commands.bpf import require_bpf_privileges
     from lab.datapath.gateway.control import Gateway
 
     require_bpf_privileges(f"lab {args.command}")
@@ -185,7 +185,7 @@ def cmd_del(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab import features
-    from lab.benchmarks import gateway
+    from lab.datapath.gateway import sidebyside as gateway
 
     features.require_privileges()
     result = gateway.run(args.repeat, args.seconds, args.placement)

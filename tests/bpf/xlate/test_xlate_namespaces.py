@@ -28,7 +28,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from lab import netns
-from lab.datapath import translator_topology
+from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import parse
 

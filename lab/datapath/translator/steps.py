@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from lab.datapath import translator_topology as tt
+from lab.datapath.translator import topology as tt
 from lab.errors import LabError
 from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step

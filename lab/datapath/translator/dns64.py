@@ -68,7 +68,7 @@ class Dns64Config:
 
     def synthesized(self) -> list[str]:
         """The AAAA records the resolver makes of the A records (RFC 6052)."""
-        from lab.datapath.addrmap import Rfc6052Prefix
+        from lab.datapath.translator.addrmap import Rfc6052Prefix
         prefix = Rfc6052Prefix.parse(self.prefix)
         return [str(prefix.embed(IPv4Address(a))) for a in self.records]
 

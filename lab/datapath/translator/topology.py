@@ -50,9 +50,9 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from lab.bpf.topology import ObjectSetup, register_setup
-from lab.datapath import dns64, tayga
-from lab.datapath import translator as xlate
-from lab.datapath.addrmap import EamEntry
+from lab.datapath.translator import dns64, tayga
+from lab.datapath.translator import config as xlate
+from lab.datapath.translator.addrmap import EamEntry
 from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
 from lab.topology.model import BpfAttach, Neighbour, Route, Topology
 from lab.yamlfile import Document

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any
 
-from lab.datapath.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
+from lab.datapath.translator.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
                                   Rfc6052Prefix)
 from lab.errors import UsageError
 

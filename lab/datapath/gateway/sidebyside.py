@@ -45,7 +45,7 @@ from lab.topology import parse
 from lab.traffic import rr
 from lab.traffic.placement import resolve
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TOPOLOGY = REPO / "topologies" / "gateway.yaml"
 
 VIP = "203.0.113.80"
