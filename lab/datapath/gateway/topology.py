@@ -23,7 +23,8 @@ from typing import Any
 from lab.bpf.object import BpfObject
 from lab.bpf.topology import ObjectSetup, register_setup
 from lab.datapath.gateway.control import OBJECT, Gateway
-from lab.datapath.gateway.model import GatewayConfig, GatewayError
+from lab.datapath.gateway.model import GatewayConfig
+from lab.errors import InputError
 from lab.yamlfile import Document
 
 SECTION = "gateway"
@@ -61,9 +62,9 @@ def check_section(doc: Document, path: tuple, topo: Any) -> None:
     for node in nodes:
         try:
             config_for(topo, node)
-        except GatewayError as e:
+        except InputError as e:
             where = f" (for node {node})" if len(nodes) > 1 else ""
-            raise doc.error(e.path, e.message + where) from None
+            raise doc.error(e.path, e.message + where, key=e.at_key) from None
 
 
 def _before_load(obj: BpfObject, topo: Any, node: str) -> None:

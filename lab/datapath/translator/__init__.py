@@ -11,8 +11,8 @@
 """
 
 from lab.datapath.translator.config import (EGRESS_46, EGRESS_64, INGRESS_TC, INGRESS_XDP,
-                                            OBJECT, SETTINGS, TranslatorConfig,
-                                            TranslatorConfigError, outcome_names, statistics)
+                                            OBJECT, SETTINGS, TranslatorConfig, outcome_names,
+                                            statistics)
 
 __all__ = ["EGRESS_46", "EGRESS_64", "INGRESS_TC", "INGRESS_XDP", "OBJECT", "SETTINGS",
-           "TranslatorConfig", "TranslatorConfigError", "outcome_names", "statistics"]
+           "TranslatorConfig", "outcome_names", "statistics"]

@@ -22,7 +22,7 @@ from typing import Any
 
 from lab.datapath.translator.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
                                   Rfc6052Prefix)
-from lab.errors import UsageError
+from lab.errors import InputError, UsageError
 
 OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
@@ -32,14 +32,10 @@ EGRESS_46 = "xlate46_egress"      # on the IPv6-side device: the kernel's IPv4 -
 EGRESS_64 = "xlate64_egress"      # on the IPv4-side device: the kernel's IPv6 -> IPv4
 
 
-class TranslatorConfigError(UsageError):
-    """A bad translator setting; `path` locates it inside the translator's mapping (for a
+def _error(path: tuple[str | int, ...], message: str) -> InputError:
+    """A bad translator setting; PATH locates it inside the translator's mapping (for a
     topology file: under datapath.translator), so callers can point at the file position."""
-
-    def __init__(self, path: tuple[str | int, ...], message: str):
-        self.path, self.message = path, message
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        super().__init__(f"translator {where}: {message}" if where else f"translator: {message}")
+    return InputError(message, path=path, subject="translator")
 
 
 SETTINGS = _KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
@@ -65,17 +61,17 @@ class TranslatorConfig:
 
     def __post_init__(self) -> None:
         if self.prefix is None and not len(self.eam):
-            raise TranslatorConfigError((), "nothing to translate: give a prefix, EAM "
+            raise _error((), "nothing to translate: give a prefix, EAM "
                                             "entries, or both")
         if self.icmp_errors and (self.icmp_source4 is None or self.icmp_source6 is None):
-            raise TranslatorConfigError(("icmp_errors",), "sending ICMP errors needs "
+            raise _error(("icmp_errors",), "sending ICMP errors needs "
                                         "icmp_source4 and icmp_source6 (their source "
                                         "addresses)")
         for name in ("mtu4", "mtu6"):
             v = getattr(self, name)
             low = 68 if name == "mtu4" else 1280
             if v and not low <= v <= 65535:
-                raise TranslatorConfigError((name,), f"{v} is not an MTU ({low}..65535, or 0 "
+                raise _error((name,), f"{v} is not an MTU ({low}..65535, or 0 "
                                             "for unknown)")
 
     # --- construction ----------------------------------------------------------------------
@@ -84,10 +80,10 @@ class TranslatorConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TranslatorConfig:
         """From a plain mapping, as in a topology file's `datapath: translator:` section."""
         if not isinstance(data, Mapping):
-            raise TranslatorConfigError((), "expected a mapping of settings")
+            raise _error((), "expected a mapping of settings")
         for key in data:
             if key not in _KEYS:
-                raise TranslatorConfigError((key,), f"unknown setting (known: "
+                raise _error((key,), f"unknown setting (known: "
                                             f"{', '.join(_KEYS)})")
         kw: dict[str, Any] = {}
         if data.get("prefix") is not None:
@@ -100,11 +96,11 @@ class TranslatorConfig:
                 entries.append(_at(("eam", i), EamEntry.parse, str(e["ipv6"]),
                                    str(e["ipv4"])))
             else:
-                raise TranslatorConfigError(("eam", i), "expected {ipv4: PREFIX, ipv6: "
+                raise _error(("eam", i), "expected {ipv4: PREFIX, ipv6: "
                                             "PREFIX} or 'IPV6PREFIX=IPV4PREFIX'")
         for i, e in enumerate(_list(data, "own")):
             if not (isinstance(e, Mapping) and set(e) == {"ipv4", "ipv6"}):
-                raise TranslatorConfigError(("own", i), "expected {ipv4: ADDRESS, ipv6: "
+                raise _error(("own", i), "expected {ipv4: ADDRESS, ipv6: "
                                             "ADDRESS}")
             pair = _at(("own", i), EamEntry.parse, f"{e['ipv6']}/128", f"{e['ipv4']}/32",
                        "own address")
@@ -115,7 +111,7 @@ class TranslatorConfig:
         for key in ("icmp_errors", "zero_tos"):
             if key in data:
                 if not isinstance(data[key], bool):
-                    raise TranslatorConfigError((key,), "expected true or false")
+                    raise _error((key,), "expected true or false")
                 kw[key] = data[key]
         for key, parse in (("icmp_source4", _addr4), ("pool4", _addr4),
                            ("icmp_source6", _addr6)):
@@ -124,7 +120,7 @@ class TranslatorConfig:
         for key in ("mtu4", "mtu6"):
             if key in data:
                 if not isinstance(data[key], int) or isinstance(data[key], bool):
-                    raise TranslatorConfigError((key,), "expected an integer")
+                    raise _error((key,), "expected an integer")
                 kw[key] = data[key]
         return cls(**kw)
 
@@ -137,7 +133,7 @@ class TranslatorConfig:
             data["prefix"] = prefix
         try:
             return cls.from_dict(data)
-        except TranslatorConfigError as e:
+        except InputError as e:
             option = {"prefix": "--prefix", "eam": "--eam", "allow": "--allow"}.get(
                 str(e.path[0]) if e.path else "", "options")
             raise UsageError(f"{option}: {e.message}") from None
@@ -221,13 +217,13 @@ def _at(path: tuple[str | int, ...], fn, *args):
     try:
         return fn(*args)
     except AddressMapError as e:
-        raise TranslatorConfigError(path, str(e)) from None
+        raise _error(path, str(e)) from None
 
 
 def _list(data: Mapping[str, Any], key: str) -> list:
     v = data.get(key) or []
     if not isinstance(v, list):
-        raise TranslatorConfigError((key,), "expected a list")
+        raise _error((key,), "expected a list")
     return v
 
 
