@@ -24,6 +24,7 @@ from pathlib import Path
 from lab import netns, offloads
 from lab.bpf import topology as bpf_topology
 from lab.errors import LabError, UsageError
+from lab.journal import NamespaceCreated, NamespaceNotOurs, NamespacePlanned
 from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
 from lab.state import LabRecord
@@ -103,16 +104,16 @@ class Builder:
 
     def create_namespaces(self) -> None:
         names = [self.ns(n) for n in self.topo.nodes]
-        self.record.append(*({"t": "netns", "name": n} for n in names))
+        self.record.append(*(NamespacePlanned(n) for n in names))
         for node in self.topo.nodes.values():
             name = self.ns(node.name)
             try:
                 ino = netns.create(name)
             except FileExistsError:
-                self.record.append({"t": "netns-not-ours", "name": name})
+                self.record.append(NamespaceNotOurs(name))
                 raise UsageError(f"network namespace {name} appeared while the lab was being "
                                  "built; it is not the lab's and was left alone") from None
-            self.record.append({"t": "netns-created", "name": name, "inode": ino})
+            self.record.append(NamespaceCreated(name, ino))
             log.info("created netns %s", name)
             with netns.entered(name):
                 self.sockets[node.name] = open_socket()

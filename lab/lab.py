@@ -21,6 +21,7 @@ from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings,
                        read_link)
 from lab.errors import LabError, UsageError
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
+from lab.journal import EtcDir, LabUp, ProcessStarted
 from lab.state import PIN_ROOT, LabRecord, process_start_time
 from lab.topology import Interface, Node, Topology, check_lab_name, datapath_modules
 from lab.topology import load as load_topology
@@ -115,7 +116,7 @@ class NodeHandle:
             raise UsageError(f"bad /etc file name '{filename}'")
         directory = Path(netns.ETC_DIR) / self.netns
         if not directory.exists():
-            self.lab.record.append({"t": "etc", "path": str(directory)})
+            self.lab.record.append(EtcDir(str(directory)))
             directory.mkdir(parents=True, mode=0o755)
         path = directory / filename
         path.write_text(content)
@@ -155,9 +156,8 @@ class NodeHandle:
                                **kwargs)
         except FileNotFoundError:
             raise UsageError(f"{self.name}: command not found: {argv[0]}") from None
-        self.lab.record.append({"t": "process", "pid": proc.pid,
-                                "start": process_start_time(proc.pid), "argv": list(argv),
-                                "node": self.name})
+        self.lab.record.append(ProcessStarted(proc.pid, process_start_time(proc.pid),
+                                              tuple(argv), self.name))
         log.info("started %s in %s (pid %d)", " ".join(argv), self.name, proc.pid)
         return proc
 
@@ -187,7 +187,8 @@ class Lab:
         if not record.exists():
             raise UsageError(f"no lab named '{name}' is up (see `lab status`)")
         lab = cls(Topology.from_json(record.load_topology()))
-        lab.instance = record.inventory().header.get("instance", "")
+        created = record.inventory().created
+        lab.instance = created.instance if created else ""
         return lab
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -212,7 +213,7 @@ class Lab:
                 for module in datapath_modules(self.topology).values():
                     if hasattr(module, "start"):
                         module.start(self)
-                self.record.append({"t": "up"})
+                self.record.append(LabUp())
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)
                 self._teardown()
@@ -256,7 +257,7 @@ def hosts_file(names: dict[str, str]) -> str:
 def teardown_record(record: LabRecord) -> list[str]:
     """Remove what RECORD lists, including processes marked with the lab's instance variable."""
     inv = record.inventory()
-    instance = inv.header.get("instance")
+    instance = inv.created.instance if inv.created else ""
     if instance:
         marker = f"{INSTANCE_ENV}={instance}".encode()
         extra = []
@@ -266,8 +267,7 @@ def teardown_record(record: LabRecord) -> list[str]:
                 continue
             for pid in by_inode.get(netns.inode(name), []):
                 if pid not in inv.processes and _has_env(pid, marker):
-                    extra.append({"t": "process", "pid": pid, "start": process_start_time(pid),
-                                  "argv": [f"pid {pid}"]})
+                    extra.append(ProcessStarted(pid, process_start_time(pid), (f"pid {pid}",)))
         if extra:
             record.append(*extra)
     return record.teardown()

@@ -5,7 +5,7 @@ Per node, each object is loaded once, so its programs on several devices of that
 maps; the maps are pinned under <lab pin dir>/<node>/<object>/ and the links under
 <lab pin dir>/<node>/. The pin directory is journaled before anything is pinned, so `lab down`
 (also after a crash) removes maps and links with it; tc filters go with the namespaces. Every
-attachment is journaled too ({"t": "bpf", ...}), for `lab status` and for scenarios that
+attachment is journaled too (BpfAttached), for `lab status` and for scenarios that
 detach or replace a program.
 
 Objects that need configuring (the translator's prefix, the gateway's tables) get it from a
@@ -25,6 +25,7 @@ from typing import Any
 from lab.bpf import attach, bpffs
 from lab.bpf.object import BpfObject
 from lab.errors import LabError, UsageError
+from lab.journal import BpfAttached, PinDir
 
 log = logging.getLogger("lab.bpf")
 
@@ -96,7 +97,7 @@ def attach_programs(builder: Any) -> list[attach.Attachment]:
     """Load and attach what BUILDER's topology names; return the attachments made."""
     topo, record, pin_dir = builder.topo, builder.record, Path(builder.pin_dir)
     check(topo)
-    record.append({"t": "pins", "path": str(pin_dir)})
+    record.append(PinDir(str(pin_dir)))
     bpffs.make_dir(pin_dir)
     known = setups()
     done: list[attach.Attachment] = []
@@ -115,8 +116,7 @@ def attach_programs(builder: Any) -> list[attach.Attachment]:
                                     pin_dir=str(node_pin_dir(pin_dir, node.name)),
                                     pin_name=f"{iface.ifname}:{prog.hook}:{prog.program}",
                                     netns=builder.ns(node.name))
-                record.append({"t": "bpf", "node": node.name, "object": prog.object,
-                               **rec.to_dict()})
+                record.append(BpfAttached(node.name, prog.object, rec.to_dict()))
                 done.append(rec)
         except LabError as e:
             kind = UsageError if isinstance(e, UsageError) else LabError
@@ -146,5 +146,5 @@ def _load(name: str, setup: ObjectSetup | None, topo: Any, node: str,
 
 def recorded_attachments(record: Any) -> list[tuple[str, attach.Attachment]]:
     """(node, attachment) for each program `lab up` attached, from the lab's journal."""
-    return [(e["node"], attach.Attachment.from_dict(e)) for e in record.entries()
-            if e.get("t") == "bpf"]
+    return [(r.node, attach.Attachment.from_dict(r.attachment)) for r in record.replay()
+            if isinstance(r, BpfAttached)]

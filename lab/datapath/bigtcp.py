@@ -42,6 +42,7 @@ from lab.bpf.object import BpfObject
 from lab.bpf.topology import maps_pin_dir, node_pin_dir
 from lab.errors import LabError, UsageError
 from lab.features import GSO_LEGACY_MAX_SIZE
+from lab.journal import PinDir
 
 log = logging.getLogger("lab.bigtcp")
 
@@ -282,7 +283,7 @@ class BigPacketCounter:
         if self._objects:
             return self
         if str(self.lab.pin_dir) not in self.lab.record.inventory().pin_dirs:
-            self.lab.record.append({"t": "pins", "path": str(self.lab.pin_dir)})
+            self.lab.record.append(PinDir(str(self.lab.pin_dir)))
         try:
             for end in self.ends:
                 node = self.lab.node(end.node)

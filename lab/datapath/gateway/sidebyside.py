@@ -40,6 +40,7 @@ from lab.bpf.topology import maps_pin_dir
 from lab.datapath.gateway import maglev
 from lab.datapath.gateway.control import Gateway
 from lab.datapath.gateway.model import Backend, Frontend, Service
+from lab.journal import BpfAttached
 from lab.lab import Lab
 from lab.topology import parse
 from lab.traffic import rr
@@ -139,7 +140,7 @@ def attach_translator(lab: Lab) -> None:
             rec = attach.attach(obj.program(INGRESS_TC), "ingress", ifname,
                                 pin_dir=str(lab.pin_dir / "gw"),
                                 pin_name=f"{ifname}:ingress:{INGRESS_TC}", netns=gw.netns)
-            lab.record.append({"t": "bpf", "node": "gw", "object": OBJECT, **rec.to_dict()})
+            lab.record.append(BpfAttached("gw", OBJECT, rec.to_dict()))
     finally:
         obj.close()
 
