@@ -29,6 +29,7 @@ from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
 from lab.state import LabRecord
 from lab.topology import Interface, Node, Topology
+from lab.topology.model import LINK_SETTINGS, LINK_SETTINGS_V4
 
 log = logging.getLogger("lab")
 
@@ -41,8 +42,6 @@ BASE_SYSCTLS = {
     "net.ipv4.ping_group_range": "0 2147483647",
 }
 
-LINK_ATTRS_V6 = ("mtu", "txqueuelen", "gso_max_size", "gro_max_size")
-LINK_ATTRS_V4 = ("gso_ipv4_max_size", "gro_ipv4_max_size")
 
 
 def netns_name(lab: str, node: str) -> str:
@@ -170,7 +169,7 @@ class Builder:
                         offloads.apply(iface.ifname, iface.offloads, iface.label)
 
     def _configure_interface(self, batch: RtnlBatch, iface: Interface) -> None:
-        settings = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+        settings = {k: getattr(iface, k) for k in LINK_SETTINGS
                     if k != "mtu" and getattr(iface, k) is not None}  # mtu: set at creation
         if iface.mac:
             settings["address"] = iface.mac
@@ -207,7 +206,7 @@ class Builder:
         for node in self.topo.nodes.values():
             sock = self.sockets[node.name]
             for iface in node.interfaces.values():
-                wanted = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+                wanted = {k: getattr(iface, k) for k in LINK_SETTINGS
                           if getattr(iface, k) is not None}
                 if not wanted:
                     continue
@@ -247,8 +246,8 @@ def add_link_settings(batch: RtnlBatch, ifindex: int, label: str, settings: dict
     """Queue device attribute changes in the order the kernel needs: everything else (with
     the IPv6 GSO/GRO sizes) first, then the IPv4 sizes, which setting gso_max_size <= 64 KB
     would otherwise reset."""
-    first = {k: v for k, v in settings.items() if k not in LINK_ATTRS_V4}
-    second = {k: v for k, v in settings.items() if k in LINK_ATTRS_V4}
+    first = {k: v for k, v in settings.items() if k not in LINK_SETTINGS_V4}
+    second = {k: v for k, v in settings.items() if k in LINK_SETTINGS_V4}
     for attrs in (first, second):
         if attrs:
             batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(ifindex, **attrs),

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lab import features, netns, offloads
-from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings, netns_name,
-                       read_link)
+from lab.build import Builder, add_link_settings, netns_name, read_link
 from lab.errors import LabError, UsageError
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.journal import EtcDir, LabUp, ProcessStarted
 from lab.state import PIN_ROOT, LabRecord, process_start_time
 from lab.topology import Interface, Node, Topology, check_lab_name, datapath_modules
+from lab.topology.model import LINK_SETTINGS
 from lab.topology import load as load_topology
 
 log = logging.getLogger("lab")
@@ -68,7 +68,7 @@ class NodeHandle:
 
         The kernel applies new GSO limits to connections opened afterwards.
         """
-        unknown = set(settings) - set(LINK_ATTRS_V6 + LINK_ATTRS_V4)
+        unknown = set(settings) - set(LINK_SETTINGS)
         if unknown:
             raise UsageError(f"unknown link setting(s): {', '.join(sorted(unknown))}")
         iface = self._iface(ifname)
@@ -100,7 +100,7 @@ class NodeHandle:
             msg = read_link(sock, iface.ifindex)
         finally:
             sock.close()
-        keys = LINK_ATTRS_V6 + LINK_ATTRS_V4 + ("tso_max_size", "tso_max_segs")
+        keys = LINK_SETTINGS + ("tso_max_size", "tso_max_segs")
         return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
 
     def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:

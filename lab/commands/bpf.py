@@ -7,6 +7,7 @@ import json
 import os
 
 from lab.cli import subcommand_group
+from lab.features import require_bpf_privileges
 from lab.errors import InputError, UsageError
 
 
@@ -44,18 +45,6 @@ def add_pcap_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="output", required=True, metavar="OUT.pcap")
     parser.add_argument("--xdp", action="store_true", help="run the XDP program")
     parser.add_argument("--json", action="store_true", help="print a verdict per packet")
-
-
-CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
-
-
-def require_bpf_privileges(what: str) -> None:
-    """Loading programs needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: say so up front."""
-    with open("/proc/self/status") as f:
-        caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    if caps >> CAP_NET_ADMIN & 1 and (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
-        return
-    raise UsageError(f"{what} loads BPF programs, which needs root (CAP_BPF and CAP_NET_ADMIN)")
 
 
 def _positive(s: str) -> int:

@@ -29,8 +29,12 @@ ROLE_FAMILIES: dict[str, frozenset[int]] = {
     "pod": frozenset({6}),
 }
 
-LINK_SETTINGS = ("mtu", "gso_max_size", "gro_max_size", "gso_ipv4_max_size",
-                 "gro_ipv4_max_size", "txqueuelen")
+# A link end's device settings, as the file and NodeHandle.set_link name them (the kernel's
+# IFLA_<NAME>). The kernel resets the IPv4 GSO/GRO sizes whenever gso_max_size is set to
+# 64 KiB or less, so the builder sets the IPv6 group first.
+LINK_SETTINGS_V6 = ("mtu", "txqueuelen", "gso_max_size", "gro_max_size")
+LINK_SETTINGS_V4 = ("gso_ipv4_max_size", "gro_ipv4_max_size")
+LINK_SETTINGS = LINK_SETTINGS_V6 + LINK_SETTINGS_V4
 POD_HOST_LINKLOCAL = ip_interface("fe80::1/64")  # the node side of every pod device
 POD_HOST_IFNAME = "lxc{i}"
 POD_IFNAME = "eth0"

@@ -120,7 +120,7 @@ def locate(args: argparse.Namespace) -> tuple[Path, str | None, str | None]:
 
 
 def _open(args: argparse.Namespace):
-    from lab.commands.bpf import require_bpf_privileges
+    from lab.features import require_bpf_privileges
     from lab.datapath.gateway.control import Gateway
 
     require_bpf_privileges(f"lab {args.command}")
