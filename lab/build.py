@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -70,8 +71,10 @@ def write_sysctls(ns: str, sysctls: dict[str, str], label: str) -> None:
 class Builder:
     """Creates one topology's objects; the caller tears down through the record on failure."""
 
-    def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path):
+    def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path,
+                 setups: Mapping[str, bpf_topology.ObjectSetup] | None = None):
         self.topo, self.record, self.pin_dir = topo, record, pin_dir
+        self.setups = setups or {}  # per BPF object: how the feature owning it prepares it
         self.peer_ends = {link.b.label: link.b for link in topo.links}
         self.has_bpf = any(i.bpf for n in topo.nodes.values() for i in n.interfaces.values())
         self.sockets: dict[str, socket.socket] = {}
@@ -226,7 +229,8 @@ class Builder:
             self.configure()
             self.verify()
             if self.has_bpf:
-                bpf_topology.attach_programs(self)
+                bpf_topology.attach_programs(self.topo, self.record, Path(self.pin_dir),
+                                             self.ns, self.setups)
         except NetlinkError as e:
             raise LabError(f"building lab '{self.topo.name}' failed: {e}") from None
         finally:

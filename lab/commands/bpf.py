@@ -1,18 +1,17 @@
-"""`lab bpf run` (a program over a pcap, offline) and `lab bench prog` (ns/packet)."""
+"""`lab bpf run`: a program over a pcap, offline."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-from lab.cli import subcommand_group
-from lab.features import require_bpf_privileges
+from lab.cli import SubParsers, add_group, add_pcap_arguments
 from lab.errors import InputError, UsageError
+from lab.features import require_bpf_privileges
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    bpf = subcommand_group(subparsers, "bpf", "eBPF objects: offline runs")
+def register(subparsers: SubParsers) -> None:
+    bpf = add_group(subparsers, "bpf", "eBPF objects: offline runs")
     run = bpf.add_parser(
         "run", help="run each packet of a pcap through a program (BPF_PROG_TEST_RUN)",
         description="Run every packet of IN.pcap through PROGRAM of OBJECT and write the "
@@ -22,36 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("target", metavar="OBJECT[:PROGRAM]")
     add_pcap_arguments(run)
     run.set_defaults(handler=_run)
-
-    bench = subcommand_group(subparsers, "bench",
-                             "benchmarks (medians of repeats, side by side)")
-    prog = bench.add_parser(
-        "prog", help="ns/packet of a BPF program over a fixed packet mix",
-        description="Time a program with BPF_PROG_TEST_RUN over its packet mix: the median "
-                    "of several runs, next to an empty program measured the same way. NAME "
-                    "is a registered case (--list) or OBJECT:PROGRAM with the default mix.")
-    prog.add_argument("name", metavar="NAME", nargs="?")
-    prog.add_argument("--list", action="store_true", help="list the registered cases")
-    prog.add_argument("--runs", type=_positive, default=7, help="passes over the mix (7)")
-    prog.add_argument("--repeat", type=_positive, help="runs per packet and pass")
-    prog.add_argument("--json", action="store_true", help="machine-readable result")
-    prog.set_defaults(handler=_bench_prog)
-
-
-def add_pcap_arguments(parser: argparse.ArgumentParser) -> None:
-    """--in/--out/--xdp/--json, shared by every offline runner (`lab bpf run`, `lab xlate`)."""
-    parser.add_argument("--in", dest="input", required=True, metavar="IN.pcap",
-                        help="pcap or pcapng, Ethernet (1) or raw IP (101, 228, 229)")
-    parser.add_argument("--out", dest="output", required=True, metavar="OUT.pcap")
-    parser.add_argument("--xdp", action="store_true", help="run the XDP program")
-    parser.add_argument("--json", action="store_true", help="print a verdict per packet")
-
-
-def _positive(s: str) -> int:
-    n = int(s)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
 
 
 def run_offline(prog: object, args: argparse.Namespace) -> int:
@@ -80,23 +49,3 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"--xdp, but {prog.name} is a {prog.type_name} program")
         obj.load(only=[prog.name])
         return run_offline(prog, args)
-
-
-def _bench_prog(args: argparse.Namespace) -> int:
-    from lab.bpf import bench
-
-    if args.list or not args.name:
-        cases = bench.cases()
-        if args.json:
-            print(json.dumps({n: {"object": c.object, "program": c.program,
-                                  "description": c.description} for n, c in cases.items()},
-                             indent=2))
-        else:
-            for n, c in sorted(cases.items()):
-                print(f"{n:<20} {c.object}:{c.program}  {c.description}")
-        return 0
-    case = bench.case_for(args.name)
-    require_bpf_privileges("lab bench prog")
-    result = bench.measure(case, runs=args.runs, repeat=args.repeat)
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.text())
-    return 0

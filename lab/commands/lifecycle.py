@@ -10,6 +10,7 @@ import sys
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
 from lab import netns, state
+from lab.datapath.registry import DATAPATHS
 from lab.errors import UsageError
 from lab.lab import INSTANCE_ENV, Lab, teardown_record
 from lab.netlink import rtnl
@@ -50,7 +51,7 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    lab = Lab.from_file(args.file, args.name)
+    lab = Lab.from_file(args.file, args.name, DATAPATHS)
     lab.up()
     if args.json:
         print(json.dumps(_lab_summary(lab), indent=2))

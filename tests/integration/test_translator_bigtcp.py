@@ -30,6 +30,7 @@ import pytest
 from lab import netns
 from lab.bpf import pktcount
 from lab.datapath import bigtcp
+from lab.datapath.registry import DATAPATHS
 from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import load
@@ -47,8 +48,9 @@ def lab(bpf_build):
     for cap in features.big_tcp().values():
         if not cap.ok:
             pytest.skip(cap.detail)
-    topo = load(ROOT / "topologies/bigtcp-nat46.yaml", name=f"xbt{os.getpid() % 100000}")
-    with Lab(topo) as lab:
+    topo = load(ROOT / "topologies/bigtcp-nat46.yaml", name=f"xbt{os.getpid() % 100000}",
+                datapaths=DATAPATHS)
+    with Lab(topo, datapaths=DATAPATHS) as lab:
         counter = bigtcp.BigPacketCounter(lab, bigtcp.path(lab, "client", "gw", "server").ends)
         lab.counter = counter.attach()
         try:

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from lab import netns
+from lab.datapath.registry import DATAPATHS
 from lab.datapath.translator import dns64
 from lab.datapath.translator import topology as translator_topology
 from lab.journal import BpfAttached, ProcessStarted
@@ -50,7 +51,8 @@ def topology(hook: str, name: str):
     data = yaml.safe_load((ROOT / "topologies/nat46.yaml").read_text())
     data["name"] = name
     data["datapath"]["translator"]["hook"] = hook
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})",
+                 datapaths=DATAPATHS)
 
 
 @pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
@@ -58,7 +60,8 @@ def lab(request, bpf_build):
     from lab.bpf import features
     if request.param == "tcx" and not features.has_tcx():
         pytest.skip("kernel lacks tcx (6.6+)")
-    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}")) as lab:
+    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}"),
+             datapaths=DATAPATHS) as lab:
         yield lab
 
 
@@ -231,7 +234,7 @@ def test_pod_connects_to_the_ipv4_only_name(lab):
 
 def test_dns64_servers_and_resolv_conf_go_with_the_lab(bpf_build):
     from lab.state import process_start_time
-    with Lab(topology("tc", f"xd{os.getpid() % 100000}")) as lab:
+    with Lab(topology("tc", f"xd{os.getpid() % 100000}"), datapaths=DATAPATHS) as lab:
         procs = [r for r in lab.record.replay() if isinstance(r, ProcessStarted)]
         assert sorted(Path(r.argv[0]).name for r in procs) == ["unbound", "unbound"]
         etc = Path("/etc/netns") / lab.node("node1-pod0").netns / "resolv.conf"
@@ -248,12 +251,13 @@ def bench_topology(engine: str, name: str, pod0: str | None = None):
     data["datapath"]["translator"]["engine"] = engine
     if pod0:
         data["nodes"]["client"]["hosts"] = {"pod0.bench": pod0}
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})",
+                 datapaths=DATAPATHS)
 
 
 def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
     from lab.state import process_start_time
-    with Lab(bench_topology("tayga", f"xt{os.getpid() % 100000}")) as lab:
+    with Lab(bench_topology("tayga", f"xt{os.getpid() % 100000}"), datapaths=DATAPATHS) as lab:
         (proc,) = [r for r in lab.record.replay() if isinstance(r, ProcessStarted)]
         assert Path(proc.argv[0]).name == "tayga"
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")   # /etc/hosts
@@ -271,7 +275,8 @@ def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
 
 
 def test_engine_none_is_plain_ipv6_routing():
-    with Lab(bench_topology("none", f"xn{os.getpid() % 100000}", POD0_6)) as lab:
+    with Lab(bench_topology("none", f"xn{os.getpid() % 100000}", POD0_6),
+             datapaths=DATAPATHS) as lab:
         assert not [r for r in lab.record.replay()
                     if isinstance(r, (BpfAttached, ProcessStarted))]
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")

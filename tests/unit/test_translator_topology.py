@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab import topology
+from lab.datapath.registry import DATAPATHS
 from lab.datapath.translator import topology as tt
 from lab.errors import InputError
 from lab.topology import Topology
@@ -44,7 +45,7 @@ SECTION = """\
 
 
 def load(text: str) -> Topology:
-    return topology.parse(text, file="t.yaml")
+    return topology.parse(text, file="t.yaml", datapaths=DATAPATHS)
 
 
 def error_of(text: str) -> InputError:
@@ -185,7 +186,7 @@ def test_section_without_a_single_gateway():
 
 
 def test_reference_topology():
-    topo = topology.load(ROOT / "topologies/nat46.yaml")
+    topo = topology.load(ROOT / "topologies/nat46.yaml", datapaths=DATAPATHS)
     p = tt.placement(topo)
     assert p.dev4 == ["eth-client", "eth-server"] and p.dev6 == ["eth-node"]
     assert [b.program for b in topo.nodes["gw"].interfaces["eth-server"].bpf] == [
@@ -232,7 +233,7 @@ def test_neighbour_and_onlink_errors(old, new, line, words):
 
 def test_tayga_configuration():
     from lab.datapath.translator import tayga
-    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml", datapaths=DATAPATHS)
     p = tt.placement(topo)
     text = tayga.conf(p.config, Path("/run/lab/x/tayga"))
     assert "prefix 2001:db8:64::/96\n" in text
@@ -264,7 +265,7 @@ def test_engine_tayga_derives_nothing_into_the_model():
 
 
 def test_hosts_of_a_node():
-    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml", datapaths=DATAPATHS)
     assert topo.nodes["client"].hosts == {"pod0.bench": "203.0.113.16"}
     err = error_of(NEIGH.replace("role: router\n    neighbours",
                                  "role: router\n    hosts: {x: nope}\n    neighbours"))

@@ -16,8 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 from lab.datapath.gateway.control import Gateway
-from lab.datapath.gateway.model import Backend, Service, check, describe, http_status, openapi
-from lab.errors import InputError
+from lab.datapath.gateway.model import Backend, Service, check, http_status, openapi
+from lab.errors import InputError, describe
 
 log = logging.getLogger("lab.gateway")
 

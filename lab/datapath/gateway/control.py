@@ -34,6 +34,7 @@ from typing import Any
 
 from lab.bpf import libbpf
 from lab.bpf.maps import InnerSpec, Map, MapOfMaps, open_pinned
+from lab.bpf.object import BpfObject
 from lab.datapath.gateway import maglev
 from lab.datapath.gateway.model import (PROTOCOLS, Backend, ConflictError, Frontend,
                                         IPAddress, NotFoundError, Service, Settings, Timeouts,
@@ -111,7 +112,7 @@ class Gateway:
                         if self.pin_dir is not None else None)
 
     @classmethod
-    def from_object(cls, obj: Any) -> Gateway:
+    def from_object(cls, obj: BpfObject) -> Gateway:
         """The maps of a loaded bpf/gateway.c object (pinned where it pinned them)."""
         pins = obj.pinned_maps()
         pin_dir = os.path.dirname(next(iter(pins.values()))) if pins else None

@@ -22,7 +22,7 @@ import jsonschema
 import yaml
 
 from lab.datapath.gateway import maglev
-from lab.errors import InputError, describe
+from lab.errors import InputError
 from lab.schema import OBJECT, input_error
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")

@@ -7,12 +7,11 @@ import argparse
 import json
 import os
 
+from lab.cli import SubParsers, add_pcap_arguments
 from lab.errors import InputError, UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from lab.commands.bpf import add_pcap_arguments
-
+def register(subparsers: SubParsers) -> None:
     p = subparsers.add_parser(
         "xlate", help="translate a pcap IPv4 <-> IPv6 with the stateless translator",
         description="Run every packet of IN.pcap through the stateless NAT46/NAT64 "

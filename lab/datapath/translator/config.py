@@ -17,12 +17,17 @@ import ctypes
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
-from typing import Any
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TYPE_CHECKING, Any
 
 from lab.datapath.translator.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
                                   Rfc6052Prefix)
 from lab.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from lab.bpf.bench import BenchCase
+    from lab.bpf.maps import Map
+    from lab.bpf.object import BpfObject
 
 OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
@@ -168,7 +173,7 @@ class TranslatorConfig:
 
     # --- the maps --------------------------------------------------------------------------
 
-    def apply(self, obj: Any) -> None:
+    def apply(self, obj: BpfObject) -> None:
         """Write this configuration into the maps of a loaded bpf/xlate.c object, replacing
         what was there. The configuration entry goes last: until then the program still
         acts on a complete earlier configuration (or, first time, on none: it passes all)."""
@@ -196,7 +201,7 @@ class TranslatorConfig:
         cfg_map.update(0, v)
 
 
-def outcome_names(obj: Any) -> list[str]:
+def outcome_names(obj: BpfObject | Map) -> list[str]:
     """Names of the translator's outcomes (the statistics map's indexes), from the object's
     BTF: XLAT_DONE46 -> "done46"."""
     btf = obj.btf
@@ -205,7 +210,7 @@ def outcome_names(obj: Any) -> list[str]:
     return [n.removeprefix("XLAT_").lower() for n, v in names if n != "XLAT_OUTCOME_MAX"]
 
 
-def statistics(obj: Any) -> dict[str, int]:
+def statistics(obj: BpfObject) -> dict[str, int]:
     """Packets per outcome since load, summed over CPUs."""
     stats = obj.map("xlat_stats")
     return {name: int(stats.lookup_sum(i) or 0) for i, name in enumerate(outcome_names(obj))}
@@ -261,21 +266,21 @@ def _set_in6(field_: Any, addr: Any) -> None:
     ctypes.memmove(ctypes.addressof(field_), IPv6Address(addr).packed, 16)
 
 
-def _lpm4(net: IPv4Network, obj: Any, name: str = "xlat_eam4") -> Any:
+def _lpm4(net: IPv4Network, obj: BpfObject, name: str = "xlat_eam4") -> Any:
     key = obj.map(name).key_type()
     key.prefixlen = net.prefixlen
     key.addr = be32(net.network_address)
     return key
 
 
-def _lpm6(net: Any, obj: Any) -> Any:
+def _lpm6(net: IPv6Network, obj: BpfObject) -> Any:
     key = obj.map("xlat_eam6").key_type()
     key.prefixlen = net.prefixlen
     _set_in6(key.addr, net.network_address)
     return key
 
 
-def _eam_value(e: EamEntry, obj: Any) -> Any:
+def _eam_value(e: EamEntry, obj: BpfObject) -> Any:
     v = obj.map("xlat_eam4").value_type()
     _set_in6(v.v6, e.v6.network_address)
     v.v4 = be32(e.v4.network_address)
@@ -284,7 +289,7 @@ def _eam_value(e: EamEntry, obj: Any) -> Any:
     return v
 
 
-def _replace(m: Any, items: Iterable[tuple[Any, Any]]) -> None:
+def _replace(m: Map, items: Iterable[tuple[Any, Any]]) -> None:
     """Make map M hold exactly ITEMS: new ones first, then the stale ones removed."""
     items = list(items)
     wanted = {bytes(k) for k, _ in items}
@@ -333,18 +338,16 @@ def bench_mix() -> list[tuple[str, bytes]]:
     return [(label, bytes(p)) for label, p in mix]
 
 
-def _bench_setup(obj: Any) -> None:
+def _bench_setup(obj: BpfObject) -> None:
     TranslatorConfig.from_dict(BENCH_CONFIG).apply(obj)
 
 
-def _register_bench() -> None:
-    from lab.bpf import bench
+def bench_cases() -> tuple[BenchCase, ...]:
+    """`lab bench prog xlate-tc|xlate-xdp`."""
+    from lab.bpf.bench import BenchCase
 
-    for hook, program in (("tc", INGRESS_TC), ("xdp", INGRESS_XDP)):
-        bench.register(bench.BenchCase(
-            f"xlate-{hook}", OBJECT, program, bench_mix, after_load=_bench_setup,
-            rewrites=True,
-            description=f"stateless NAT46/NAT64 translator at {hook} (RFC 6052 prefix + EAM)"))
-
-
-_register_bench()
+    return tuple(
+        BenchCase(f"xlate-{hook}", OBJECT, program, bench_mix, after_load=_bench_setup,
+                  rewrites=True, description=f"stateless NAT46/NAT64 translator at {hook} "
+                                             "(RFC 6052 prefix + EAM)")
+        for hook, program in (("tc", INGRESS_TC), ("xdp", INGRESS_XDP)))

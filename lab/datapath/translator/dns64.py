@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import InputError, LabError, UsageError
+from lab.lab import Lab
+from lab.topology import Topology
 
 PORT = 53
 READY_TIMEOUT = 10.0
@@ -76,7 +78,7 @@ KEYS = ("node", "listen", "clients", "zone")
 ZONE_KEYS = ("name", "A", "node")
 
 
-def parse(data: Any, topo: Any, translator_node: str, prefix: str | None,
+def parse(data: Any, topo: Topology, translator_node: str, prefix: str | None,
           own6: str | None) -> Dns64Config:
     """The `dns64:` mapping resolved against TOPO; InputError at the bad value (paths
     relative to the mapping)."""
@@ -215,7 +217,7 @@ def _unbound() -> str:
     return path
 
 
-def start(lab: Any, cfg: Dns64Config) -> None:
+def start(lab: Lab, cfg: Dns64Config) -> None:
     """Start the zone's server and the resolver in LAB, point the clients at the resolver,
     and wait until the resolver answers with a synthesized address."""
     binary = _unbound()

@@ -12,10 +12,10 @@ on a gateway node, from one mapping.
         eam: [{ipv4: 203.0.113.16/28, ipv6: "fd00:10:244:1::10/124"}]
         own: [{ipv4: 192.0.2.1, ipv6: "fd00:0:0:1::1"}]
 
-The section is checked when the file loads (lab.topology.DATAPATH_SECTIONS), errors at their
-line and column. `derive()` then writes into the topology model what docs/translator.md
-describes and tests/bpf/xlate/test_xlate_namespaces.py once built by hand, so the builder
-creates it like anything else in the file:
+The section is checked when the file loads (the translator feature's check, feature.py),
+errors at their line and column. `derive()` then writes into the topology model what
+docs/translator.md describes and tests/bpf/xlate/test_xlate_namespaces.py once built by hand,
+so the builder creates it like anything else in the file:
 
   - the ingress translator on every dev4 and dev6 at the chosen hook, the two egress
     programs (xlate64_egress on the first dev4, xlate46_egress on the first dev6);
@@ -49,12 +49,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from lab.bpf.topology import ObjectSetup, register_setup
+from lab.bpf.object import BpfObject
 from lab.datapath.translator import dns64, tayga
-from lab.datapath.translator import config as xlate
 from lab.datapath.translator.addrmap import EamEntry
-from lab.datapath.translator.config import TranslatorConfig
+from lab.datapath.translator.config import (EGRESS_46, EGRESS_64, INGRESS_TC, INGRESS_XDP,
+                                            OBJECT, SETTINGS, TranslatorConfig,
+                                            outcome_names)
 from lab.errors import InputError
+from lab.lab import Lab
 from lab.topology.model import BpfAttach, Neighbour, Route, Topology
 from lab.yamlfile import Document
 
@@ -65,9 +67,9 @@ ENGINES = ("bpf", "tayga", "none")
 PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
 
 # hook -> (ingress hook, ingress program, egress hook)
-ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
-          "tcx": ("tcx-ingress", xlate.INGRESS_TC, "tcx-egress"),
-          "xdp": ("xdp", xlate.INGRESS_XDP, "tc-egress")}
+ATTACH = {"tc": ("tc-ingress", INGRESS_TC, "tc-egress"),
+          "tcx": ("tcx-ingress", INGRESS_TC, "tcx-egress"),
+          "xdp": ("xdp", INGRESS_XDP, "tc-egress")}
 
 # Next hops that are never resolved (permanent neighbour entries, any MAC): routes through
 # them hand the kernel's own packets to the egress translators.
@@ -180,7 +182,7 @@ def placement(topo: Topology) -> Placement:
     data = section(topo)
     if not isinstance(data, Mapping):
         raise _bad((), "expected a mapping")
-    known = PLACEMENT_KEYS + xlate.SETTINGS
+    known = PLACEMENT_KEYS + SETTINGS
     for key in data:
         if key not in known:
             raise _bad((key,), f"unknown setting '{key}' (known: {', '.join(known)})",
@@ -275,8 +277,8 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
 def _check_programs(topo: Topology, p: Placement) -> None:
     """What the file attaches itself must leave the translator its hooks (before derive())."""
     for iface in topo.nodes[p.node].interfaces.values():
-        if any(b.object == xlate.OBJECT for b in iface.bpf):
-            raise _bad((), f"{p.node}:{iface.ifname} attaches the '{xlate.OBJECT}' "
+        if any(b.object == OBJECT for b in iface.bpf):
+            raise _bad((), f"{p.node}:{iface.ifname} attaches the '{OBJECT}' "
                                    "object itself: the translator section attaches it; "
                                    "remove one of the two", key=True)
     if p.engine == "bpf" and p.hook == "xdp":
@@ -289,7 +291,7 @@ def _check_programs(topo: Topology, p: Placement) -> None:
 
 
 def check_section(doc: Document, path: tuple, topo: Topology) -> None:
-    """Refuse a bad section at the position of the bad value (lab.topology.check_datapath)."""
+    """Refuse a bad section at the position of the bad value."""
     try:
         _check_programs(topo, placement(topo))
     except InputError as e:
@@ -307,9 +309,9 @@ def derive(topo: Topology) -> None:
     gw = topo.nodes[p.node]
     ingress_hook, ingress_prog, egress_hook = ATTACH[p.hook]
     for dev in p.dev4 + p.dev6:
-        gw.interfaces[dev].bpf.append(BpfAttach(xlate.OBJECT, ingress_prog, ingress_hook))
-    gw.interfaces[p.dev4[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_64, egress_hook))
-    gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_46, egress_hook))
+        gw.interfaces[dev].bpf.append(BpfAttach(OBJECT, ingress_prog, ingress_hook))
+    gw.interfaces[p.dev4[0]].bpf.append(BpfAttach(OBJECT, EGRESS_64, egress_hook))
+    gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(OBJECT, EGRESS_46, egress_hook))
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
     if p.hook == "xdp":
@@ -321,7 +323,9 @@ def derive(topo: Topology) -> None:
                 peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
 
 
-def _after_load(obj: Any, topo: Topology, node: str) -> None:
+def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
+    """`lab up` loaded the translator's object on NODE: on the translating node, write the
+    effective configuration into its maps."""
     if section(topo) is None:
         return
     p = placement(topo)
@@ -329,10 +333,7 @@ def _after_load(obj: Any, topo: Topology, node: str) -> None:
         effective_config(topo, p).apply(obj)
 
 
-register_setup(xlate.OBJECT, ObjectSetup(after_load=_after_load))
-
-
-def start(lab: Any) -> None:
+def start(lab: Lab) -> None:
     """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
     and the DNS64 servers."""
     p = placement(lab.topology)
@@ -344,16 +345,16 @@ def start(lab: Any) -> None:
 
 # --- a running lab ----------------------------------------------------------------------------
 
-def statistics(lab: Any) -> dict[str, int]:
+def statistics(lab: Lab) -> dict[str, int]:
     """The translator's outcome counters in a running lab (its pinned xlat_stats map)."""
     from lab.bpf import topology as bpf_topology
     from lab.bpf.maps import open_pinned
 
     p = placement(lab.topology)
-    pins = bpf_topology.maps_pin_dir(lab.pin_dir, p.node, xlate.OBJECT)
+    pins = bpf_topology.maps_pin_dir(lab.pin_dir, p.node, OBJECT)
     m = open_pinned(str(pins / "xlat_stats"))
     try:
-        names = xlate.outcome_names(m)
+        names = outcome_names(m)
         return {name: int(m.lookup_sum(i) or 0) for i, name in enumerate(names)}
     finally:
         m.close()
