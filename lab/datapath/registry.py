@@ -12,28 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from lab.datapath import bigtcp_cli
+from lab.datapath.bigtcp.feature import BigTcpDatapath
 from lab.datapath.contract import Datapath
 from lab.datapath.gateway.feature import GatewayDatapath
 from lab.datapath.hostrouting.feature import HostRoutingDatapath
 from lab.datapath.translator.feature import TranslatorDatapath
 
 if TYPE_CHECKING:
-    from lab.cli import AddCommands
-    from lab.scenarios.registry import Catalogue, StepKind
-
-
-class BigTcpDatapath(Datapath):
-    """BIG TCP (lab/datapath/bigtcp.py): `lab bigtcp` and its step kinds."""
-    name = "BIG TCP"
-
-    def commands(self) -> Sequence[AddCommands]:
-        return (bigtcp_cli.register,)
-
-    def step_kinds(self) -> Sequence[StepKind]:
-        from lab.datapath import bigtcp_steps
-
-        return bigtcp_steps.STEP_KINDS
+    from lab.scenarios.registry import Catalogue
 
 
 DATAPATHS: tuple[Datapath, ...] = (
