@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from lab import netns
 from lab.errors import UsageError
 
-CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
 GSO_LEGACY_MAX_SIZE = 65536
 BIG_TCP_PROBE_SIZE = 185000
 
@@ -57,6 +57,15 @@ def require_privileges() -> None:
     cap = privileges()
     if not cap.ok:
         raise UsageError(f"{cap.detail}: run it as root (e.g. with sudo)")
+
+
+
+def require_bpf_privileges(what: str) -> None:
+    """Loading programs needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: say so up front."""
+    caps = _effective_caps()
+    if caps >> CAP_NET_ADMIN & 1 and (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
+        return
+    raise UsageError(f"{what} loads BPF programs, which needs root (CAP_BPF and CAP_NET_ADMIN)")
 
 
 @functools.cache
@@ -216,3 +225,39 @@ def tool(name: str) -> Capability:
     except (OSError, subprocess.TimeoutExpired) as e:
         return Capability(name, False, f"{cmd} does not run: {e}")
     return Capability(name, True, version.strip()[:80])
+
+
+def _big_tcp_form(ipv6: Capability) -> Capability:
+    """How this kernel writes IPv6 packets above 64 KB (what the translator must write too)."""
+    from lab import bigtcp_form   # sends a packet: imported when run
+
+    name = "big_tcp_ipv6_form"
+    if not ipv6.ok:
+        return Capability(name, False, f"no IPv6 BIG TCP: {ipv6.detail}")
+    try:
+        form = bigtcp_form.ipv6_form()
+    except bigtcp_form.ProbeError as e:
+        return Capability(name, False, str(e))
+    return Capability(name, True, bigtcp_form.DESCRIPTIONS[form])
+
+
+def collect() -> list[Capability]:
+    """Every probe, as `lab doctor` lists them and scenarios' `requires:` name them: privileges
+    first (without them, the kernel probes are skipped), then links, BIG TCP, BPF, tools."""
+    # lab.bpf.features builds its probes on this module's Capability: imported when run.
+    from lab.bpf import features as bpf_features
+
+    caps = [privileges()]
+    if caps[0].ok:
+        ok, detail = link_kind("veth")
+        caps.append(Capability("veth", ok, detail))
+        ok, detail = netkit()
+        caps.append(Capability("netkit", ok, detail))
+        ok, detail = netem()
+        caps.append(Capability("netem", ok, detail))
+        big = big_tcp()
+        caps += big.values()
+        caps.append(_big_tcp_form(big["ipv6"]))
+    caps += bpf_features.collect()
+    caps += [tool(name) for name in TOOLS]
+    return caps

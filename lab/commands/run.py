@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from lab.errors import EXIT_FAILURE, UsageError
-from lab.scenarios import default_suite, kinds, load, scenarios_dir
+from lab.datapath.registry import catalogue
+from lab.scenarios import default_suite, load, scenarios_dir
 from lab.scenarios.progress import Progress
 from lab.scenarios.results import RunResults
 
@@ -80,17 +81,17 @@ def _resolve(names: list[str]):
         if not path.exists():
             known = ", ".join(p.stem for p in sorted(scenarios_dir().glob("*.yaml")))
             raise UsageError(f"no scenario '{name}' (a file, or one of: {known})")
-        out.append(load(path))
+        out.append(load(path, catalogue()))
     return out
 
 
 def _list() -> int:
     print("scenarios (scenarios/):")
     for path in sorted(scenarios_dir().glob("*.yaml")):
-        sc = load(path)
+        sc = load(path, catalogue())
         print(f"  {sc.name:<20} {sc.suite:<8} {sc.description.strip()[:90]}")
     print("step kinds:")
-    for name, kind in kinds().items():
+    for name, kind in catalogue().kinds.items():
         print(f"  {name:<20} {kind.description}")
     return 0
 
@@ -104,7 +105,7 @@ def cmd_run(args) -> int:
         return _list()
     if args.repeat is not None and args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite()
+    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite(catalogue())
     if not scenarios:
         raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
     if args.check:

@@ -73,9 +73,9 @@ class KernelRun:
 
 
 def _doctor() -> list[dict]:
-    from lab.commands.doctor import collect
+    from lab import features
 
-    return [c.as_dict() for c in collect()]
+    return [c.as_dict() for c in features.collect()]
 
 
 class KernelMatrix:

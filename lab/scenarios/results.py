@@ -24,9 +24,10 @@ from typing import Any
 
 import jsonschema
 
-from lab.errors import UsageError
+from lab.errors import InputError, UsageError
 from lab.scenarios import claims as claims_mod
 from lab.scenarios import stats
+from lab.schema import OBJECT, input_error
 from lab.scenarios.model import Scenario, matches
 from lab.scenarios.records import Distribution, Timeline
 from lab.scenarios.registry import Metric
@@ -70,27 +71,25 @@ def load(path: str | Path) -> dict:
             version not in upgrade.READABLE:
         newer = isinstance(version, int) and not isinstance(version, bool) and \
             version > SCHEMA_VERSION
-        raise UsageError(
-            f"{path}: results schema version {version!r}: this lab reads versions "
+        raise InputError(
+            f"results schema version {version!r}: this lab reads versions "
             f"{min(upgrade.READABLE)} to {SCHEMA_VERSION}"
             + (" (the file is newer than this lab: update the lab to read it)" if newer else
-               ""))
-    try:
-        validate(doc, version)
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "the top level"
-        raise UsageError(f"{path}: not a valid results document (schema version {version}) "
-                         f"at {where}: {e.message}") from None
-    if version != SCHEMA_VERSION:
+               ""), str(path))
+    _check(doc, version, path, f"not a valid results document (schema version {version})")
+    if version != SCHEMA_VERSION:  # a failure here is a bug of the upgrade, said as such
         doc = upgrade.upgrade(doc)
-        try:
-            validate(doc)
-        except jsonschema.ValidationError as e:  # a bug of the upgrade, said as such
-            where = "/".join(str(p) for p in e.absolute_path) or "the top level"
-            raise UsageError(f"{path}: upgrading schema version {version} to "
-                             f"{SCHEMA_VERSION} gave an invalid document at {where}: "
-                             f"{e.message}") from None
+        _check(doc, SCHEMA_VERSION, path, f"upgrading schema version {version} to "
+                                          f"{SCHEMA_VERSION} gave an invalid document")
     return doc
+
+
+def _check(doc: dict, version: int, path: str | Path, what: str) -> None:
+    err = input_error(jsonschema.Draft202012Validator(schema(version)).iter_errors(doc),
+                      wording=OBJECT)
+    if err is not None:
+        where = "/".join(str(p) for p in err.path) or "the top level"
+        raise InputError(f"{what} at {where}: {err.message}", str(path))
 
 
 def point_label(point: dict) -> str:

@@ -75,10 +75,10 @@ def test_super_packets_land_in_buckets_above_64k(gso, expect_big, veth_pair, loa
 
 
 def test_the_wire_form_probe_agrees_with_the_counter(veth_pair, load_bpf, pin_dir):
-    """lab.datapath.bigtcp_form reads the first super-packet off a packet socket; the BPF
+    """lab.bigtcp_form reads the first super-packet off a packet socket; the BPF
     counter classifies every one at tc egress: two independent readings of the same kernel
     (the translator builds IPv6 super-packets in the form the probe finds)."""
-    from lab.datapath import bigtcp_form
+    from lab import bigtcp_form
 
     form = bigtcp_form.probe()
     assert form in bigtcp_form.FORMS

@@ -5,7 +5,7 @@ by the big packet counter on every link end of client -- gw -- server:
     Payload option on this kernel) are translated into IPv4 super-packets (tot_len 0) and
     reach the client as such; the transfer is intact.
   - IPv4 -> IPv6: the client's IPv4 super-packets are translated into IPv6 super-packets in
-    the running kernel's own form (lab.datapath.bigtcp_form) and reach the server as such,
+    the running kernel's own form (lab.bigtcp_form) and reach the server as such,
     without retransmissions. On a 7.x kernel (payload length 0 alone) the kernel routes them
     on. On a kernel whose form has the Hop-by-Hop Jumbo Payload option (6.12, 6.18) the
     transmit path would strip it (bpf_skb_change_proto() marks a GSO packet SKB_GSO_DODGY,
@@ -29,7 +29,10 @@ import pytest
 
 from lab import netns
 from lab.bpf import pktcount
-from lab.datapath import bigtcp, bigtcp_form, translator_topology
+from lab import bigtcp_form
+from lab.datapath import bigtcp
+from lab.datapath.registry import DATAPATHS
+from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import load
 
@@ -46,8 +49,9 @@ def lab(bpf_build):
     for cap in features.big_tcp().values():
         if not cap.ok:
             pytest.skip(cap.detail)
-    topo = load(ROOT / "topologies/bigtcp-nat46.yaml", name=f"xbt{os.getpid() % 100000}")
-    with Lab(topo) as lab:
+    topo = load(ROOT / "topologies/bigtcp-nat46.yaml", name=f"xbt{os.getpid() % 100000}",
+                datapaths=DATAPATHS)
+    with Lab(topo, datapaths=DATAPATHS) as lab:
         counter = bigtcp.BigPacketCounter(lab, bigtcp.path(lab, "client", "gw", "server").ends)
         lab.counter = counter.attach()
         try:

@@ -91,7 +91,7 @@ def test_quick_bigtcp_nat46_scenario(tmp_path, bpf_build):
     # IPv4 -> IPv6 super-packets reach the server whole, in the running kernel's own IPv6
     # form (on Hop-by-Hop kernels the translator forwards them past the gateway's egress, by
     # bpf_redirect_peer, so the server's ingress is where they are counted)
-    from lab.datapath.bigtcp_form import ipv6_form
+    from lab.bigtcp_form import ipv6_form
     four_to_six = facts[("big_4to6", "bigtcp")]
     sent = four_to_six["client:eth0 egress IPv4"]["packets"]
     assert sent > 0

@@ -1,10 +1,10 @@
-"""The IPv6 BIG TCP wire form, read from a packet's first bytes (lab.datapath.bigtcp_form)."""
+"""The IPv6 BIG TCP wire form, read from a packet's first bytes (lab.bigtcp_form)."""
 
 import pytest
 from scapy.layers.inet import TCP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, Jumbo
 
-from lab.datapath import bigtcp_form
+from lab import bigtcp_form
 
 
 def _header(pkt) -> bytes:

@@ -11,6 +11,7 @@ from html import escape
 
 import pytest
 
+from lab.datapath.registry import catalogue
 from lab.scenarios import default_suite, results
 from lab.scenarios.records import Distribution
 from lab.scenarios.report import write_reports
@@ -44,7 +45,7 @@ def synthetic_default_suite() -> dict:
     run.started = run.finished = "2026-01-01T00:00:00+00:00"
     run.status = "passed"
     place = {"name": "same-cpu", "client_cpus": [1], "server_cpus": [1]}
-    for sc in default_suite():
+    for sc in default_suite(catalogue()):
         sr = ScenarioResult(sc)
         for repeat in range(sc.repeats):
             for point in sc.points():

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The gateway's settings and statistics.
  *
- * Filled by lab/datapath/gateway.py; layouts are read from this object's BTF by the Python
+ * Filled by lab/datapath/gateway/control.py; layouts are read from this object's BTF by the Python
  * side, so they are defined only here. All maps are pinned: the control plane (the `lab
  * service` command, the agent) re-opens them, and state survives its restarts.
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The stateless translator's configuration and statistics maps.
  *
- * Filled by lab/datapath/translator.py (TranslatorConfig.apply); the layouts below are read
+ * Filled by lab/datapath/translator/config.py (TranslatorConfig.apply); the layouts below are read
  * from this object's BTF by the Python side, so they are defined only here.
  */
 #ifndef XLAT_CONFIG_H
