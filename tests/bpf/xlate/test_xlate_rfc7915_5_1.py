@@ -194,3 +194,31 @@ def test_address_under_the_prefix_with_a_suffix_is_not_translated(xlat):
 def test_untranslatable_source_is_dropped(xlat):
     out = xlat(ETH / IPv6(src="2001:db8:99::1", dst=CLIENT6) / UDP())
     assert (out.verdict, out.outcome) == ("dropped", "drop_src")
+
+
+# --- special-use IPv4 addresses ---------------------------------------------------------------
+
+@pytest.mark.parametrize("addr", ["0.0.0.0", "127.0.0.1", "169.254.1.1", "224.0.0.1",
+                                  "239.1.2.3", "240.0.0.1", "255.255.255.255"])
+def test_special_use_destination_is_never_translated(xlat, addr):
+    """A pod sending to <prefix>::e000:1 would reach 224.0.0.1 (or the loopback, or the
+    limited broadcast) of the IPv4 side: never translated (RFC 7915 5.1 and 4.1 on
+    addresses that cannot be translated); dropped, and answered with RFC 7915 5.4's
+    Destination Unreachable (code 1) when errors are on."""
+    pkt = ETH / IPv6(src=SERVER6, dst=v6(addr)) / UDP(sport=5, dport=6)
+    assert (xlat(pkt).verdict, xlat(pkt).outcome) == ("dropped", "drop_special")
+    xlat.configure(icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    out = xlat(pkt)
+    assert out.outcome == "bounce"
+    assert (out.packet[IPv6].src, out.packet[IPv6].dst) == ("2001:db8:6::1", SERVER6)
+    assert (out.packet[IPv6].payload.type, out.packet[IPv6].payload.code) == (1, 1)
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1", "0.0.0.1", "224.0.0.5"])
+def test_special_use_source_is_silently_dropped(xlat, addr):
+    """RFC 7915 5.1: an illegal source, "the translator SHOULD silently drop the packet"."""
+    xlat.configure(icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    out = xlat(ETH / IPv6(src=v6(addr), dst=CLIENT6) / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_special")

@@ -144,6 +144,17 @@ def test_cut_to_576_bytes(xlat):
     assert bytes(out.packet[ICMP])[8:] == bytes(quoted4(1200))[:576 - 28]
 
 
+def test_quoted_packet_with_payload_length_zero(xlat):
+    """An error about a packet with nothing after its header (payload length 0, No Next
+    Header) quotes a valid packet, not a jumbogram: translated."""
+    quoted = IPv6(src=CLIENT6, dst=SERVER6, nh=59, plen=0, hlim=3)
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=60) / ICMPv6DestUnreach(code=0) /
+               quoted)
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=3, code=1) /
+                              IP(src=CLIENT4, dst=SERVER4, ttl=3, proto=59, id=0))
+
+
 def test_errors_longer_than_1536_bytes_are_cut_not_dropped(xlat):
     """A 2500-byte ICMPv6 error (a jumbo-frame IPv6 link) is checked whole and cut to 576
     bytes (RFC 1812 4.3.2.3) instead of dropped."""
