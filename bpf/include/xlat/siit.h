@@ -195,6 +195,12 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p, __u32 
 		rc = 0;         /* an ICMP echo translated before the kernel fragmented it */
 	if (rc)
 		return rc;
+	/* RFC 7915 4.1: an illegal source is silently dropped, before any other policy (its
+	 * own count: a spoofed loopback source is an attack, not a client off the list), but
+	 * "when translating ICMPv4 Error Messages into ICMPv6, the 'illegal' source address
+	 * will be translated for the purpose of trouble shooting" */
+	if (ip4_special(s->out.ip.saddr) && s->l4 != XLAT_L4_ICMP_ERROR)
+		return XLAT_DROP_SPECIAL;
 	if (hairpin) {
 		/* RFC 7757 4.2: the source through the prefix, so the far host answers an
 		 * address the near one knows it by */
@@ -205,15 +211,9 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p, __u32 
 	} else {
 		m = siit_4to6(cfg, s->out.ip.saddr, &s->saddr);
 	}
-	if (m == XLAT_MAP_SPECIAL) {
-		/* RFC 7915 4.1: an illegal source is silently dropped, but "when translating
-		 * ICMPv4 Error Messages into ICMPv6, the 'illegal' source address will be
-		 * translated for the purpose of trouble shooting" */
-		if (s->l4 != XLAT_L4_ICMP_ERROR)
-			return XLAT_DROP_SPECIAL;
-		if (rfc6052_embed(&cfg->pref6, cfg->pref6_len, s->out.ip.saddr, &s->saddr))
-			m = XLAT_MAP_NONE;
-	}
+	if (m == XLAT_MAP_SPECIAL &&      /* an ICMP error's, see above */
+	    rfc6052_embed(&cfg->pref6, cfg->pref6_len, s->out.ip.saddr, &s->saddr))
+		m = XLAT_MAP_NONE;
 	if (m == XLAT_MAP_NONE)
 		return PKT_CALL(p, siit46_bounce, TYPE_CODE(ICMP_DEST_UNREACH, ICMP_PKT_FILTERED),
 				0, XLAT_DROP_SRC);
