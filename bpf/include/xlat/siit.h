@@ -291,10 +291,8 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	case XLAT_MAP_OK:
 	case XLAT_MAP_PREFIX:
 	case XLAT_MAP_SPECIAL:
-		break;
 	case XLAT_MAP_REFUSED:
-		/* RFC 6052 3.1: the well-known prefix with a non-global IPv4 address */
-		return XLAT_DROP_DST;
+		break;
 	default:
 		return XLAT_PASS;
 	}
@@ -306,11 +304,13 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 		return siit64_chain_error(p, s);
 	if (rc)
 		return rc;
-	if (dst == XLAT_MAP_SPECIAL)
-		/* a special-use IPv4 destination through the prefix: never translated */
+	if (dst < XLAT_MAP_OK)
+		/* never translated: a special-use IPv4 destination through the prefix, or the
+		 * well-known prefix with a non-global one (RFC 6052 3.1: "MUST drop"); 5.4's
+		 * error answers the sender */
 		return PKT_CALL(p, siit64_bounce,
 				TYPE_CODE(ICMPV6_DEST_UNREACH, ICMPV6_ADM_PROHIBITED), 0,
-				XLAT_DROP_SPECIAL);
+				dst == XLAT_MAP_SPECIAL ? XLAT_DROP_SPECIAL : XLAT_DROP_DST);
 	rc = siit_6to4(cfg, &s->out.ip.saddr, &s->saddr);
 	if (rc < XLAT_MAP_OK) {
 		/* RFC 6791: errors from IPv6 routers without an IPv4 address get a pool one */
