@@ -28,7 +28,9 @@ so the builder creates it like anything else in the file:
     server, and the pods' resolv.conf (lab/datapath/dns64.py);
   - at XDP: tx checksumming off on the devices that feed the XDP program (XDP cannot tell a
     partial checksum, docs/translator.md), and, with icmp_errors, the packet counter's XDP
-    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP).
+    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP);
+  - accept_local on the IPv6-side devices: a translated error from an IPv6 router without
+    an IPv4 address carries the gateway's own IPv4 address (no RFC 6791 pool).
 
 Which side of an EAM entry is real (hosts with those addresses) and which is made up by the
 translator is read from the topology: the side where a node has an address, or where the
@@ -45,7 +47,7 @@ last also in `config`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -76,6 +78,9 @@ ATTACH = {"tc": ("tc-ingress", INGRESS_TC, "tc-egress"),
 NEXT_HOP6 = "fe80::ff"
 NEXT_HOP4 = "169.254.255.1"
 NEXT_HOP_MAC = "02:00:00:00:00:ff"
+# An IPv4 fragment grows by this much in translation: IPv6 header and Fragment header
+# against the IPv4 header.
+FRAG_OVERHEAD = 40 + 8 - 20
 
 
 def _bad(path: tuple, message: str, key: bool = False) -> InputError:
@@ -96,6 +101,7 @@ class Placement:
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
     dns64: dns64.Dns64Config | None = None
+    ipv4_hosts: list[IPv4Network] = field(default_factory=list)   # EAM entries, IPv4 side real
 
 
 def section(topo: Topology) -> Mapping[str, Any] | None:
@@ -201,9 +207,10 @@ def placement(topo: Topology) -> Placement:
         raise _bad(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
     settings = {k: v for k, v in data.items() if k not in PLACEMENT_KEYS}
     own = settings.get("own")
-    if settings.get("icmp_errors") is True and isinstance(own, list) and own and \
-            isinstance(own[0], Mapping):
-        # the translator's own ICMP errors come from the gateway's first own pair
+    if isinstance(own, list) and own and isinstance(own[0], Mapping):
+        # the translator's own ICMP errors come from the gateway's first own pair, and so
+        # do translated errors from IPv6 routers without an IPv4 address when there is no
+        # RFC 6791 pool
         settings.setdefault("icmp_source4", own[0].get("ipv4"))
         settings.setdefault("icmp_source6", own[0].get("ipv6"))
     config = TranslatorConfig.from_dict(settings)
@@ -237,9 +244,13 @@ def placement(topo: Topology) -> Placement:
                                "two ranges, nor does the gateway route exactly one")
         if side == 4:
             p.routes.append(Route(dst=str(e.v6), via=NEXT_HOP6, dev=dev4[0], src=src6))
+            p.ipv4_hosts.append(e.v4)
         else:
+            # The MTU makes the kernel fragment the DF-clear IPv4 packets the ingress
+            # translator leaves it (XLAT_FRAG_KERNEL) so that each translated fragment,
+            # 28 bytes longer with its Fragment header, fits lowest_ipv6_mtu (RFC 7915 4.1).
             p.routes.append(Route(dst=str(e.v4), via=NEXT_HOP4, dev=dev6[0], src=src4,
-                                  onlink=True))
+                                  onlink=True, mtu=config.lowest_ipv6_mtu - FRAG_OVERHEAD))
     if p.routes:
         if any(r.family == 6 for r in p.routes):
             p.neighbours.append(Neighbour(NEXT_HOP6, NEXT_HOP_MAC, dev4[0]))
@@ -271,7 +282,7 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
     if cfg.allow:
         settings["allow"] = [str(n) for n in cfg.allow] + [
             f"{a}/32" for a in sorted(own4) if not any(a in n for n in cfg.allow)]
-    return TranslatorConfig.from_dict(settings)
+    return replace(TranslatorConfig.from_dict(settings), eam_ipv4_hosts=tuple(p.ipv4_hosts))
 
 
 def _check_programs(topo: Topology, p: Placement) -> None:
@@ -314,6 +325,11 @@ def derive(topo: Topology) -> None:
     gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(OBJECT, EGRESS_46, egress_hook))
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
+    for dev in p.dev6:
+        # Translated errors from IPv6 routers without an IPv4 address and without an RFC 6791
+        # pool come from the gateway's own IPv4 address (RFC 7915 5.1): the kernel forwards
+        # them only if it accepts its own address as a source on the device they come in on.
+        gw.sysctls.setdefault(f"net.ipv4.conf.{dev}.accept_local", "1")
     if p.hook == "xdp":
         for dev in p.dev4 + p.dev6:
             iface = gw.interfaces[dev]
