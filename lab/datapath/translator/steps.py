@@ -187,6 +187,20 @@ def _check_path(p: dict, topo: Topology) -> tuple[str, str] | None:
     return None
 
 
+def _settled(counter, interval: float = 0.05, limit: float = 2.0):
+    """A reading once the path is quiet: the tail of the previous transfer (data still in
+    flight when its tool returned) belongs to this window, not to the next one."""
+    reading = counter.read()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        again = counter.read()
+        if again.packets() == reading.packets():
+            return again
+        reading = again
+    return reading
+
+
 @step("xlate_big_packets", check=_check_path,
       schema={"type": "object", "additionalProperties": False,
               "properties": {"path": {"type": "array", "minItems": 2,
@@ -209,7 +223,7 @@ def xlate_big_packets(ctx: StepContext, p: dict) -> None:
     if first:
         counter.reset()
         return
-    reading = counter.read()
+    reading = _settled(counter)
     counter.reset()
     ctx.record("big4", reading.big_packets(family=4))
     ctx.record("big6", reading.big_packets(family=6))
