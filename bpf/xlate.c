@@ -42,7 +42,7 @@ static __always_inline int siit(const struct pkt *p)
 {
 	__u16 proto;
 
-	if (pkt_load(p, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)))
+	if (pkt_load_u16(p, offsetof(struct ethhdr, h_proto), &proto))
 		return XLAT_PASS;
 	if (proto == bpf_htons(ETH_P_IP))
 		return PKT_CALL0(p, siit46);
