@@ -30,13 +30,7 @@
  * The translation itself (bpf/include/xlat/) is the same code at tc and at XDP.
  */
 #include "xlat/siit.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
+#include "xlat/forward.h"
 
 static __always_inline int siit(const struct pkt *p)
 {
@@ -74,10 +68,21 @@ int xlate_ingress(struct __sk_buff *skb)
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return bpf_redirect(skb->ifindex, 0);
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return tc_verdict(rc);
 }
 
-SEC("xdp")
+/* Multi-buffer aware (xdp.frags): a driver may hand over frames larger than a page, split
+ * into fragments. Headers are read and written in the first buffer where they lie (all of
+ * them do on veth and on real NICs), and through bpf_xdp_{load,store}_bytes() otherwise;
+ * lengths come from bpf_xdp_get_buff_len(), and trimming works across fragments. On veth it
+ * also lifts the MTU limit of a page that a single-buffer program puts on the peer. */
+SEC("xdp.frags")
 int xlate_xdp(struct xdp_md *ctx)
 {
 	struct pkt p = { .ctx = ctx, .kind = PKT_XDP };
@@ -86,6 +91,12 @@ int xlate_xdp(struct xdp_md *ctx)
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return XDP_TX;
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return outcome_is_drop(rc) ? XDP_DROP : XDP_PASS;
 }
 

@@ -5,6 +5,7 @@ on a gateway node, from one mapping.
       translator:
         node: gw                  # default: the one node of role gateway
         hook: tc                  # tc | tcx | xdp (ingress); egress is always tc/tcx
+        forward: kernel           # kernel | fib: who forwards what the translator translated
         engine: bpf               # bpf | tayga (userspace, lab/datapath/tayga.py) | none
         dev4: [eth-client, eth-server]   # IPv4-side devices (default: those with IPv4)
         dev6: eth-node            # IPv6-side devices (default: those with IPv6 only)
@@ -28,7 +29,14 @@ creates it like anything else in the file:
     server, and the pods' resolv.conf (lab/datapath/dns64.py);
   - at XDP: tx checksumming off on the devices that feed the XDP program (XDP cannot tell a
     partial checksum, docs/translator.md), and, with icmp_errors, the packet counter's XDP
-    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP).
+    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP);
+    GRO on the gateway's own dev4/dev6, so that what XDP passes to the stack is coalesced
+    again before the kernel forwards it (veth gives an XDP program MTU-sized packets only);
+  - `forward: fib`: the program forwards translated packets itself (FIB lookup, hop limit
+    or TTL lowered, redirect; bpf/include/xlat/forward.h) between the dev4 and dev6
+    devices, and leaves the rest to the kernel; at XDP, GRO on the peers of those devices
+    too (veth takes redirected frames only into a peer with NAPI). The devices are named
+    to the program when the lab is up (`start`). Default `kernel`: the kernel forwards.
 
 Which side of an EAM entry is real (hosts with those addresses) and which is made up by the
 translator is read from the topology: the side where a node has an address, or where the
@@ -61,7 +69,8 @@ SECTION = "translator"
 HOOKS = ("tc", "tcx", "xdp")
 ENGINES = ("bpf", "tayga", "none")
 # Keys of the section that place the translator; the rest are TranslatorConfig settings.
-PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
+PLACEMENT_KEYS = ("node", "hook", "engine", "forward", "dev4", "dev6", "dns64")
+FORWARDS = ("kernel", "fib")
 
 # hook -> (ingress hook, ingress program, egress hook)
 ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
@@ -89,6 +98,7 @@ class Placement:
     node: str
     hook: str
     engine: str
+    forward: str
     dev4: list[str]
     dev6: list[str]
     settings: dict[str, Any]                   # the TranslatorConfig part of the section
@@ -194,6 +204,13 @@ def placement(topo: Topology) -> Placement:
     if engine not in ENGINES:
         raise SectionError(("engine",), f"unknown engine '{engine}' (one of: "
                                         f"{', '.join(ENGINES)})")
+    forward = data.get("forward", "kernel")
+    if forward not in FORWARDS:
+        raise SectionError(("forward",), f"unknown forwarding '{forward}' (one of: "
+                                         f"{', '.join(FORWARDS)})")
+    if forward != "kernel" and engine != "bpf":
+        raise SectionError(("forward",), f"forward: {forward} is the bpf engine's; "
+                                         f"engine {engine} leaves forwarding to the kernel")
     dev4, dev6 = _devices(topo, node, data, "dev4"), _devices(topo, node, data, "dev6")
     both = set(dev4) & set(dev6)
     if both:
@@ -217,7 +234,7 @@ def placement(topo: Topology) -> Placement:
         why = tayga.check_prefix(config.prefix) if config.prefix is not None else None
         if why:
             raise SectionError(("prefix",), why)
-    p = Placement(node=node, hook=hook, engine=engine, dev4=dev4, dev6=dev6,
+    p = Placement(node=node, hook=hook, engine=engine, forward=forward, dev4=dev4, dev6=dev6,
                   settings=settings, config=config)
     gw = topo.nodes[node]
     own_addrs = {a.ip for a in gw.addresses()}
@@ -324,6 +341,9 @@ def derive(topo: Topology) -> None:
             iface = gw.interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
             peer.offloads = {**peer.offloads, "tx": False}
+            iface.offloads = {"gro": True, **iface.offloads}
+            if p.forward == "fib":
+                peer.offloads = {"gro": True, **peer.offloads}
             if p.config.icmp_errors:
                 peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
 
@@ -343,10 +363,30 @@ def start(lab: Any) -> None:
     """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
     and the DNS64 servers."""
     p = placement(lab.topology)
+    if p.engine == "bpf" and p.forward == "fib":
+        _name_forwarding_devices(lab, p)
     if p.engine == "tayga":
         tayga.start(lab, p.node, p.config, [r.dst for r in p.routes])
     if p.dns64 is not None:
         dns64.start(lab, p.dns64)
+
+
+def _name_forwarding_devices(lab: Any, p: Placement) -> None:
+    """`forward: fib`: the translator's devices, by ifindex in the gateway's namespace."""
+    from lab.bpf.maps import open_pinned
+
+    gw = lab.node(p.node)
+    pins = _pins(lab, p)
+    with open_pinned(str(pins / "xlat_cfg")) as cfg, \
+            open_pinned(str(pins / "xlat_fwd_devs")) as devs:
+        xlate.set_fib_forwarding(cfg, devs, [gw.interfaces[d].ifindex
+                                             for d in p.dev4 + p.dev6])
+
+
+def _pins(lab: Any, p: Placement) -> Any:
+    from lab.bpf import topology as bpf_topology
+
+    return bpf_topology.maps_pin_dir(lab.pin_dir, p.node, xlate.OBJECT)
 
 
 # --- a running lab ----------------------------------------------------------------------------
@@ -364,6 +404,15 @@ def statistics(lab: Any) -> dict[str, int]:
         return {name: int(m.lookup_sum(i) or 0) for i, name in enumerate(names)}
     finally:
         m.close()
+
+
+def forward_statistics(lab: Any) -> dict[str, int]:
+    """How the translated packets of a running lab were forwarded: `redirected` by the
+    program itself (`forward: fib`), or handed to the `kernel` although it was on."""
+    from lab.bpf.maps import open_pinned
+
+    with open_pinned(str(_pins(lab, placement(lab.topology)) / "xlat_fwd_stats")) as m:
+        return xlate.forward_statistics(m)
 
 
 def address_of(topo: Topology, addr: str) -> str:

@@ -44,19 +44,24 @@ POD1_6, POD1_4 = "fd00:10:244:1::11", "203.0.113.17"
 GW4, GW6 = "192.0.2.1", "fd00:0:0:1::1"
 
 
-def topology(hook: str, name: str):
+def topology(hook: str, name: str, forward: str = "kernel"):
     data = yaml.safe_load((ROOT / "topologies/nat46.yaml").read_text())
     data["name"] = name
     data["datapath"]["translator"]["hook"] = hook
+    data["datapath"]["translator"]["forward"] = forward
     return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})")
 
 
-@pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
+# tc-fib, xdp-fib: the program forwards what it translated itself (forward: fib); the
+# router's duties (Time Exceeded, path MTU, fragmentation) must still be done, by the kernel.
+@pytest.fixture(scope="module", params=["tc", "tcx", "xdp", "tc-fib", "xdp-fib"])
 def lab(request, bpf_build):
     from lab.bpf import features
     if request.param == "tcx" and not features.has_tcx():
         pytest.skip("kernel lacks tcx (6.6+)")
-    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}")) as lab:
+    hook, _, forward = request.param.partition("-")
+    name = f"xe{hook}{forward[:1]}{os.getpid() % 100000}"
+    with Lab(topology(hook, name, "fib" if forward else "kernel")) as lab:
         yield lab
 
 
@@ -183,6 +188,16 @@ def test_allow_list_refuses_the_second_client_address(lab):
 def test_statistics_count_both_directions(lab):
     stats = translator_topology.statistics(lab)
     assert stats["done46"] > 0 and stats["done64"] > 0
+
+
+def test_forwarding_by_fib_redirects_the_translated_packets(lab):
+    fwd = translator_topology.forward_statistics(lab)
+    if translator_topology.placement(lab.topology).forward == "fib":
+        # the traffic of the tests above went out by redirect; Time Exceeded and the
+        # too-big packets of path MTU discovery went to the kernel
+        assert fwd["redirected"] > 0 and fwd["kernel"] > 0, fwd
+    else:
+        assert fwd == {"redirected": 0, "kernel": 0}
 
 
 def test_gateway_has_the_permanent_neighbours(lab):

@@ -24,7 +24,9 @@ struct xlat_config {
 	__u16 mtu6;              /* IPv6-side next-hop MTU, 0 = unknown */
 	__u8  use_eam;           /* xlat_eam4/6 have entries (lookups in empty tries skipped) */
 	__u8  use_excl4;         /* xlat_excl4 has entries */
-	__u16 pad;
+	__u8  fwd_fib;           /* forward translated packets by FIB where xlat_fwd_devs
+				  * allows (forward.h); set with the devices, not by apply() */
+	__u8  pad;
 	__be32 pool4;            /* RFC 6791 source of ICMPv4 errors from untranslatable IPv6
 				  * sources, 0 = drop such errors */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */
