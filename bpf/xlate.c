@@ -32,17 +32,25 @@
 #include "xlat/siit.h"
 #include "xlat/forward.h"
 
-static __always_inline int siit(const struct pkt *p)
+/* One packet through the translator; `flags` as siit46() takes them. An IPv6 packet that
+ * hairpins (RFC 7757 4.2) is translated to IPv4 and straight back, the second time with the
+ * hairpin rules: XLAT_HAIRPIN when it comes out IPv6. */
+static __always_inline int siit(const struct pkt *p, __u32 flags)
 {
 	__u16 proto;
+	int rc;
 
 	if (pkt_load_u16(p, offsetof(struct ethhdr, h_proto), &proto))
 		return XLAT_PASS;
 	if (proto == bpf_htons(ETH_P_IP))
-		return PKT_CALL0(p, siit46);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return PKT_CALL0(p, siit64);
-	return XLAT_PASS;
+		return PKT_CALL(p, siit46, flags);
+	if (proto != bpf_htons(ETH_P_IPV6))
+		return XLAT_PASS;
+	rc = PKT_CALL0(p, siit64);
+	if (rc != XLAT_HAIRPIN)
+		return rc;
+	rc = PKT_CALL(p, siit46, SIIT_F_HAIRPIN);
+	return rc == XLAT_DONE46 ? XLAT_HAIRPIN : rc;
 }
 
 static __always_inline bool outcome_is_drop(int outcome)
@@ -50,11 +58,12 @@ static __always_inline bool outcome_is_drop(int outcome)
 	return outcome >= XLAT_DROP_MALFORMED;
 }
 
-/* tc verdicts: a packet left alone goes on to whatever comes next at the hook (another
- * filter or tcx program), a translated one is accepted. */
+/* tc verdicts: a packet left alone (also one left to the kernel to fragment) goes on to
+ * whatever comes next at the hook (another filter or tcx program), a translated one is
+ * accepted. */
 static __always_inline int tc_verdict(int outcome)
 {
-	if (outcome == XLAT_PASS)
+	if (outcome == XLAT_PASS || outcome == XLAT_FRAG_KERNEL)
 		return TC_ACT_UNSPEC;
 	return outcome_is_drop(outcome) ? TC_ACT_SHOT : TC_ACT_OK;
 }
@@ -63,7 +72,7 @@ SEC("tc")
 int xlate_ingress(struct __sk_buff *skb)
 {
 	struct pkt p = { .ctx = skb, .kind = PKT_SKB };
-	int rc = siit(&p);
+	int rc = siit(&p, SIIT_F_INGRESS);
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
@@ -86,7 +95,7 @@ SEC("xdp.frags")
 int xlate_xdp(struct xdp_md *ctx)
 {
 	struct pkt p = { .ctx = ctx, .kind = PKT_XDP };
-	int rc = siit(&p);
+	int rc = siit(&p, SIIT_F_INGRESS);
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
@@ -140,7 +149,7 @@ __attribute__((noinline)) int fib_redirect(struct __sk_buff *skb, __u32 v6)
 SEC("tc")
 int xlate46_egress(struct __sk_buff *skb)
 {
-	int rc = siit46_skb(skb);
+	int rc = siit46_skb(skb, 0);
 
 	xlat_count(rc);
 	if (rc == XLAT_DONE46)
@@ -153,9 +162,18 @@ int xlate64_egress(struct __sk_buff *skb)
 {
 	int rc = siit64_skb(skb);
 
+	/* one direction only, so that the redirected packet passes this hook again untouched;
+	 * a hairpin's second half happens here, its result is IPv6 */
+	if (rc == XLAT_HAIRPIN) {
+		rc = siit46_skb(skb, SIIT_F_HAIRPIN);
+		if (rc == XLAT_DONE46)
+			rc = XLAT_HAIRPIN;
+	}
 	xlat_count(rc);
 	if (rc == XLAT_DONE64)
 		return fib_redirect(skb, false);
+	if (rc == XLAT_HAIRPIN)
+		return fib_redirect(skb, true);
 	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 

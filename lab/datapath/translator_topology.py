@@ -53,7 +53,7 @@ last also in `config`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -82,6 +82,9 @@ ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
 NEXT_HOP6 = "fe80::ff"
 NEXT_HOP4 = "169.254.255.1"
 NEXT_HOP_MAC = "02:00:00:00:00:ff"
+# An IPv4 fragment grows by this much in translation: IPv6 header and Fragment header
+# against the IPv4 header.
+FRAG_OVERHEAD = 40 + 8 - 20
 
 
 class SectionError(Exception):
@@ -106,6 +109,7 @@ class Placement:
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
     dns64: dns64.Dns64Config | None = None
+    ipv4_hosts: list[IPv4Network] = field(default_factory=list)   # EAM entries, IPv4 side real
 
 
 def section(topo: Topology) -> Mapping[str, Any] | None:
@@ -217,9 +221,10 @@ def placement(topo: Topology) -> Placement:
         raise SectionError(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
     settings = {k: v for k, v in data.items() if k not in PLACEMENT_KEYS}
     own = settings.get("own")
-    if settings.get("icmp_errors") is True and isinstance(own, list) and own and \
-            isinstance(own[0], Mapping):
-        # the translator's own ICMP errors come from the gateway's first own pair
+    if isinstance(own, list) and own and isinstance(own[0], Mapping):
+        # the translator's own ICMP errors come from the gateway's first own pair, and so
+        # do translated errors from IPv6 routers without an IPv4 address when there is no
+        # RFC 6791 pool
         settings.setdefault("icmp_source4", own[0].get("ipv4"))
         settings.setdefault("icmp_source6", own[0].get("ipv6"))
     try:
@@ -256,9 +261,13 @@ def placement(topo: Topology) -> Placement:
                                "two ranges, nor does the gateway route exactly one")
         if side == 4:
             p.routes.append(Route(dst=str(e.v6), via=NEXT_HOP6, dev=dev4[0], src=src6))
+            p.ipv4_hosts.append(e.v4)
         else:
+            # The MTU makes the kernel fragment the DF-clear IPv4 packets the ingress
+            # translator leaves it (XLAT_FRAG_KERNEL) so that each translated fragment,
+            # 28 bytes longer with its Fragment header, fits lowest_ipv6_mtu (RFC 7915 4.1).
             p.routes.append(Route(dst=str(e.v4), via=NEXT_HOP4, dev=dev6[0], src=src4,
-                                  onlink=True))
+                                  onlink=True, mtu=config.lowest_ipv6_mtu - FRAG_OVERHEAD))
     if p.routes:
         if any(r.family == 6 for r in p.routes):
             p.neighbours.append(Neighbour(NEXT_HOP6, NEXT_HOP_MAC, dev4[0]))
@@ -291,9 +300,10 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
         settings["allow"] = [str(n) for n in cfg.allow] + [
             f"{a}/32" for a in sorted(own4) if not any(a in n for n in cfg.allow)]
     try:
-        return TranslatorConfig.from_dict(settings)
+        cfg = TranslatorConfig.from_dict(settings)
     except TranslatorConfigError as e:
         raise SectionError(e.path, e.message) from None
+    return replace(cfg, eam_ipv4_hosts=tuple(p.ipv4_hosts))
 
 
 def _check_programs(topo: Topology, p: Placement) -> None:

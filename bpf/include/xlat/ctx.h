@@ -126,6 +126,12 @@ static __always_inline void pkt_csum_complete_update(const struct pkt *p, __u32 
 		bpf_csum_update(PKT_SKB(p), diff);
 }
 
+/* A GSO packet: segmented (and so sized) later, by the stack or the device. */
+static __always_inline bool pkt_is_gso(const struct pkt *p)
+{
+	return !PKT_IS_XDP(p) && PKT_SKB(p)->gso_size;
+}
+
 static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
 {
 	if (PKT_IS_XDP(p))
@@ -337,10 +343,33 @@ static __always_inline int pkt_trim(const struct pkt *p, __u32 len)
 #define PKT_CALL(p, name, ...)								\
 	(PKT_IS_XDP(p) ? name##_xdp(PKT_XDP(p), __VA_ARGS__) : name##_skb(PKT_SKB(p), __VA_ARGS__))
 
+/* Room for packet bytes the helpers below copy or sum, per CPU (a program handles one
+ * packet at a time on its CPU): bpf_csum_diff() takes at most 512 bytes at a time, more than
+ * the BPF stack can spare. */
+#define PKT_CHUNK    512
+#define PKT_CSUM_MAX 0xffff /* a whole IP payload: ICMP errors, UDP without checksum */
+
+struct pkt_chunk {
+	__u8 b[PKT_CHUNK + 4];  /* slack: the verifier bounds (tail + 3) & ~3 by 514 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt_chunk);
+} pkt_chunks SEC(".maps");
+
+static __always_inline struct pkt_chunk *pkt_chunk_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pkt_chunks, &zero);
+}
+
 /* Ones' complement sum of `len` packet bytes from `off` added to `seed`, or -1. Bytes are
  * summed as 16-bit big-endian words from `off`, which callers keep even. */
-#define PKT_CSUM_CHUNK 64
-#define PKT_CSUM_MAX   1536 /* ICMP errors are at most 1280 bytes, UDP as the link MTU */
+#define PKT_CSUM_LINEAR_MAX 1536  /* summed straight from the packet: errors, MTU-sized UDP */
 
 /* Add the sum of a constant `n` bytes at `*at` (linear packet data) to `*s`, and step on.
  * bpf_csum_diff() reads the packet itself: no copy, at most 512 bytes a call. */
@@ -365,13 +394,15 @@ static __always_inline __s64 pkt_csum_linear(const struct pkt *p, __u32 off, __u
 	__u32 s = seed, w = 0;
 	int i;
 
-	/* bounded so that the verifier can follow the pointer (its ranges stop at 64 KiB) */
-	if (off > 0x1fff || len > PKT_CSUM_MAX)
+	/* bounded so that the verifier can follow the pointer (its ranges stop at 64 KiB);
+	 * the very register checked is the one added */
+	barrier_var(off);
+	if (off > 0x1fff || len > PKT_CSUM_LINEAR_MAX)
 		return -1;
 	at += off;
 	if (at + len > end)
 		return -1;
-	for (i = 0; i < PKT_CSUM_MAX / 512 && len >= 512; i++, len -= 512)
+	for (i = 0; i < PKT_CSUM_LINEAR_MAX / 512 && len >= 512; i++, len -= 512)
 		if (PKT_CSUM_STEP(at, end, 512, &s))
 			return -1;
 	if ((len & 256 && PKT_CSUM_STEP(at, end, 256, &s)) ||
@@ -408,37 +439,37 @@ static __always_inline __s64 pkt_csum_linear(const struct pkt *p, __u32 off, __u
 static __always_inline __s64 pkt_csum_range_body(const struct pkt *p, __u32 off, __u32 len,
 						 __u32 seed)
 {
-	__u8 buf[PKT_CSUM_CHUNK + 4];  /* slack: the verifier rounds (tail + 3) & ~3 up to 66 */
-	__u32 chunks = len / PKT_CSUM_CHUNK, s = seed;
-	__u64 tail = len % PKT_CSUM_CHUNK;
+	struct pkt_chunk *buf = pkt_chunk_get();
+	__u32 chunks = len / PKT_CHUNK, s = seed;
+	__u64 tail = len % PKT_CHUNK;
 	__s64 r;
 	__u32 i;
 
-	if (len > PKT_CSUM_MAX)
+	if (!buf || len > PKT_CSUM_MAX)
 		return -1;
 	r = pkt_csum_linear(p, off, len, seed);
 	if (r >= 0)
 		return r;
 	/* whole chunks: constant sizes keep the verifier's work linear */
-	for (i = 0; i < PKT_CSUM_MAX / PKT_CSUM_CHUNK && i < chunks; i++) {
-		if (pkt_load(p, off, buf, PKT_CSUM_CHUNK))
+	for (i = 0; i < PKT_CSUM_MAX / PKT_CHUNK && i < chunks; i++) {
+		if (pkt_load(p, off, buf->b, PKT_CHUNK))
 			return -1;
-		r = bpf_csum_diff(NULL, 0, (void *)buf, PKT_CSUM_CHUNK, s);
+		r = bpf_csum_diff(NULL, 0, (void *)buf->b, PKT_CHUNK, s);
 		if (r < 0)
 			return -1;
 		s = (__u32)r;
-		off += PKT_CSUM_CHUNK;
+		off += PKT_CHUNK;
 	}
 	if (!tail)
 		return s;
 	/* the tail, zero-padded to whole 32-bit words */
 	barrier_var(tail);
-	if (tail == 0 || tail >= PKT_CSUM_CHUNK)
+	if (tail == 0 || tail >= PKT_CHUNK)
 		return -1;
-	__builtin_memset(buf, 0, sizeof(buf));
-	if (pkt_load(p, off, buf, tail))
+	*(__u32 *)&buf->b[tail & ~3ULL] = 0;
+	if (pkt_load(p, off, buf->b, tail))
 		return -1;
-	r = bpf_csum_diff(NULL, 0, (void *)buf, (tail + 3) & ~3ULL, s);
+	r = bpf_csum_diff(NULL, 0, (void *)buf->b, (tail + 3) & ~3ULL, s);
 	return r < 0 ? -1 : (__u32)r;
 }
 
@@ -453,6 +484,66 @@ static __always_inline int pkt_csum_range(const struct pkt *p, __u32 off, __u32 
 		return -1;
 	*sum = (__u32)r;
 	return 0;
+}
+
+/* Copy `len` (<= PKT_MOVE_MAX) packet bytes from `from` to `to`, the two ranges possibly
+ * overlapping (a memmove), or write `len` zero bytes at `to` when `from` is PKT_MOVE_ZERO.
+ * ICMP errors with RFC 4884 extensions move the extension behind the translated quote. */
+#define PKT_MOVE_MAX  1536
+#define PKT_MOVE_ZERO 0xffffffffU
+
+static __always_inline __s64 pkt_move_body(const struct pkt *p, __u32 from, __u32 to,
+					   __u32 len)
+{
+	struct pkt_chunk *buf = pkt_chunk_get();
+	bool zero = from == PKT_MOVE_ZERO, back = !zero && to > from;
+	__u32 i, src, dst;
+	__u64 n;
+
+	if (!buf || len > PKT_MOVE_MAX)
+		return -1;
+	if (zero)
+		__builtin_memset(buf->b, 0, PKT_CHUNK);
+	for (i = 0; i < PKT_MOVE_MAX / PKT_CHUNK && len; i++) {
+		n = len < PKT_CHUNK ? len : PKT_CHUNK;
+		barrier_var(n);
+		if (n == 0 || n > PKT_CHUNK)
+			return -1;
+		/* moving toward the end: last chunk first, so nothing is overwritten unread */
+		src = back ? from + len - (__u32)n : from;
+		dst = back ? to + len - (__u32)n : to;
+		if (!zero && pkt_load(p, src, buf->b, n))
+			return -1;
+		if (pkt_store(p, dst, buf->b, n))
+			return -1;
+		if (!back) {
+			from += (__u32)n;
+			to += (__u32)n;
+		}
+		len -= (__u32)n;
+	}
+	return len ? -1 : 0;
+}
+
+PKT_GLOBAL(pkt_move, (__u32 from, __u32 to, __u32 len), (from, to, len))
+
+static __always_inline int pkt_move(const struct pkt *p, __u32 from, __u32 to, __u32 len)
+{
+	if (!len || from == to)
+		return 0;
+	return PKT_CALL(p, pkt_move, from, to, len) ? -1 : 0;
+}
+
+/* Make the packet exactly `len` bytes long: cut, or grow it at the end (new bytes undefined). */
+static __always_inline int pkt_set_len(const struct pkt *p, __u32 len)
+{
+	__u32 cur = pkt_len(p);
+
+	if (len == cur)
+		return 0;
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_adjust_tail(PKT_XDP(p), (int)len - (int)cur);
+	return (int)bpf_skb_change_tail(PKT_SKB(p), len, 0);
 }
 
 #endif /* XLAT_CTX_H */

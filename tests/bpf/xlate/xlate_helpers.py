@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Any
 
+from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 from scapy.utils import checksum
 
@@ -82,6 +83,16 @@ class Translator:
         changed = [n for n, a, b in zip(self.names, before, self._counts()) if a != b]
         assert len(changed) == 1, f"one outcome per packet, got {changed}"
         return Result(out.verdict, out.code, changed[0], out.raw, Ether(out.raw))
+
+
+def expect4(out: Result, expected: Any) -> bytes:
+    """EXPECTED (Ether / IP ...) with the outer Identification the translator generated for
+    it: a DF-clear IPv4 packet gets one (RFC 7915 5.1, RFC 6864), checked by tests of its
+    own (test_xlate_rfc7915_5_1.py); the header checksum follows."""
+    pkt = Ether(bytes(expected))
+    pkt[IP].id = out.packet[IP].id
+    del pkt[IP].chksum
+    return bytes(pkt)
 
 
 def _valid_sum(pseudo: bytes, l4: bytes) -> bool:
