@@ -29,6 +29,7 @@ OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
 INGRESS_TC = "xlate_ingress"
 INGRESS_XDP = "xlate_xdp"
+XDP_PASS = "xlate_xdp_pass"       # no translation: what the XDP hook costs by itself
 EGRESS_46 = "xlate46_egress"      # on the IPv6-side device: the kernel's IPv4 -> IPv6
 EGRESS_64 = "xlate64_egress"      # on the IPv4-side device: the kernel's IPv6 -> IPv4
 

@@ -7,6 +7,8 @@ on a gateway node, from one mapping.
         hook: tc                  # tc | tcx | xdp (ingress); egress is always tc/tcx
         forward: kernel           # kernel | fib: who forwards what the translator translated
         engine: bpf               # bpf | tayga (userspace, lab/datapath/tayga.py) | none
+                                  # (none: plain routing; with hook xdp, an empty XDP
+                                  # program and its offloads: the hook's own cost)
         dev4: [eth-client, eth-server]   # IPv4-side devices (default: those with IPv4)
         dev6: eth-node            # IPv6-side devices (default: those with IPv6 only)
         prefix: "64:ff9b:1::/96"  # and every other TranslatorConfig setting
@@ -313,7 +315,7 @@ def _check_programs(topo: Topology, p: Placement) -> None:
             raise SectionError((), f"{p.node}:{iface.ifname} attaches the '{xlate.OBJECT}' "
                                    "object itself: the translator section attaches it; "
                                    "remove one of the two", key=True)
-    if p.engine == "bpf" and p.hook == "xdp":
+    if p.engine in ("bpf", "none") and p.hook == "xdp":
         for dev in p.dev4 + p.dev6:
             iface = topo.nodes[p.node].interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
@@ -336,9 +338,16 @@ def derive(topo: Topology) -> None:
     """Write the translator's programs, routes, neighbours and offloads into TOPO's model
     (called once, after check_section, when the file loads)."""
     p = placement(topo)
+    gw = topo.nodes[p.node]
+    if p.engine == "none" and p.hook == "xdp":
+        # no translation, but the XDP hook's own cost (an empty program, the offloads it
+        # needs): what the translator at XDP is measured against
+        for dev in p.dev4 + p.dev6:
+            gw.interfaces[dev].bpf.append(BpfAttach(xlate.OBJECT, xlate.XDP_PASS, "xdp"))
+        _xdp_offloads(topo, p)
+        return
     if p.engine != "bpf":
         return
-    gw = topo.nodes[p.node]
     ingress_hook, ingress_prog, egress_hook = ATTACH[p.hook]
     for dev in p.dev4 + p.dev6:
         gw.interfaces[dev].bpf.append(BpfAttach(xlate.OBJECT, ingress_prog, ingress_hook))
@@ -347,15 +356,22 @@ def derive(topo: Topology) -> None:
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
     if p.hook == "xdp":
+        _xdp_offloads(topo, p)
         for dev in p.dev4 + p.dev6:
             iface = gw.interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
-            peer.offloads = {**peer.offloads, "tx": False}
-            iface.offloads = {"gro": True, **iface.offloads}
-            if p.forward == "fib":
-                peer.offloads = {"gro": True, **peer.offloads}
             if p.config.icmp_errors:
                 peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
+
+
+def _xdp_offloads(topo: Topology, p: Placement) -> None:
+    for dev in p.dev4 + p.dev6:
+        iface = topo.nodes[p.node].interfaces[dev]
+        peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
+        peer.offloads = {**peer.offloads, "tx": False}
+        iface.offloads = {"gro": True, **iface.offloads}
+        if p.forward == "fib":
+            peer.offloads = {"gro": True, **peer.offloads}
 
 
 def _after_load(obj: Any, topo: Topology, node: str) -> None:

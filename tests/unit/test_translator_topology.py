@@ -134,6 +134,20 @@ def test_engine_none_derives_nothing():
     assert not topo.nodes["gw"].neighbours
 
 
+def test_engine_none_at_xdp_is_the_hooks_own_cost():
+    """Plain routing, with what the XDP hook brings on veth: an empty program, the peers'
+    checksumming off, GRO on; the translator at XDP is measured against it."""
+    topo = load(BASE + "    engine: none\n    hook: xdp\n" + SECTION)
+    gw = topo.nodes["gw"]
+    for dev in ("eth-client", "eth-node"):
+        assert [(b.program, b.hook) for b in gw.interfaces[dev].bpf] == [
+            ("xlate_xdp_pass", "xdp")]
+        assert gw.interfaces[dev].offloads == {"gro": True}
+    assert topo.nodes["client"].interfaces["eth0"].offloads == {"tx": False}
+    assert not gw.neighbours and not [r for r in gw.routes if r.via in (
+        tt.NEXT_HOP4, tt.NEXT_HOP6)]
+
+
 def test_effective_config_adds_what_the_topology_implies():
     text = BASE.replace("addresses: [192.0.2.1/24]", "addresses: [192.0.2.1/24, 192.0.2.2/24]")
     topo = load(text + SECTION + "    allow: [192.0.2.10/32]\n    icmp_errors: true\n")
