@@ -39,6 +39,8 @@ creates it like anything else in the file:
     devices, and leaves the rest to the kernel; at XDP, GRO on the peers of those devices
     too (veth takes redirected frames only into a peer with NAPI). The devices are named
     to the program when the lab is up (`start`). Default `kernel`: the kernel forwards.
+  - accept_local on the IPv6-side devices: a translated error from an IPv6 router without
+    an IPv4 address carries the gateway's own IPv4 address (no RFC 6791 pool).
 
 Which side of an EAM entry is real (hosts with those addresses) and which is made up by the
 translator is read from the topology: the side where a node has an address, or where the
@@ -355,6 +357,11 @@ def derive(topo: Topology) -> None:
     gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_46, egress_hook))
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
+    for dev in p.dev6:
+        # Translated errors from IPv6 routers without an IPv4 address and without an RFC 6791
+        # pool come from the gateway's own IPv4 address (RFC 7915 5.1): the kernel forwards
+        # them only if it accepts its own address as a source on the device they come in on.
+        gw.sysctls.setdefault(f"net.ipv4.conf.{dev}.accept_local", "1")
     if p.hook == "xdp":
         _xdp_offloads(topo, p)
         for dev in p.dev4 + p.dev6:

@@ -195,6 +195,12 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p, __u32 
 		rc = 0;         /* an ICMP echo translated before the kernel fragmented it */
 	if (rc)
 		return rc;
+	/* RFC 7915 4.1: an illegal source is silently dropped, before any other policy (its
+	 * own count: a spoofed loopback source is an attack, not a client off the list), but
+	 * "when translating ICMPv4 Error Messages into ICMPv6, the 'illegal' source address
+	 * will be translated for the purpose of trouble shooting" */
+	if (ip4_special(s->out.ip.saddr) && s->l4 != XLAT_L4_ICMP_ERROR)
+		return XLAT_DROP_SPECIAL;
 	if (hairpin) {
 		/* RFC 7757 4.2: the source through the prefix, so the far host answers an
 		 * address the near one knows it by */
@@ -205,15 +211,9 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p, __u32 
 	} else {
 		m = siit_4to6(cfg, s->out.ip.saddr, &s->saddr);
 	}
-	if (m == XLAT_MAP_SPECIAL) {
-		/* RFC 7915 4.1: an illegal source is silently dropped, but "when translating
-		 * ICMPv4 Error Messages into ICMPv6, the 'illegal' source address will be
-		 * translated for the purpose of trouble shooting" */
-		if (s->l4 != XLAT_L4_ICMP_ERROR)
-			return XLAT_DROP_SPECIAL;
-		if (rfc6052_embed(&cfg->pref6, cfg->pref6_len, s->out.ip.saddr, &s->saddr))
-			m = XLAT_MAP_NONE;
-	}
+	if (m == XLAT_MAP_SPECIAL &&      /* an ICMP error's, see above */
+	    rfc6052_embed(&cfg->pref6, cfg->pref6_len, s->out.ip.saddr, &s->saddr))
+		m = XLAT_MAP_NONE;
 	if (m == XLAT_MAP_NONE)
 		return PKT_CALL(p, siit46_bounce, TYPE_CODE(ICMP_DEST_UNREACH, ICMP_PKT_FILTERED),
 				0, XLAT_DROP_SRC);
@@ -291,10 +291,8 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 	case XLAT_MAP_OK:
 	case XLAT_MAP_PREFIX:
 	case XLAT_MAP_SPECIAL:
-		break;
 	case XLAT_MAP_REFUSED:
-		/* RFC 6052 3.1: the well-known prefix with a non-global IPv4 address */
-		return XLAT_DROP_DST;
+		break;
 	default:
 		return XLAT_PASS;
 	}
@@ -306,11 +304,13 @@ static __always_inline enum xlat_outcome siit64_body(const struct pkt *p)
 		return siit64_chain_error(p, s);
 	if (rc)
 		return rc;
-	if (dst == XLAT_MAP_SPECIAL)
-		/* a special-use IPv4 destination through the prefix: never translated */
+	if (dst < XLAT_MAP_OK)
+		/* never translated: a special-use IPv4 destination through the prefix, or the
+		 * well-known prefix with a non-global one (RFC 6052 3.1: "MUST drop"); 5.4's
+		 * error answers the sender */
 		return PKT_CALL(p, siit64_bounce,
 				TYPE_CODE(ICMPV6_DEST_UNREACH, ICMPV6_ADM_PROHIBITED), 0,
-				XLAT_DROP_SPECIAL);
+				dst == XLAT_MAP_SPECIAL ? XLAT_DROP_SPECIAL : XLAT_DROP_DST);
 	rc = siit_6to4(cfg, &s->out.ip.saddr, &s->saddr);
 	if (rc < XLAT_MAP_OK) {
 		/* RFC 6791: errors from IPv6 routers without an IPv4 address get a pool one */

@@ -79,6 +79,17 @@ def test_well_known_prefix_refuses_non_global_ipv4(xlat, addr):
                                             "drop_special" if special else "drop_src")
 
 
+def test_well_known_prefix_refusal_is_answered(xlat):
+    """The refused packet is a discarded one (RFC 7915 5.4): with errors on, the pod hears
+    Destination Unreachable, code 1, from the configured source."""
+    xlat.configure(prefix="64:ff9b::/96", icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    out = xlat(ETH / IPv6(src=SERVER6, dst="64:ff9b::a00:1") / UDP())
+    assert out.outcome == "bounce"
+    icmp = out.packet[IPv6].payload
+    assert (out.packet[IPv6].src, icmp.type, icmp.code) == ("2001:db8:6::1", 1, 1)
+
+
 def test_local_use_prefix_takes_non_global_ipv4(xlat):
     """RFC 8215's 64:ff9b:1::/48 is a network-specific prefix: no such restriction."""
     xlat.configure(prefix="64:ff9b:1::/48")
