@@ -267,7 +267,7 @@ def differences(ours: list[bytes], tayga: list[bytes]) -> dict[str, tuple[Any, A
     return diff
 
 
-# --- what differs, and why -------------------------------------------------------------------------
+# --- what differs, and why ---------------------------------------------------------------------
 
 # (probe pattern, side, field pattern) -> the RFC's word on it, and what each engine does.
 # Patterns are fnmatch ones; a field is "#<packet> <depth>:<layer>.<field>" or "count".
