@@ -35,6 +35,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, ICMPv6Packe
 from scapy.layers.l2 import Ether
 from scapy.packet import NoPayload
 
+from lab.datapath.registry import DATAPATHS
 from lab.lab import Lab
 from lab.topology import parse
 from packet_checks import problems
@@ -157,7 +158,8 @@ def bench_topology(engine: str, name: str):
     for link in data["links"]:
         for end in link["ends"]:
             end["offloads"] = {"tx": False}
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})",
+                 datapaths=DATAPATHS)
 
 
 def _mac(node, ifname: str) -> str:
@@ -204,7 +206,8 @@ class Wire:
 def run_engine(engine: str) -> dict[str, dict[str, list[bytes]]]:
     """Every probe through ENGINE: {probe: {"far": frames, "near": frames}}."""
     out = {}
-    with Lab(bench_topology(engine, f"xdf{engine[0]}{os.getpid() % 10000}")) as lab:
+    with Lab(bench_topology(engine, f"xdf{engine[0]}{os.getpid() % 10000}"),
+             datapaths=DATAPATHS) as lab:
         for node in lab.nodes.values():
             node.run(["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0",
                       "net.ipv6.icmp.ratelimit=0"], check=False)

@@ -1,14 +1,14 @@
-"""RFC 6052 address embedding and RFC 7757 explicit address mappings (lab.datapath.addrmap),
-the rules the translator's maps are filled from."""
+"""RFC 6052 address embedding and RFC 7757 explicit address mappings
+(lab.datapath.translator.addrmap), the rules the translator's maps are filled from."""
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 from hypothesis import given, strategies as st
 
-from lab.datapath.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError, AddressMapper,
-                                  EamEntry, EamTable, Rfc6052Prefix, embed, extract,
-                                  special4)
+from lab.datapath.translator.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError,
+                                             AddressMapper, EamEntry, EamTable, Rfc6052Prefix,
+                                             embed, extract, special4)
 from lab.errors import UsageError
 
 # RFC 6052 section 2.4, "Text Representation", the table of examples: 192.0.2.33 embedded

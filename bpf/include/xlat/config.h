@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The stateless translator's configuration and statistics maps.
  *
- * Filled by lab/datapath/translator.py (TranslatorConfig.apply); the layouts below are read
+ * Filled by lab/datapath/translator/config.py (TranslatorConfig.apply); the layouts below are read
  * from this object's BTF by the Python side, so they are defined only here.
  */
 #ifndef XLAT_CONFIG_H
@@ -34,8 +34,13 @@ struct xlat_config {
 	__u8  use_eam;           /* xlat_eam4/6 have entries (lookups in empty tries skipped) */
 	__u8  use_excl4;         /* xlat_excl4 has entries */
 	__u8  pool4_len;         /* prefix length of the RFC 6791 pool (32: one address) */
+	__u8  jumbo_hbh;         /* IPv6 BIG TCP packets built 4->6 carry a Hop-by-Hop Jumbo
+				  * Payload option (6.12, 6.18), else only payload length 0
+				  * (7.2, 7.3): the form this kernel's own stack emits, found at run
+				  * time (lab/bigtcp_form.py) */
 	__u8  fwd_fib;           /* forward translated packets by FIB where xlat_fwd_devs
 				  * allows (forward.h); set with the devices, not by apply() */
+	__u8  pad1[3];
 	__be32 pool4;            /* RFC 6791 pool for ICMPv4 errors from IPv6 sources without an
 				  * IPv4 mapping; 0: the translator's own address (src4) */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */

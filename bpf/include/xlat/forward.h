@@ -11,9 +11,9 @@
  * Exceeded), a packet too big for the next link (Packet Too Big / Fragmentation Needed, or
  * IPv4 fragmentation), an unresolved neighbour, packets for the gateway itself, and any
  * device the control plane did not name in xlat_fwd_devs, at ingress or egress (an empty
- * map: the kernel forwards everything, the default). At XDP the named devices must accept redirected frames
- * (on veth: a peer with NAPI, GRO or an XDP program; lab/datapath/translator_topology.py
- * turns GRO on there). Netfilter's FORWARD hooks are not traversed by redirected packets.
+ * map: the kernel forwards everything, the default). At XDP the named devices must accept
+ * redirected frames (on veth: a peer with NAPI, GRO or an XDP program;
+ * lab/datapath/translator/topology.py turns GRO on there). Netfilter's FORWARD hooks are not traversed by redirected packets.
  */
 #ifndef XLAT_FORWARD_H
 #define XLAT_FORWARD_H

@@ -243,7 +243,7 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p, __u32 
 				return XLAT_DROP_ERROR;
 			return XLAT_FRAG_KERNEL;
 		}
-		return xlat46_commit(p, s, cfg->zero_tos);
+		return xlat46_commit(p, s, cfg->zero_tos, cfg->jumbo_hbh);
 	}
 	if (hairpin) {
 		/* the quoted packet went the other way: its destination through the prefix */

@@ -16,7 +16,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 from lab.bpf.testing import run_packet
-from lab.datapath.addrmap import embed
+from lab.datapath.translator.addrmap import embed
 from lab.datapath.translator import (INGRESS_TC, INGRESS_XDP, TranslatorConfig,
                                      outcome_names)
 from packet_checks import problems
