@@ -30,13 +30,7 @@
  * The translation itself (bpf/include/xlat/) is the same code at tc and at XDP.
  */
 #include "xlat/siit.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
+#include "xlat/forward.h"
 
 /* One packet through the translator; `flags` as siit46() takes them. An IPv6 packet that
  * hairpins (RFC 7757 4.2) is translated to IPv4 and straight back, the second time with the
@@ -46,7 +40,7 @@ static __always_inline int siit(const struct pkt *p, __u32 flags)
 	__u16 proto;
 	int rc;
 
-	if (pkt_load(p, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)))
+	if (pkt_load_u16(p, offsetof(struct ethhdr, h_proto), &proto))
 		return XLAT_PASS;
 	if (proto == bpf_htons(ETH_P_IP))
 		return PKT_CALL(p, siit46, flags);
@@ -120,10 +114,21 @@ int xlate_ingress(struct __sk_buff *skb)
 		return bpf_redirect(skb->ifindex, 0);
 	if (rc == XLAT_DONE46 && pkt_big_gso(&p) && (cfg = xlat_config()) && cfg->jumbo_hbh)
 		return jumbo_forward(skb);
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return tc_verdict(rc);
 }
 
-SEC("xdp")
+/* Multi-buffer aware (xdp.frags): a driver may hand over frames larger than a page, split
+ * into fragments. Headers are read and written in the first buffer where they lie (all of
+ * them do on veth and on real NICs), and through bpf_xdp_{load,store}_bytes() otherwise;
+ * lengths come from bpf_xdp_get_buff_len(), and trimming works across fragments. On veth it
+ * also lifts the MTU limit of a page that a single-buffer program puts on the peer. */
+SEC("xdp.frags")
 int xlate_xdp(struct xdp_md *ctx)
 {
 	struct pkt p = { .ctx = ctx, .kind = PKT_XDP };
@@ -132,7 +137,22 @@ int xlate_xdp(struct xdp_md *ctx)
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return XDP_TX;
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return outcome_is_drop(rc) ? XDP_DROP : XDP_PASS;
+}
+
+/* The XDP hook without the translation: an empty multi-buffer program, the baseline the
+ * translator at XDP is measured against (engine none with hook xdp). On veth it is not free:
+ * the peer loses TSO and every packet goes through veth's NAPI path. */
+SEC("xdp.frags")
+int xlate_xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
 }
 
 /* Send a packet translated on egress where the routing table says its new family goes. A

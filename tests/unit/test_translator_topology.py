@@ -102,8 +102,25 @@ def test_hooks(hook, ingress, egress):
         assert client_end.offloads == {"tx": False}
         assert topo.nodes["node1"].interfaces["eth0"].offloads == {"tx": False}
         assert not client_end.bpf          # no icmp_errors: no XDP_TX to deliver
+        # what XDP passes up (MTU-sized on veth) is coalesced again before forwarding
+        assert gw.interfaces["eth-client"].offloads == {"gro": True}
+        assert gw.interfaces["eth-node"].offloads == {"gro": True}
     else:
         assert client_end.offloads == {}
+        assert gw.interfaces["eth-client"].offloads == {}
+
+
+@pytest.mark.parametrize("hook", ["tc", "xdp"])
+def test_forward_fib(hook):
+    topo = load(BASE + f"    hook: {hook}\n    forward: fib\n" + SECTION)
+    assert tt.placement(topo).forward == "fib"
+    client_end = topo.nodes["client"].interfaces["eth0"]
+    if hook == "xdp":  # veth takes redirected frames only into a peer with NAPI (GRO)
+        assert client_end.offloads == {"gro": True, "tx": False}
+        assert topo.nodes["node1"].interfaces["eth0"].offloads == {"gro": True, "tx": False}
+    else:
+        assert client_end.offloads == {}
+    assert tt.placement(load(BASE + SECTION)).forward == "kernel"
 
 
 def test_xdp_with_icmp_errors_gives_the_peers_an_xdp_program():
@@ -116,6 +133,20 @@ def test_engine_none_derives_nothing():
     topo = load(BASE + "    engine: none\n" + SECTION)
     assert not any(i.bpf for i in topo.nodes["gw"].interfaces.values())
     assert not topo.nodes["gw"].neighbours
+
+
+def test_engine_none_at_xdp_is_the_hooks_own_cost():
+    """Plain routing, with what the XDP hook brings on veth: an empty program, the peers'
+    checksumming off, GRO on; the translator at XDP is measured against it."""
+    topo = load(BASE + "    engine: none\n    hook: xdp\n" + SECTION)
+    gw = topo.nodes["gw"]
+    for dev in ("eth-client", "eth-node"):
+        assert [(b.program, b.hook) for b in gw.interfaces[dev].bpf] == [
+            ("xlate_xdp_pass", "xdp")]
+        assert gw.interfaces[dev].offloads == {"gro": True}
+    assert topo.nodes["client"].interfaces["eth0"].offloads == {"tx": False}
+    assert not gw.neighbours and not [r for r in gw.routes if r.via in (
+        tt.NEXT_HOP4, tt.NEXT_HOP6)]
 
 
 def test_effective_config_adds_what_the_topology_implies():
@@ -145,6 +176,8 @@ def test_eam_of_ipv4_hosts_routes_their_ipv6_range_to_dev4():
     ("    node: client\n", 18, 11, "does not have addresses of both families"),
     ("    hook: tcxx\n", 18, 11, "unknown hook 'tcxx'"),
     ("    engine: vpp\n", 18, 13, "unknown engine 'vpp'"),
+    ("    forward: fast\n", 18, 14, "unknown forwarding 'fast'"),
+    ("    engine: none\n    forward: fib\n", 19, 14, "leaves forwarding to the kernel"),
     ("    dev4: eth9\n", 18, 11, "no interface 'eth9'"),
     ("    dev4: [eth-client, eth9]\n", 18, 24, "no interface 'eth9'"),
     ("    dev6: eth-client\n", 18, 11, "cannot be on both sides"),

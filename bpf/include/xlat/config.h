@@ -38,6 +38,9 @@ struct xlat_config {
 				  * Payload option (6.12, 6.18), else only payload length 0
 				  * (7.2, 7.3): the form this kernel's own stack emits, found at run
 				  * time (lab/bigtcp_form.py) */
+	__u8  fwd_fib;           /* forward translated packets by FIB where xlat_fwd_devs
+				  * allows (forward.h); set with the devices, not by apply() */
+	__u8  pad1[3];
 	__be32 pool4;            /* RFC 6791 pool for ICMPv4 errors from IPv6 sources without an
 				  * IPv4 mapping; 0: the translator's own address (src4) */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */

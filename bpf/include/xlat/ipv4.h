@@ -103,7 +103,7 @@ PKT_GLOBAL(ip4_options, (__u32 off, __u32 len, __u32 seed), (off, len, seed))
 
 static __always_inline __u16 ip4_header_csum(const struct iphdr *ip)
 {
-	return csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)ip, IP4_HLEN, 0));
+	return csum_fold(csum_words(ip, IP4_HLEN / 4));
 }
 
 /* The IPv4 header of a packet translated from IPv6 (RFC 7915 5.1). `frag` describes an IPv6

@@ -203,7 +203,7 @@ static __always_inline __u32 pseudo6_sum(const struct in6_addr *saddr,
 		.nexthdr = nexthdr,
 	};
 
-	return (__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
+	return csum_words(&ph, sizeof(ph) / 4);
 }
 
 #endif /* XLAT_IPV6_H */

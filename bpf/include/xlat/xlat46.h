@@ -46,11 +46,17 @@ struct xlat46 {
 /* Whether the packet is IPv4; if so, s->out.ip holds its base header, not yet validated. */
 static __always_inline bool xlat46_parse(const struct pkt *p, struct xlat46 *s)
 {
-	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IP))
+	void *h = PKT_PTR(p, 0, ETH_HLEN + IP4_HLEN);
+
+	if (h) {
+		pkt_copy16(&s->eth, h, ETH_HLEN);
+		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP4_HLEN);
+	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
+		   s->eth.h_proto != bpf_htons(ETH_P_IP) ||
+		   pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN)) {
 		return false;
-	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN) || s->out.ip.version != 4)
-		return false;
-	return true;
+	}
+	return s->eth.h_proto == bpf_htons(ETH_P_IP) && s->out.ip.version == 4;
 }
 
 /* Classify the transport header of a quoted IPv4 packet. */
@@ -89,7 +95,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	/* xlat46_parse() read the base header */
 	if (ip4_check(pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out))
 		return XLAT_DROP_MALFORMED;
-	sum = (__u32)bpf_csum_diff(NULL, 0, (void *)&s->out.ip, IP4_HLEN, 0);
+	sum = csum_words(&s->out.ip, IP4_HLEN / 4);
 	opts = 0;
 	if (s->out.hlen > IP4_HLEN) {
 		opts = PKT_CALL(p, ip4_options, ETH_HLEN + IP4_HLEN, s->out.hlen - IP4_HLEN, sum);
@@ -150,7 +156,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	if (s->l4 == XLAT_L4_UDP) {
 		__u16 check;
 
-		if (pkt_load(p, l4off + 6, &check, sizeof(check)))
+		if (pkt_load_u16(p, l4off + 6, &check))
 			return XLAT_DROP_MALFORMED;
 		/* RFC 7915 4.5: the caller's policy decides (computable only over the whole
 		 * datagram, so never for a first fragment) */
@@ -247,8 +253,7 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 	/* The quoted transport checksum follows its packet's new addresses, where quoted. */
 	in_l4off = ETH_HLEN + new_hdrs;
 	if (l4_has_csum(s->in_l4) && l.keep >= l4_csum_off(s->in_l4) + 2) {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->in.ip.saddr, 8,
-						  (void *)&s->in_saddr, 32, 0);
+		__u32 diff = csum_words_diff(&s->in.ip.saddr, 2, &s->in_saddr, 8);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
 				       s->in_l4 == XLAT_L4_UDP))
@@ -287,15 +292,10 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	    pkt_change_l3(p, ETH_P_IPV6, s->out.hlen, hlen6))
 		return XLAT_DROP_ERROR;
 	s->eth.h_proto = bpf_htons(ETH_P_IPV6);
-	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN))
+	/* The new header is written over the IPv4 base header (options and the room
+	 * pkt_change_l3() made are accounted for by the helpers). */
+	if (pkt_write_l3(p, &s->eth, &h, hlen6, csum_words(&s->out.ip, IP4_HLEN / 4)))
 		return XLAT_DROP_ERROR;
-	if (hlen6 == IP6_HLEN) {
-		if (pkt_store(p, ETH_HLEN, &h, IP6_HLEN))
-			return XLAT_DROP_ERROR;
-	} else {
-		if (pkt_store(p, ETH_HLEN, &h, IP6_HLEN + IP6_FRAG_HLEN))
-			return XLAT_DROP_ERROR;
-	}
 
 	l4off = ETH_HLEN + hlen6;
 	switch (s->l4) {
@@ -303,8 +303,7 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	case XLAT_L4_UDP:
 	case XLAT_L4_DCCP: {
 		/* Only the addresses differ between the pseudo-headers (RFC 7915 4.5). */
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->out.ip.saddr, 8,
-						  (void *)&s->saddr, 32, 0);
+		__u32 diff = csum_words_diff(&s->out.ip.saddr, 2, &s->saddr, 8);
 		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
 		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))

@@ -39,12 +39,18 @@ struct xlat64 {
 /* Whether the packet is IPv6; if so, s->out.ip holds its base header, not yet validated. */
 static __always_inline bool xlat64_parse(const struct pkt *p, struct xlat64 *s)
 {
-	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IPV6))
+	void *h = PKT_PTR(p, 0, ETH_HLEN + IP6_HLEN);
+
+	if (h) {
+		pkt_copy16(&s->eth, h, ETH_HLEN);
+		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP6_HLEN);
+	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
+		   s->eth.h_proto != bpf_htons(ETH_P_IPV6) ||
+		   pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN)) {
 		return false;
-	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN) || s->out.ip.version != 6)
-		return false;
+	}
 	s->ident = 0;
-	return true;
+	return s->eth.h_proto == bpf_htons(ETH_P_IPV6) && s->out.ip.version == 6;
 }
 
 static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *s, __u32 off)
@@ -233,8 +239,7 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 
 	in_l4off = ETH_HLEN + new_hdrs;
 	if (l4_has_csum(s->in_l4) && l.keep >= l4_csum_off(s->in_l4) + 2) {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->in.ip.saddr, 32,
-						  (void *)&s->in_saddr, 8, 0);
+		__u32 diff = csum_words_diff(&s->in.ip.saddr, 8, &s->in_saddr, 2);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
 				       s->in_l4 == XLAT_L4_UDP))
@@ -270,7 +275,10 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	    pkt_change_l3(p, ETH_P_IP, s->out.hlen, IP4_HLEN))
 		return XLAT_DROP_ERROR;
 	s->eth.h_proto = bpf_htons(ETH_P_IP);
-	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN) || pkt_store(p, ETH_HLEN, &ip, IP4_HLEN))
+	/* pkt_change_l3() took out the first 20 bytes of the IPv6 header and any extension
+	 * headers (the helpers account for them); the IPv4 header goes over the last 20. */
+	if (pkt_write_l3(p, &s->eth, &ip, IP4_HLEN,
+			 csum_words((csum_word_t *)&s->out.ip + 5, 5)))
 		return XLAT_DROP_ERROR;
 
 	l4off = ETH_HLEN + IP4_HLEN;
@@ -278,8 +286,7 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	case XLAT_L4_TCP:
 	case XLAT_L4_UDP:
 	case XLAT_L4_DCCP: {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->out.ip.saddr, 32,
-						  (void *)&s->saddr, 8, 0);
+		__u32 diff = csum_words_diff(&s->out.ip.saddr, 8, &s->saddr, 2);
 		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
 		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))

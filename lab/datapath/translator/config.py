@@ -35,6 +35,7 @@ OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
 INGRESS_TC = "xlate_ingress"
 INGRESS_XDP = "xlate_xdp"
+XDP_PASS = "xlate_xdp_pass"       # no translation: what the XDP hook costs by itself
 EGRESS_46 = "xlate46_egress"      # on the IPv6-side device: the kernel's IPv4 -> IPv6
 EGRESS_64 = "xlate64_egress"      # on the IPv4-side device: the kernel's IPv6 -> IPv4
 
@@ -225,6 +226,7 @@ class TranslatorConfig:
                  [(_lpm4(n, obj, "xlat_excl4"), 1) for n in mapper.excluded_ranges])
         cfg_map = obj.map("xlat_cfg")
         v = cfg_map.value_type()
+        v.fwd_fib = _current_fwd_fib(cfg_map)   # the placement's, not this configuration's
         if self.prefix is not None:
             _set_in6(v.pref6, self.prefix.network.network_address)
             v.pref6_len = self.prefix.length
@@ -248,6 +250,33 @@ class TranslatorConfig:
         if self.icmp_source6 is not None:
             _set_in6(v.src6, self.icmp_source6)
         cfg_map.update(0, v)
+
+
+def _current_fwd_fib(cfg_map: Map) -> int:
+    v = cfg_map.lookup(0)
+    return int(v.fwd_fib) if v is not None else 0
+
+
+# Forwarding by FIB (bpf/include/xlat/forward.h): which counter is which.
+FORWARD_COUNTERS = ("redirected", "kernel")
+
+
+def set_fib_forwarding(cfg_map: Map, devs_map: Map, ifindexes: Iterable[int]) -> None:
+    """Let the translator forward what it translated straight out of these devices (the
+    ingress ones included) by FIB lookup and redirect, instead of the kernel's forwarding;
+    no devices: the kernel forwards everything. CFG_MAP and DEVS_MAP are the object's
+    xlat_cfg and xlat_fwd_devs (loaded or pinned)."""
+    wanted = sorted(set(ifindexes))
+    _replace(devs_map, [(i, 1) for i in wanted])
+    v = cfg_map.lookup(0)
+    v.fwd_fib = int(bool(wanted))
+    cfg_map.update(0, v)
+
+
+def forward_counts(stats_map: Map) -> dict[str, int]:
+    """Translated packets the program forwarded itself, and those it left to the kernel
+    (forwarding by FIB on, but the lookup or the packet said no), summed over CPUs."""
+    return {name: int(stats_map.lookup_sum(i) or 0) for i, name in enumerate(FORWARD_COUNTERS)}
 
 
 def _enum_value(obj: Any, enum: str, prefix: str, name: str) -> int:
