@@ -56,16 +56,19 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare", help="regression table of two results.json; exit 1 on a regression",
-        description="Compare every metric NEW shares with OLD: ratio of medians, the noise "
-                    "band from the repeats' spread, and a verdict. A change in the worse "
-                    "direction (from each metric's definition) beyond both the threshold and "
-                    "the noise band is a regression: exit code 1.")
+        description="Compare every metric of OLD and NEW: NEW / OLD with its 95%% confidence "
+                    "interval (Welch's t on the log samples) and a verdict. A change in the "
+                    "worse direction (from each metric's definition) that lies outside the "
+                    "interval and beyond the threshold is a regression, and so is a metric "
+                    "OLD has and NEW lacks: exit code 1. Different units, or NaN: exit 2.")
     p.add_argument("old", type=Path, metavar="OLD.json")
     p.add_argument("new", type=Path, metavar="NEW.json")
     p.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
                    help="smallest change that counts, in percent (default 10)")
     p.add_argument("--all", action="store_true", help="show unchanged metrics too")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--html", type=Path, metavar="OUT",
+                   help="also write the comparison as a self-contained HTML page")
     p.set_defaults(handler=cmd_compare)
 
 
@@ -213,5 +216,10 @@ def cmd_compare(args) -> int:
         print(json.dumps(table.to_json(), indent=1))
     else:
         sys.stdout.write(table.render(show_all=args.all))
+    if args.html:
+        from lab.scenarios import compare_report
+
+        page = compare_report.write(table, old, new, args.old, args.new, args.html)
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_FAILURE if table.regressions else 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -312,6 +313,7 @@ def _check(sc: Scenario, ld: _Loader) -> None:
                 for step in variant.steps_at(full):
                     _check_params(variant, ld, step, full, label)
     dims = sc.dimensions
+    claim_ids: dict[str, tuple] = {}
     for i, a in enumerate(sc.assertions):
         _check_metric(sc, ld, ("assert", i, "metric"), a["metric"])
         _check_point_keys(ld, ("assert", i, "where"), a.get("where", {}), dims)
@@ -327,7 +329,12 @@ def _check(sc: Scenario, ld: _Loader) -> None:
         for j, anchor in enumerate(c.get("anchors", [])):
             _check_point_keys(ld, ("compare", i, "anchors", j, "where"),
                               anchor.get("where", {}), dims)
+        for j, claim in enumerate(c.get("claims", [])):
+            _check_claim(sc, ld, ("compare", i, "claims", j), c, claim, claim_ids)
     for i, ch in enumerate(sc.charts):
+        if "cdf" in ch or "timeline" in ch:
+            _check_record_chart(sc, ld, ("charts", i), ch)
+            continue
         refs = ch.get("metrics") or [ch["metric"]]
         key = "metrics" if "metrics" in ch else "metric"
         units = set()
@@ -347,6 +354,65 @@ def _check(sc: Scenario, ld: _Loader) -> None:
             raise ld.err(("charts", i, "series"), f"'{ch['series']}' is not a dimension of this "
                                                   f"scenario ({', '.join(dims) or 'none'})")
         _check_point_keys(ld, ("charts", i, "where"), ch.get("where", {}), dims)
+
+
+# Lines on one CDF or timeline chart beyond which it stops being readable.
+MAX_LINES = 8
+
+
+def _check_claim(sc: Scenario, ld: _Loader, path: tuple, comp: dict, claim: dict,
+                 ids: dict[str, tuple]) -> None:
+    if claim["id"] in ids:
+        raise ld.err(path + ("id",), f"claim id '{claim['id']}' is used twice (also at "
+                                     f"{'/'.join(map(str, ids[claim['id']]))})")
+    ids[claim["id"]] = path
+    if "parity" in claim and claim.get("published", 1.0) != 1.0:
+        raise ld.err(path + ("published",), "a parity claim compares with 1: leave out "
+                                            "`published`, or give 1")
+    at = claim.get("at", {})
+    _check_point_keys(ld, path + ("at",), at, sc.dimensions)
+    for k in at:
+        if k in comp["to"]:
+            raise ld.err(path + ("at", k), f"'{k}' is what the ratio compares (of/to): `at` "
+                                           "names the points of the other dimensions", key=True)
+    # at least one point of the ratio (its other dimensions) matches `at`, in the full matrix
+    others = {k: v for k, v in sc.dimensions.items() if k not in comp["to"]}
+    points = [dict(zip(others, vals)) for vals in itertools.product(*others.values())]
+    if not any(matches(p, at) and matches(p, {k: v for k, v in comp.get("where", {}).items()
+                                             if k in others}) for p in points):
+        raise ld.err(path + ("at",), "no point of this ratio matches `at` (with the "
+                                     "comparison's `where`)")
+
+
+def _check_record_chart(sc: Scenario, ld: _Loader, path: tuple, ch: dict) -> None:
+    """A `cdf:` or `timeline:` chart: the step keeps such records, and it draws few lines."""
+    key = "cdf" if "cdf" in ch else "timeline"
+    for extra in ("x", "series", "anchors", "metric", "metrics"):
+        if extra in ch:
+            raise ld.err(path + (extra,), f"a {key} chart draws a line per point (fix the "
+                                          f"others with `where`): `{extra}` does not apply",
+                         key=True)
+    name, series = (ch["cdf"], None) if key == "cdf" else ch["timeline"].split(".", 1)
+    step = next((s for s in sc.steps if s.name == name), None)
+    if step is None:
+        raise ld.err(path + (key,), f"no step named '{name}' (steps: "
+                                    f"{', '.join(s.name for s in sc.steps)})")
+    if key == "cdf" and step.kind.distribution is None:
+        keeps = [s.name for s in sc.steps if s.kind.distribution is not None]
+        raise ld.err(path + (key,), f"step '{name}' ({step.kind.name}) keeps no latency "
+                                    f"distribution (steps that do: {', '.join(keeps) or 'none'})")
+    if key == "timeline" and series not in step.kind.timelines:
+        known = ", ".join(step.kind.timelines) or "none"
+        raise ld.err(path + (key,), f"step '{name}' ({step.kind.name}) keeps no series "
+                                    f"'{series}' per interval (it keeps: {known})")
+    where = ch.get("where", {})
+    _check_point_keys(ld, path + ("where",), where, sc.dimensions)
+    free = [len(v) for k, v in sc.dimensions.items() if k not in where]
+    lines = math.prod(free) if free else 1
+    if lines > MAX_LINES:
+        raise ld.err(path, f"this {key} chart would draw {lines} lines (a line per point of "
+                           f"{', '.join(k for k in sc.dimensions if k not in where)}): fix "
+                           f"dimensions with `where` to at most {MAX_LINES}")
 
 
 def _check_quick_names(sc: Scenario, ld: _Loader) -> None:

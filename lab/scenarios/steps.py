@@ -13,6 +13,7 @@ import statistics
 
 from lab.reach import reachability
 from lab.scenarios.context import StepContext
+from lab.scenarios.records import Distribution
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
 from lab.traffic import iperf3, ping, rr, sockperf
@@ -74,7 +75,9 @@ def _address(ctx: StepContext, p: dict) -> str:
           "retransmits": Metric("segments", "lower", "TCP retransmissions of the sender"),
           "client_cpu": Metric("%", "lower", "iperf3 client process CPU (user+system)"),
           "server_cpu": Metric("%", "lower", "iperf3 server process CPU (user+system)"),
-      })
+      },
+      timelines={"throughput": Metric("Gbit/s", "higher",
+                                      f"sent per {iperf3.INTERVAL:g} s (iperf3 --interval)")})
 def iperf3_step(ctx: StepContext, p: dict) -> None:
     """Single-stream TCP throughput (iperf3 -J), CPU use of both ends, retransmits."""
     client, server = ctx.node(p["client"]), ctx.node(p["server"])
@@ -90,6 +93,8 @@ def iperf3_step(ctx: StepContext, p: dict) -> None:
     ctx.record("retransmits", res.retransmits)
     ctx.record("client_cpu", res.client_cpu_percent)
     ctx.record("server_cpu", res.server_cpu_percent)
+    if res.intervals:
+        ctx.timeline("throughput", [t for t, _ in res.intervals], [v for _, v in res.intervals])
 
 
 # -- lab-rr: request/response and connection rate ------------------------------------------------
@@ -116,7 +121,25 @@ def _rr(ctx: StepContext, p: dict, connect_each: bool):
     ctx.placement_used(placement, res.client_cpus, res.server_cpus)
     for key in LATENCY:
         ctx.record(key, res.latency_us[key])
+    ctx.distribution(latency_distribution(res))
     return res
+
+
+# lab-rr's exact percentiles, by the fraction they are the quantile of.
+QUANTILES = {"min": "0", "p50": "0.5", "p90": "0.9", "p99": "0.99", "p999": "0.999",
+             "max": "1"}
+TRANSACTION_LATENCY = Metric("us", "lower", "latency of each transaction")
+
+
+def latency_distribution(res: rr.RRResult) -> Distribution:
+    """Every transaction of a lab-rr run: its bucket counts and exact quantiles."""
+    lat = res.latency_us
+    hist = res.histogram or {}
+    return Distribution(unit="us", count=res.transactions,
+                        quantiles={q: lat[k] for k, q in QUANTILES.items() if k in lat},
+                        per_decade=hist.get("per_decade", 0), first=hist.get("first", 0),
+                        counts=list(hist.get("counts", [])), mean=lat.get("mean"),
+                        source="lab-rr")
 
 
 RR_PARAMS = dict(
@@ -127,6 +150,7 @@ RR_PARAMS = dict(
 
 
 @step("rr", check=check_pair, schema=_pair_schema(**RR_PARAMS),
+      distribution=TRANSACTION_LATENCY,
       metrics={"tps": Metric("transactions/s", "higher",
                              "request/response transactions per second, one in flight"),
                **LATENCY})
@@ -137,6 +161,7 @@ def rr_step(ctx: StepContext, p: dict) -> None:
 
 
 @step("crr", check=check_pair, schema=_pair_schema(**RR_PARAMS),
+      distribution=TRANSACTION_LATENCY,
       metrics={"cps": Metric("connections/s", "higher",
                              "connect + request + response + close, one at a time"),
                **LATENCY})

@@ -6,7 +6,8 @@ can send 1-byte or 80000-byte transactions to an IPv6-only pod. lab-rr does exac
 tests, with the payload on the wire being the requested size (no framing of its own):
 
   rr   one connection, one transaction in flight, back to back: transactions/s and the latency
-       distribution (min/p50/p90/p99, exact over every transaction);
+       distribution (min/p50/p90/p99, exact over every transaction, and every transaction
+       counted in log-spaced buckets);
   crr  a new connection per transaction (connect, request, response, the server closes): its
        transactions/s is connections/s, each including the handshake and the teardown.
 
@@ -66,8 +67,8 @@ def _build(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".lab-rr.")
     os.close(fd)
     try:
-        out = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True,
-                             text=True)
+        out = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             raise UsageError(f"building lab-rr from {SOURCE} failed:\n{out.stderr.strip()}")
         os.chmod(tmp, 0o755)
@@ -92,6 +93,8 @@ class RRResult:
     transactions_per_second: float
     latency_us: dict[str, float]  # min, mean, p50, p90, p99, p999, max
     seconds: float
+    # every transaction in log-spaced buckets: {unit, per_decade, first, counts} (rr.c)
+    histogram: dict | None = None
     client_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
 
@@ -102,7 +105,8 @@ def parse(text: str) -> RRResult:
         return RRResult(mode=d["mode"], request_bytes=d["request_bytes"],
                         response_bytes=d["response_bytes"], transactions=d["transactions"],
                         transactions_per_second=d["transactions_per_second"],
-                        latency_us=dict(d["latency_us"]), seconds=d["seconds"])
+                        latency_us=dict(d["latency_us"]), seconds=d["seconds"],
+                        histogram=d.get("histogram"))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise LabError(f"lab-rr printed no result ({e}): {text[:200]!r}") from None
 
