@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from lab.datapath.gateway import maglev
+from lab.digits import parse_int
 from lab.errors import UsageError
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
@@ -32,6 +33,7 @@ PathT = tuple[str | int, ...]
 PROTOCOLS = {"tcp": 6, "udp": 17}
 SELECTIONS = ("maglev", "random")
 STATES = ("active", "terminating", "quarantined")
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 
 class GatewayError(UsageError):
@@ -130,13 +132,19 @@ def _message(err: jsonschema.ValidationError) -> str:
 # --- values ---------------------------------------------------------------------------------
 
 def parse_address(text: Any, path: PathT, what: str = "address") -> IPAddress:
+    """A unicast address a gateway can use: a VIP, a backend, a SNAT address."""
     try:
-        addr = ipaddress.ip_address(str(text).strip())
+        addr = ipaddress.ip_address(text if isinstance(text, str) else str(text))
     except ValueError:
         raise GatewayError(f"'{text}' is not an IPv4 or IPv6 {what}", path) from None
-    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
-        raise GatewayError(f"{addr} cannot be a {what} (multicast, unspecified or loopback)",
-                           path)
+    if addr.version == 6 and addr.scope_id is not None:
+        raise GatewayError(f"{addr}: a {what} takes no zone (%{addr.scope_id})", path)
+    kind = ("multicast" if addr.is_multicast else "unspecified" if addr.is_unspecified else
+            "loopback" if addr.is_loopback else
+            "the broadcast address" if addr == LIMITED_BROADCAST else None)
+    if kind is not None:
+        raise GatewayError(f"{addr} cannot be a {what}: it is {kind} (multicast, "
+                           "unspecified, loopback and broadcast addresses are refused)", path)
     if addr.version == 6 and addr.ipv4_mapped is not None:
         raise GatewayError(f"{addr} is IPv4-mapped: write the IPv4 address "
                            f"{addr.ipv4_mapped}", path)
@@ -160,11 +168,9 @@ def _split_endpoint(text: str, path: PathT, what: str) -> tuple[IPAddress, int]:
                            path)
     addr = parse_address(host, path, what)
     try:
-        p = int(port)
-    except ValueError:
-        raise GatewayError(f"'{text}': port '{port}' is not a number", path) from None
-    if not 1 <= p <= 65535:
-        raise GatewayError(f"'{text}': port {p} is out of range (1..65535)", path)
+        p = parse_int(port, 1, 65535)
+    except ValueError as e:
+        raise GatewayError(f"'{text}': port {e}", path) from None
     return addr, p
 
 
@@ -249,9 +255,9 @@ class Backend:
             key, sep, value = opt.partition("=")
             if key == "weight" and sep:
                 try:
-                    kw["weight"] = int(value)
-                except ValueError:
-                    raise GatewayError(f"'{text}': weight '{value}' is not a number") from None
+                    kw["weight"] = parse_int(value)
+                except ValueError as e:
+                    raise GatewayError(f"'{text}': weight {e}") from None
             elif key == "state" and sep:
                 kw["state"] = value
             else:
