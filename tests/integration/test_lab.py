@@ -18,6 +18,9 @@ from lab.lab import INSTANCE_ENV, Lab
 from lab.netlink import rtnl
 from lab.netlink.batch import open_socket, request
 
+from sigint import with_sigint
+from unprivileged import run_as_nobody
+
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, "-m", "lab"]
@@ -199,12 +202,11 @@ def test_sigkill_during_up_then_down_all_leaves_nothing(lab_name, tmp_path):
     assert leftovers(lab_name) == []
 
 
-def test_not_root_is_refused_with_one_sentence(tmp_path):
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          "--inh-caps=-all", *LAB, "up", str(ROOT / "topologies/bigtcp.yaml")],
-                         capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "LAB_RUN_DIR": str(tmp_path / "run")})
-    assert out.returncode == 2
+def test_not_root_is_refused_with_one_sentence():
+    # As nobody, wherever the checkout lives (under /root, in a 0700 directory): unprivileged.py
+    topo = (ROOT / "topologies/bigtcp.yaml").read_text()
+    out = run_as_nobody(["up", "bigtcp.yaml"], files={"bigtcp.yaml": topo})
+    assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("lab: the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to "
                                   "create network namespaces: run it as root (e.g. with sudo)")
 
@@ -255,11 +257,11 @@ def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
     assert not path.exists() and not path.parent.exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+def start_big_up(lab_name, tmp_path, sigint: str) -> subprocess.Popen:
+    """`lab up` of 400 pods, returned once it has made a few namespaces (and is not done)."""
     topo = tmp_path / "big.yaml"
     topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: 400, ipv6: 'fd00::10'}}\n")
-    proc = subprocess.Popen(LAB + ["up", str(topo), "--name", lab_name],
+    proc = subprocess.Popen(with_sigint(sigint, LAB + ["up", str(topo), "--name", lab_name]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     journal = state.LabRecord(lab_name).journal
     deadline = time.monotonic() + 30
@@ -267,7 +269,33 @@ def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
         if journal.exists() and journal.read_text().count("netns-created") > 20:
             break
         time.sleep(0.005)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+    # SIGINT at its default action, as from a terminal, whatever this test inherited.
+    proc = start_big_up(lab_name, tmp_path, "default")
     proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert leftovers(lab_name) == []
+
+
+def test_inherited_ignored_sigint_is_honoured_and_sigterm_still_tears_down(lab_name, tmp_path):
+    """Started with SIGINT ignored (a background job of a non-interactive shell), lab keeps
+    ignoring it, as Unix tools do; SIGTERM is how to stop it, and tears the lab down."""
+    proc = start_big_up(lab_name, tmp_path, "ignore")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    try:
+        assert proc.returncode == 0, err
+        assert len(Lab.running(lab_name).pods("n")) == 400      # it finished: the lab is up
+    finally:
+        subprocess.run(LAB + ["down", lab_name], check=True, capture_output=True)
+    assert leftovers(lab_name) == []
+    proc = start_big_up(lab_name, tmp_path, "ignore")
+    proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
     assert leftovers(lab_name) == []
