@@ -2,61 +2,57 @@
 checkout lives.
 
 A checkout in /root or under any 0700 directory is closed to nobody: `setpriv ... python -m
-lab` would stop at "No module named lab" before lab says a word. So a root process imports the
-lab (every module of it, and with them what they import), drops to nobody, and only then runs
-the command, in-process: what is tested is what lab says to a user without privileges, not
-whether that user may read the checkout.
+lab` would stop at "No module named lab" before lab says a word. So the command runs in a
+private mount namespace in which the lab package and the virtualenv are bind-mounted into a
+directory everyone may traverse; nobody reads exactly what a user of an installed lab can
+read, and nothing else of the checkout.
 
     out = run_as_nobody(["up", "topo.yaml"], files={"topo.yaml": text})
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-NOBODY = 65534
-
-PRELUDE = f"""
-import importlib, os, pkgutil, sys
 import lab
-for m in pkgutil.walk_packages(lab.__path__, "lab."):
-    if not m.name.endswith("__main__"):
-        importlib.import_module(m.name)
-os.setgroups([])
-os.setresgid({NOBODY}, {NOBODY}, {NOBODY})
-os.setresuid({NOBODY}, {NOBODY}, {NOBODY})      # from root to another uid: all capabilities go
-assert os.geteuid() == {NOBODY} and os.getegid() == {NOBODY}
-from lab.cli import main
-raise SystemExit(main(sys.argv[1:]))
+
+NOBODY = 65534
+PACKAGE = Path(lab.__file__).parent
+VENV = Path(sys.prefix)
+
+# In the new mount namespace: bind the package and the virtualenv, drop to nobody, run lab.
+SCRIPT = """
+mount --bind "$1" "$3/lab" && mount --bind "$2" "$3/venv" || exit 99
+shift 3
+exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$@"
 """
-
-
-@contextlib.contextmanager
-def open_dir() -> Iterator[Path]:
-    """A directory nobody may read, for the command's files and working directory."""
-    path = Path(tempfile.mkdtemp(prefix="lab-nobody-"))
-    try:
-        path.chmod(0o755)
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_as_nobody(args: list[str], files: Mapping[str, str] | None = None,
                   env: Mapping[str, str] | None = None,
                   timeout: float = 120) -> subprocess.CompletedProcess:
-    """`lab ARGS` as nobody, in a directory holding FILES (name -> text), readable by all."""
-    with open_dir() as cwd:
+    """`lab ARGS` as nobody, in a working directory holding FILES (name -> text)."""
+    top = Path(tempfile.mkdtemp(prefix="lab-nobody-"))
+    try:
+        top.chmod(0o755)
+        for sub in ("lab", "venv", "cwd"):
+            (top / sub).mkdir(mode=0o755)
         for name, text in (files or {}).items():
-            (cwd / name).write_text(text)
-            (cwd / name).chmod(0o644)
-        return subprocess.run([sys.executable, "-c", PRELUDE, *args], cwd=cwd,
-                              env={**os.environ, **(env or {})}, capture_output=True,
-                              text=True, timeout=timeout)
+            (top / "cwd" / name).write_text(text)
+            (top / "cwd" / name).chmod(0o644)
+        python = top / "venv" / Path(sys.executable).relative_to(VENV)
+        argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", SCRIPT,
+                "sh", str(PACKAGE), str(VENV), str(top), str(python), "-m", "lab", *args]
+        environment = {**os.environ, **(env or {}), "PYTHONPATH": str(top)}
+        out = subprocess.run(argv, cwd=top / "cwd", env=environment, capture_output=True,
+                             text=True, timeout=timeout)
+        assert out.returncode != 99, out.stderr
+        return out
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
