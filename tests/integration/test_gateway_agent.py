@@ -167,9 +167,40 @@ def test_a_second_agent_touches_nothing(loaded, sock_dir):
     assert list(sock_dir.iterdir()) == []            # neither the socket nor its lock
 
 
+def test_the_socket_answers_as_soon_as_it_exists(loaded, sock_dir):
+    """Scripts wait for the socket to appear: it must answer by then (bound and listening
+    under PATH.new, linked into place after)."""
+    path = sock_dir / "agent.sock"
+    for _ in range(3):
+        proc = subprocess.Popen(agent_args(loaded, path), stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not path.exists():
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the agent did not come up"
+            assert request(path, "GET", "/v1/healthz")[0] == 200
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert list(sock_dir.iterdir()) == []
+
+
+def test_a_stale_staging_socket_is_replaced_and_anything_else_there_refused(loaded, sock_dir):
+    path = sock_dir / "agent.sock"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path) + ".new")            # an agent killed between bind and link
+    dead.close()
+    with agent_process(loaded, path):
+        assert not Path(str(path) + ".new").exists()
+    Path(str(path) + ".new").write_text("precious\n")
+    assert refused(loaded, path).endswith("agent.sock.new exists and is a regular file: "
+                                          "remove it or choose another --socket")
+
+
 def test_a_path_too_long_for_a_socket_is_refused(loaded, sock_dir):
     path = sock_dir / ("x" * 120)
-    assert "longer than 107 bytes" in refused(loaded, path)
+    assert "longer than 103 bytes" in refused(loaded, path)
     assert list(sock_dir.iterdir()) == []
 
 

@@ -225,19 +225,31 @@ class AgentServer(socketserver.ThreadingMixIn, WSGIServer):
         self.set_app(app)
 
     def server_bind(self) -> None:
-        self._claim = SocketClaim(self.path)
+        self._claim = claim = SocketClaim(self.path)
+        # Bound under a staging name and linked into place once listening: the socket's path
+        # exists only while something answers on it (scripts may wait for it to appear).
         old = os.umask(0o177)  # the socket is never reachable by others, not even briefly
         try:
-            self.socket.bind(self.path)
+            self.socket.bind(claim.staging)
         finally:
             os.umask(old)
-        st = os.lstat(self.path)
+        st = os.lstat(claim.staging)
         self._bound = (st.st_dev, st.st_ino)
-        os.chown(self.path, 0, 0)
-        os.chmod(self.path, 0o600)
+        os.chown(claim.staging, 0, 0)
+        os.chmod(claim.staging, 0o600)
         self.server_address = self.path
         self.server_name, self.server_port = "localhost", 0
         self.setup_environ()
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        assert self._claim is not None
+        try:
+            os.link(self._claim.staging, self.path)     # never replaces what appeared there
+        except FileExistsError:
+            raise UsageError(f"{self.path} appeared while the agent started: remove it or "
+                             "choose another --socket") from None
+        os.unlink(self._claim.staging)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         conn, _ = self.socket.accept()
@@ -255,8 +267,9 @@ class AgentServer(socketserver.ThreadingMixIn, WSGIServer):
             return
         try:
             super().process_request(request, client_address)
-        except BaseException:
+        except RuntimeError:                # no thread to serve it: the slot is free again
             self._slots.release()
+            self.shutdown_request(request)
             raise
 
     def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
@@ -271,12 +284,12 @@ class AgentServer(socketserver.ThreadingMixIn, WSGIServer):
     def server_close(self) -> None:
         super().server_close()
         try:
-            if self._bound is not None:
-                st = os.lstat(self.path)
-                if (st.st_dev, st.st_ino) == self._bound:   # still ours
-                    os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+            if self._bound is not None and self._claim is not None:
+                for path in (self.path, self._claim.staging):
+                    with contextlib.suppress(FileNotFoundError):
+                        st = os.lstat(path)
+                        if (st.st_dev, st.st_ino) == self._bound:   # still ours
+                            os.unlink(path)
         finally:
             self._bound = None
             if self._claim is not None:
@@ -292,10 +305,11 @@ class SocketClaim:
     """
 
     def __init__(self, path: str):
-        self.path, self.lock_path = path, path + ".lock"
-        if len(os.fsencode(path)) > SUN_PATH_MAX:
-            raise UsageError(f"the socket path {path} is longer than {SUN_PATH_MAX} bytes, "
-                             "the most a unix socket address holds")
+        self.path, self.lock_path, self.staging = path, path + ".lock", path + ".new"
+        if len(os.fsencode(self.staging)) > SUN_PATH_MAX:
+            raise UsageError(f"the socket path {path} is longer than {SUN_PATH_MAX - 4} "
+                             f"bytes (a unix socket address holds {SUN_PATH_MAX}, and the "
+                             "agent binds PATH.new first)")
         parent = os.path.dirname(path) or "."
         try:
             os.makedirs(parent, mode=0o755, exist_ok=True)
@@ -337,30 +351,34 @@ class SocketClaim:
             os.close(fd)
 
     def _clear(self) -> None:
+        self._clear_path(self.staging)
+        self._clear_path(self.path)
+
+    def _clear_path(self, path: str) -> None:
         try:
-            st = os.lstat(self.path)
+            st = os.lstat(path)
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(st.st_mode):
             kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
                     "a symbolic link" if stat.S_ISLNK(st.st_mode) else
                     "a regular file" if stat.S_ISREG(st.st_mode) else "not a socket")
-            raise UsageError(f"{self.path} exists and is {kind}: remove it or choose another "
+            raise UsageError(f"{path} exists and is {kind}: remove it or choose another "
                              "--socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(2.0)
         try:
-            probe.connect(self.path)
+            probe.connect(path)
         except ConnectionRefusedError:
-            os.unlink(self.path)            # a socket nobody answers on: left by a dead agent
-            log.info("agent: removed the stale socket %s", self.path)
+            os.unlink(path)                 # a socket nobody answers on: left by a dead agent
+            log.info("agent: removed the stale socket %s", path)
             return
         except OSError as e:
-            raise UsageError(f"cannot tell whether {self.path} is in use: "
+            raise UsageError(f"cannot tell whether {path} is in use: "
                              f"{e.strerror or e}") from None
         finally:
             probe.close()
-        raise UsageError(f"{self.path} is a socket another process answers on: stop it or "
+        raise UsageError(f"{path} is a socket another process answers on: stop it or "
                          "choose another --socket")
 
     def release(self) -> None:

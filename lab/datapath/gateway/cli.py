@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import threading
 from pathlib import Path
 
 from lab.datapath.gateway import agent as agent_limits
@@ -216,19 +216,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if lab is None:
             raise UsageError("with --pin-dir, give --socket")
         path = agent.default_socket(lab, node)
-    with _open(args) as gw:
-        server = agent.serve(gw, path, timeout=args.timeout,
-                             max_connections=args.max_connections)
+    with _open(args) as gw, agent.serving(gw, path, timeout=args.timeout,
+                                          max_connections=args.max_connections):
         logging.getLogger("lab").warning("lab agent: serving %s on %s", pin_dir, path)
-
-        def stop(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, stop)
+        # Serving runs in its own thread: SIGTERM and Ctrl-C (lab.cli) interrupt this wait
+        # only, never a request half-way, and the requests being served finish first.
         try:
-            server.serve_forever()
+            threading.Event().wait()
         except KeyboardInterrupt:
             pass
-        finally:
-            server.server_close()
     return 0
