@@ -135,7 +135,7 @@ def cmd_status(args) -> int:
             raise UsageError(f"no lab named '{name}'")
         inv = record.inventory()
         alive = [p for p in inv.processes.values()
-                 if state.process_start_time(p["pid"]) == p["start"]]
+                 if state.process_running(p["pid"], p["start"])]
         entry = {"name": name, "state": "up" if inv.complete else "incomplete (run lab down)",
                  "topology": inv.header.get("topology"), "namespaces": len(inv.namespaces),
                  "processes": [{"pid": p["pid"], "node": p.get("node"), "argv": p["argv"]}
