@@ -185,6 +185,12 @@ class LabRecord:
         for name, ino in inv.namespaces.items():
             if name in inv.abandoned or not netns.exists(name):
                 continue
+            if not netns.mounted(name):
+                # The mount point alone: a create or a remove cut short (SIGKILL) between
+                # making the file and mounting on it, or between unmounting and unlinking.
+                netns.remove(name)
+                removed.append(f"netns {name} (its mount point)")
+                continue
             if ino is not None and netns.inode(name) != ino:
                 log.warning("namespace %s is not the one lab %s created; left alone", name,
                             self.name)

@@ -202,6 +202,25 @@ def test_sigkill_during_up_then_down_all_leaves_nothing(lab_name, tmp_path):
     assert leftovers(lab_name) == []
 
 
+@pytest.mark.parametrize("cut", ["create", "remove"])
+def test_a_namespace_cut_short_by_sigkill_is_removed(lab_name, cut):
+    """SIGKILL between making a namespace's mount point and mounting on it (lab up), or
+    between unmounting and unlinking it (lab down), leaves the empty file alone: the next
+    `lab down` removes it (found by the soak test)."""
+    lab = Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name).up()
+    ns = lab.node("client").netns
+    path = Path(netns.path_of(ns))
+    assert netns.mounted(ns)
+    netns.remove(ns)
+    if cut == "create":
+        path.touch(mode=0)             # made, not mounted yet
+    else:
+        path.touch(mode=0o444)         # unmounted, not unlinked yet: as nsfs showed it
+    assert not netns.mounted(ns)
+    subprocess.run(LAB + ["down", lab_name], check=True, capture_output=True)
+    assert not path.exists() and leftovers(lab_name) == []
+
+
 def test_not_root_is_refused_with_one_sentence():
     # As nobody, wherever the checkout lives (under /root, in a 0700 directory): unprivileged.py
     topo = (ROOT / "topologies/bigtcp.yaml").read_text()
