@@ -7,6 +7,7 @@ import pytest
 
 from lab import topology
 from lab.datapath.gateway.topology import config_for, gateway_nodes
+from lab.datapath.registry import DATAPATHS
 from lab.errors import InputError
 
 BASE = """\
@@ -37,7 +38,7 @@ SERVICE = """\
 
 
 def load(text):
-    return topology.parse(text, file="t.yaml")
+    return topology.parse(text, file="t.yaml", datapaths=DATAPATHS)
 
 
 def test_defaults_come_from_the_gateway_node():
@@ -87,6 +88,6 @@ def test_a_section_without_a_gateway_is_refused():
 
 def test_reference_topology_loads():
     from pathlib import Path
-    topo = topology.load(Path(__file__).parents[2] / "topologies/gateway.yaml")
+    topo = topology.load(Path(__file__).parents[2] / "topologies/gateway.yaml", datapaths=DATAPATHS)
     cfg = config_for(topo, "gw")
     assert [b.weight for b in cfg.services[0].backends] == [1, 1, 2, 4]

@@ -16,9 +16,9 @@ from http import HTTPStatus
 from typing import Any
 
 from lab.datapath.gateway.control import Gateway
-from lab.datapath.gateway.model import (Backend, GatewayError, Service, check, describe,
-                                        openapi)
+from lab.datapath.gateway.model import Backend, Service, check, http_status, openapi
 from lab.digits import parse_int
+from lab.errors import InputError, describe
 
 log = logging.getLogger("lab.gateway")
 
@@ -38,12 +38,12 @@ class _Request:
         try:
             length = parse_int(self.environ.get("CONTENT_LENGTH") or "0")
         except ValueError as e:
-            raise GatewayError(f"bad Content-Length: {e}") from None
+            raise InputError(f"bad Content-Length: {e}") from None
         if length > MAX_BODY:
-            raise GatewayError(f"the body is larger than {MAX_BODY} bytes")
+            raise InputError(f"the body is larger than {MAX_BODY} bytes")
         raw = self.environ["wsgi.input"].read(length) if length else b""
         if not raw:
-            raise GatewayError("this request needs a JSON body")
+            raise InputError("this request needs a JSON body")
         return parse_json(raw)
 
     def query_int(self, name: str, low: int, high: int) -> int | None:
@@ -58,7 +58,7 @@ def _int(text: str, name: str, low: int, high: int) -> int:
     try:
         return parse_int(text, low, high)
     except ValueError as e:
-        raise GatewayError(str(e), (name,)) from None
+        raise InputError(str(e), path=(name,)) from None
 
 
 def _no_constant(name: str) -> Any:
@@ -71,11 +71,11 @@ def parse_json(raw: bytes) -> Any:
     try:
         data = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
-        raise GatewayError(f"the body is nested more than {MAX_DEPTH} deep") from None
+        raise InputError(f"the body is nested more than {MAX_DEPTH} deep") from None
     except (UnicodeDecodeError, ValueError) as e:    # JSONDecodeError, too many digits
-        raise GatewayError(f"the body is not JSON: {e}") from None
+        raise InputError(f"the body is not JSON: {e}") from None
     if _depth(data) > MAX_DEPTH:
-        raise GatewayError(f"the body is nested more than {MAX_DEPTH} deep")
+        raise InputError(f"the body is nested more than {MAX_DEPTH} deep")
     return data
 
 
@@ -128,8 +128,8 @@ class GatewayApi:
         headers: list[tuple[str, str]] = []
         try:
             status, payload = self._dispatch(req, headers)
-        except GatewayError as e:
-            status, payload = e.status, {"error": e.message}
+        except InputError as e:
+            status, payload = http_status(e), {"error": e.message}
             if e.path:
                 payload["field"] = describe(e.path)
         except Exception:  # a bug, not the client's fault: say so, keep serving
