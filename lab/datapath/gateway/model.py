@@ -24,7 +24,7 @@ import yaml
 from lab.datapath.gateway import maglev
 from lab.digits import parse_int
 from lab.errors import InputError
-from lab.schema import OBJECT, input_error
+from lab.schema import OBJECT, input_error, validator
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
@@ -63,13 +63,12 @@ def openapi() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def _validator(name: str) -> jsonschema.Validator:
     doc = openapi()
     # The component, resolving its $refs inside the document (OpenAPI 3.1 schemas are JSON
     # Schema 2020-12).
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-    return jsonschema.Draft202012Validator(schema,
-                                           format_checker=jsonschema.FormatChecker())
+    return validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def schema_default(name: str, prop: str) -> Any:
