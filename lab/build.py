@@ -31,6 +31,7 @@ from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
 from lab.state import LabRecord
 from lab.topology import Interface, Node, Topology
 from lab.topology.model import LINK_SETTINGS, LINK_SETTINGS_V4
+from lab.topology.sysctls import path_of as sysctl_path
 
 log = logging.getLogger("lab")
 
@@ -47,13 +48,6 @@ BASE_SYSCTLS = {
 
 def netns_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
-
-
-def sysctl_path(key: str) -> str:
-    # `net.ipv6.conf.eth0/1.forwarding` style keys keep dots in interface names (sysctl(8)).
-    if "/" in key:
-        return "/proc/sys/" + key
-    return "/proc/sys/" + key.replace(".", "/")
 
 
 def write_sysctls(ns: str, sysctls: dict[str, str], label: str) -> None:
@@ -215,7 +209,7 @@ class Builder:
                     continue
                 msg = read_link(sock, iface.ifindex)
                 for key, want in wanted.items():
-                    have = msg.get_attr(f"IFLA_{key.upper()}")
+                    have = msg.get_attr(rtnl.ifla(key))
                     if have != want:
                         problems.append(f"{iface.label}: {key} is {have}, not {want}")
         if problems:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns, state
+from lab import netns, state, topology
 from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV, Lab
 from lab.netlink import rtnl
@@ -155,14 +155,18 @@ def test_failure_in_the_kernel_tears_down_what_was_built(lab_name, tmp_path):
     topo = tmp_path / "t.yaml"
     topo.write_text(textwrap.dedent("""\
         nodes:
-          a: {role: client, sysctls: {net.ipv4.no_such_sysctl: 1}}
+          a:
+            role: client
+            routes: [{dst: 198.51.100.0/24, dev: eth0, src: 203.0.113.99}]
           b: {role: server}
         links:
-          - ends: [{node: a, ifname: eth0}, {node: b, ifname: eth0}]
+          - ends: [{node: a, ifname: eth0, addresses: [192.0.2.2/24]}, {node: b, ifname: eth0}]
         """))
+    # (a source address the node does not have: only the kernel says so, at the route)
     out = subprocess.run(LAB + ["up", str(topo), "--name", lab_name], capture_output=True,
                          text=True)
-    assert out.returncode == 1 and "no sysctl 'net.ipv4.no_such_sysctl'" in out.stderr
+    assert out.returncode == 1 and "add route 198.51.100.0/24 dev eth0" in out.stderr, \
+        out.stderr
     assert leftovers(lab_name) == []
 
 
@@ -268,6 +272,17 @@ def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
         assert router.set_offloads("eth-server", {"tso": False}) == {
             "tx-tcp-segmentation": False, "tx-tcp-ecn-segmentation": False,
             "tx-tcp-mangleid-segmentation": False, "tx-tcp6-segmentation": False}
+
+
+@pytest.mark.parametrize("qlen", [0, 5000, 4294967295])
+def test_txqueuelen_is_applied_across_its_range(lab_name, qlen):
+    text = (ROOT / "topologies/bigtcp.yaml").read_text().replace(
+        "ifname: eth-server, addresses:", f"ifname: eth-server, txqueuelen: {qlen}, addresses:")
+    assert f"txqueuelen: {qlen}" in text
+    with Lab(topology.parse(text, lab_name)) as lab:       # read back by the builder
+        router = lab.node("router")
+        assert router.link_settings("eth-server")["txqueuelen"] == qlen
+        assert router.set_link("eth-server", txqueuelen=1000) == {"txqueuelen": 1000}
 
 
 def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
