@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from lab.topology import Topology
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 CONFIG = "config"  # the matrix dimension of `configs`
+MAX_POINTS = 1000  # of a scenario's matrix: the default suite's largest has 20
 _TEMPLATE = re.compile(r"\$\{([a-z][a-z0-9_-]*)\}")
 _schema: dict | None = None
 
@@ -301,6 +303,7 @@ def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) ->
 def _check(sc: Scenario, ld: _Loader) -> None:
     _check_quick_names(sc, ld)
     for label, variant in (("", sc), (" (under --quick)", sc.variant(quick=True))):
+        _check_size(variant, ld, label)
         dims = variant.dimensions
         for step in sc.steps:
             _check_point_keys(ld, step.path + ("when",), step.when, dims)
@@ -347,6 +350,18 @@ def _check(sc: Scenario, ld: _Loader) -> None:
             raise ld.err(("charts", i, "series"), f"'{ch['series']}' is not a dimension of this "
                                                   f"scenario ({', '.join(dims) or 'none'})")
         _check_point_keys(ld, ("charts", i, "where"), ch.get("where", {}), dims)
+
+
+def _check_size(sc: Scenario, ld: _Loader, label: str) -> None:
+    """The number of points, counted before anything is expanded: a matrix of 12 dimensions
+    of 10 values has 10^12 of them."""
+    sizes = {k: len(v) for k, v in sc.dimensions.items()}
+    points = math.prod(sizes.values())
+    if points > MAX_POINTS:
+        where = ("quick", "matrix") if label and "matrix" in sc.quick_spec else ("matrix",)
+        shape = " x ".join(f"{n} {k}" for k, n in sizes.items())
+        raise ld.err(where, f"the matrix has {points:,} points ({shape}){label}: at most "
+                            f"{MAX_POINTS:,}, each is a measurement", key=True)
 
 
 def _check_quick_names(sc: Scenario, ld: _Loader) -> None:
