@@ -3,9 +3,9 @@ checkout lives.
 
 A checkout in /root or under any 0700 directory is closed to nobody: `setpriv ... python -m
 lab` would stop at "No module named lab" before lab says a word. So the command runs in a
-private mount namespace in which the lab package and the virtualenv are bind-mounted into a
-directory everyone may traverse; nobody reads exactly what a user of an installed lab can
-read, and nothing else of the checkout.
+private mount namespace in which the lab package, the virtualenv and the built BPF objects are
+bind-mounted into a directory everyone may traverse; nobody reads exactly what a user of an
+installed lab can read, and nothing else of the checkout.
 
     out = run_as_nobody(["up", "topo.yaml"], files={"topo.yaml": text})
 """
@@ -25,30 +25,35 @@ import lab
 NOBODY = 65534
 PACKAGE = Path(lab.__file__).parent
 VENV = Path(sys.prefix)
+BUILD = PACKAGE.parent / "build"
 
-# In the new mount namespace: bind the package and the virtualenv, drop to nobody, run lab.
+# In the new mount namespace: bind the package, the virtualenv and the build directory, drop
+# to nobody, run lab.
 SCRIPT = """
-mount --bind "$1" "$3/lab" && mount --bind "$2" "$3/venv" || exit 99
-shift 3
+mount --bind "$1" "$4/lab" && mount --bind "$2" "$4/venv" || exit 99
+if [ -d "$3" ]; then mount --bind "$3" "$4/build" || exit 99; fi
+shift 4
 exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$@"
 """
 
 
-def run_as_nobody(args: list[str], files: Mapping[str, str] | None = None,
+def run_as_nobody(args: list[str], files: Mapping[str, str | bytes] | None = None,
                   env: Mapping[str, str] | None = None,
                   timeout: float = 120) -> subprocess.CompletedProcess:
     """`lab ARGS` as nobody, in a working directory holding FILES (name -> text)."""
     top = Path(tempfile.mkdtemp(prefix="lab-nobody-"))
     try:
         top.chmod(0o755)
-        for sub in ("lab", "venv", "cwd"):
+        for sub in ("lab", "venv", "build", "cwd"):
             (top / sub).mkdir(mode=0o755)
-        for name, text in (files or {}).items():
-            (top / "cwd" / name).write_text(text)
-            (top / "cwd" / name).chmod(0o644)
+        for name, content in (files or {}).items():
+            path = top / "cwd" / name
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+            path.chmod(0o644)
         python = top / "venv" / Path(sys.executable).relative_to(VENV)
         argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", SCRIPT,
-                "sh", str(PACKAGE), str(VENV), str(top), str(python), "-m", "lab", *args]
+                "sh", str(PACKAGE), str(VENV), str(BUILD), str(top), str(python), "-m", "lab",
+                *args]
         environment = {**os.environ, **(env or {}), "PYTHONPATH": str(top)}
         out = subprocess.run(argv, cwd=top / "cwd", env=environment, capture_output=True,
                              text=True, timeout=timeout)
