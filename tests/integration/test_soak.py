@@ -4,7 +4,7 @@ SIGKILLed at a random moment in about half of them and `lab down` in some; after
 and at the end nothing of the lab's is left: no namespace, link, pin, process, netfilter
 rule or conntrack entry, /etc/netns entry or record.
 
-Each `lab up` and `lab down` runs lab.cli.main in a child forked from this process, which
+Each `lab up` and `lab down` runs lab.commands.main in a child forked from this process, which
 spares the 1 to 4 s of interpreter start-up and imports per command on a loaded 2-core
 machine; every tenth cycle runs the real `lab` command instead. The seed is printed;
 LAB_SOAK_SEED=N replays a run.
@@ -39,7 +39,7 @@ NUL = b"\0"
 
 def start(args: list[str], real: bool) -> int:
     """The pid of `lab ARGS`, a child of this process: the real command (exec), or
-    lab.cli.main run in the forked child."""
+    lab.commands.main run in the forked child."""
     pid = os.fork()
     if pid == 0:                                        # the child: never returns
         code = 70
@@ -50,7 +50,7 @@ def start(args: list[str], real: bool) -> int:
             signal.signal(signal.SIGINT, signal.default_int_handler)    # as lab has it
             if real:
                 os.execv(sys.executable, LAB + args)
-            from lab.cli import main
+            from lab.commands import main
             code = main(args)
         finally:
             os._exit(code)
