@@ -48,3 +48,20 @@ def test_argparse_types_keep_the_message(capsys):
     with pytest.raises(SystemExit):
         p.parse_args(["--n", "1_0"])
     assert "argument --n: '1_0' is not a decimal number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "build", "--pods", "1_0"], ["bench", "build", "--repeat", "+3"],
+    ["bench", "prog", "--runs", "\u0667"], ["run", "--repeat", "0_1"],
+    ["vm", "--cpus", "\uff12", "--list"], ["vm", "--mem", "\u0665G", "--list"],
+    ["vm", "--timeout", "1e3", "--list"], ["compare", "a.json", "b.json", "--threshold", "nan"],
+    ["bigtcp", "x", "--count", "inf"], ["agent", "--timeout", "1_0"],
+    ["agent", "--max-connections", "0x10"], ["bench", "gateway", "--seconds", "\u0661"],
+])
+def test_command_line_numbers_are_ascii_decimal(argv, capsys):
+    from lab.commands import main
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a decimal number" in err or "not a size" in err, err
