@@ -30,25 +30,27 @@
  * The translation itself (bpf/include/xlat/) is the same code at tc and at XDP.
  */
 #include "xlat/siit.h"
+#include "xlat/forward.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
-static __always_inline int siit(const struct pkt *p)
+/* One packet through the translator; `flags` as siit46() takes them. An IPv6 packet that
+ * hairpins (RFC 7757 4.2) is translated to IPv4 and straight back, the second time with the
+ * hairpin rules: XLAT_HAIRPIN when it comes out IPv6. */
+static __always_inline int siit(const struct pkt *p, __u32 flags)
 {
 	__u16 proto;
+	int rc;
 
-	if (pkt_load(p, offsetof(struct ethhdr, h_proto), &proto, sizeof(proto)))
+	if (pkt_load_u16(p, offsetof(struct ethhdr, h_proto), &proto))
 		return XLAT_PASS;
 	if (proto == bpf_htons(ETH_P_IP))
-		return PKT_CALL0(p, siit46);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return PKT_CALL0(p, siit64);
-	return XLAT_PASS;
+		return PKT_CALL(p, siit46, flags);
+	if (proto != bpf_htons(ETH_P_IPV6))
+		return XLAT_PASS;
+	rc = PKT_CALL0(p, siit64);
+	if (rc != XLAT_HAIRPIN)
+		return rc;
+	rc = PKT_CALL(p, siit46, SIIT_F_HAIRPIN);
+	return rc == XLAT_DONE46 ? XLAT_HAIRPIN : rc;
 }
 
 static __always_inline bool outcome_is_drop(int outcome)
@@ -56,11 +58,12 @@ static __always_inline bool outcome_is_drop(int outcome)
 	return outcome >= XLAT_DROP_MALFORMED;
 }
 
-/* tc verdicts: a packet left alone goes on to whatever comes next at the hook (another
- * filter or tcx program), a translated one is accepted. */
+/* tc verdicts: a packet left alone (also one left to the kernel to fragment) goes on to
+ * whatever comes next at the hook (another filter or tcx program), a translated one is
+ * accepted. */
 static __always_inline int tc_verdict(int outcome)
 {
-	if (outcome == XLAT_PASS)
+	if (outcome == XLAT_PASS || outcome == XLAT_FRAG_KERNEL)
 		return TC_ACT_UNSPEC;
 	return outcome_is_drop(outcome) ? TC_ACT_SHOT : TC_ACT_OK;
 }
@@ -104,26 +107,52 @@ int xlate_ingress(struct __sk_buff *skb)
 {
 	struct pkt p = { .ctx = skb, .kind = PKT_SKB };
 	const struct xlat_config *cfg;
-	int rc = siit(&p);
+	int rc = siit(&p, SIIT_F_INGRESS);
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return bpf_redirect(skb->ifindex, 0);
 	if (rc == XLAT_DONE46 && pkt_big_gso(&p) && (cfg = xlat_config()) && cfg->jumbo_hbh)
 		return jumbo_forward(skb);
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return tc_verdict(rc);
 }
 
-SEC("xdp")
+/* Multi-buffer aware (xdp.frags): a driver may hand over frames larger than a page, split
+ * into fragments. Headers are read and written in the first buffer where they lie (all of
+ * them do on veth and on real NICs), and through bpf_xdp_{load,store}_bytes() otherwise;
+ * lengths come from bpf_xdp_get_buff_len(), and trimming works across fragments. On veth it
+ * also lifts the MTU limit of a page that a single-buffer program puts on the peer. */
+SEC("xdp.frags")
 int xlate_xdp(struct xdp_md *ctx)
 {
 	struct pkt p = { .ctx = ctx, .kind = PKT_XDP };
-	int rc = siit(&p);
+	int rc = siit(&p, SIIT_F_INGRESS);
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return XDP_TX;
+	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
+		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+
+		if (act >= 0)
+			return (int)act;
+	}
 	return outcome_is_drop(rc) ? XDP_DROP : XDP_PASS;
+}
+
+/* The XDP hook without the translation: an empty multi-buffer program, the baseline the
+ * translator at XDP is measured against (engine none with hook xdp). On veth it is not free:
+ * the peer loses TSO and every packet goes through veth's NAPI path. */
+SEC("xdp.frags")
+int xlate_xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
 }
 
 /* Send a packet translated on egress where the routing table says its new family goes. A
@@ -166,7 +195,7 @@ __attribute__((noinline)) int fib_redirect(struct __sk_buff *skb, __u32 v6)
 SEC("tc")
 int xlate46_egress(struct __sk_buff *skb)
 {
-	int rc = siit46_skb(skb);
+	int rc = siit46_skb(skb, 0);
 
 	xlat_count(rc);
 	if (rc == XLAT_DONE46)
@@ -179,9 +208,18 @@ int xlate64_egress(struct __sk_buff *skb)
 {
 	int rc = siit64_skb(skb);
 
+	/* one direction only, so that the redirected packet passes this hook again untouched;
+	 * a hairpin's second half happens here, its result is IPv6 */
+	if (rc == XLAT_HAIRPIN) {
+		rc = siit46_skb(skb, SIIT_F_HAIRPIN);
+		if (rc == XLAT_DONE46)
+			rc = XLAT_HAIRPIN;
+	}
 	xlat_count(rc);
 	if (rc == XLAT_DONE64)
 		return fib_redirect(skb, false);
+	if (rc == XLAT_HAIRPIN)
+		return fib_redirect(skb, true);
 	return rc == XLAT_BOUNCE ? TC_ACT_SHOT : tc_verdict(rc);
 }
 

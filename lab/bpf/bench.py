@@ -8,7 +8,12 @@ datapath changes can be compared on this noisy shared machine by ratio, not by a
 Programs that rewrite the packet (a translator turns IPv4 into IPv6) would see their own output
 on the second repetition, because the kernel reuses the buffer; their cases set `rewrites` and
 are timed one run per syscall instead (which adds a constant timer overhead, also visible in
-the baseline).
+the baseline). Between two such runs the harness's own Python work evicts much of the
+program's code and data from the caches, so this "single" figure is the cost of a cold run.
+`loop=True` (`lab bench prog --loop`) times them in the kernel's loop anyway: the steady
+state of a busy datapath. A translator flips its packet between the two forms, each run
+translating the previous run's output back, so each packet's figure is the mean of the
+packet and its translation (the mix holds both directions of each kind).
 
 Each datapath feature offers its programs as BenchCases, with their own mix and set-up;
 `lab bench prog` (lab/commands/bench.py) gathers them.
@@ -98,7 +103,8 @@ class BenchResult:
     name: str
     program: str
     prog_type: str
-    mode: str            # "repeat" (kernel loop) or "single" (one run per syscall)
+    mode: str            # "repeat" (kernel loop), "single" (one run per syscall) or "loop"
+                         # (kernel loop over a rewriting program's flipping packet)
     runs: int
     repeat: int
     ns_per_packet: float  # median over runs of the mix's mean
@@ -111,8 +117,10 @@ class BenchResult:
         return asdict(self)
 
     def text(self) -> str:
-        how = (f"{self.repeat} repeats per packet" if self.mode == "repeat"
-               else f"{self.repeat} single runs per packet")
+        how = {"repeat": f"{self.repeat} repeats per packet",
+               "single": f"{self.repeat} single runs per packet, cold",
+               "loop": f"{self.repeat} repeats per packet in the kernel's loop, each "
+                       "translating the last one's output back: hot"}[self.mode]
         lines = [f"{self.name} ({self.program}, {self.prog_type}): {self.ns_per_packet:.1f} "
                  f"ns/packet (median of {self.runs} runs, {how}; min {self.min_ns:.1f}, "
                  f"max {self.max_ns:.1f})",
@@ -149,10 +157,13 @@ def _time(prog: Any, packets: Packets, ctx: Mapping[str, Any] | None, rewrites: 
     return out
 
 
-def measure(case: BenchCase, runs: int = 7, repeat: int | None = None) -> BenchResult:
-    """Time CASE: RUNS passes over its mix, each packet REPEAT times."""
+def measure(case: BenchCase, runs: int = 7, repeat: int | None = None,
+            loop: bool = False) -> BenchResult:
+    """Time CASE: RUNS passes over its mix, each packet REPEAT times (LOOP: in the kernel's
+    loop even if the program rewrites its packet; see the module's docstring)."""
+    single = case.rewrites and not loop
     if repeat is None:
-        repeat = 300 if case.rewrites else 20000
+        repeat = 300 if single else 20000
     packets = case.packets()
     if not packets:
         raise UsageError(f"bench case {case.name} has an empty packet mix")
@@ -170,18 +181,18 @@ def measure(case: BenchCase, runs: int = 7, repeat: int | None = None) -> BenchR
             per_packet: list[list[float]] = [[] for _ in packets]
             codes: list[str] = []
             for _ in range(runs):  # interleaved, so drift hits both alike
-                timings = _time(prog, packets, case.ctx, case.rewrites, repeat)
+                timings = _time(prog, packets, case.ctx, single, repeat)
                 codes = [c for _, c in timings]
                 for i, (ns, _) in enumerate(timings):
                     per_packet[i].append(ns)
                 per_run.append(statistics.fmean(ns for ns, _ in timings))
-                base = _time(baseline, packets, case.ctx, case.rewrites, repeat)
+                base = _time(baseline, packets, case.ctx, single, repeat)
                 base_runs.append(statistics.fmean(ns for ns, _ in base))
         finally:
             baseline.close()
         return BenchResult(
             case.name, f"{obj.name}:{prog.name}", prog.type_name,
-            "single" if case.rewrites else "repeat", runs, repeat,
+            "single" if single else "loop" if case.rewrites else "repeat", runs, repeat,
             statistics.median(per_run), min(per_run), max(per_run),
             statistics.median(base_runs),
             [PacketTiming(label, len(data), codes[i], statistics.median(per_packet[i]))

@@ -42,6 +42,9 @@ def _register(sub: SubParsers, datapaths: Sequence[Datapath]) -> None:
     prog.add_argument("--list", action="store_true", help="list the registered cases")
     prog.add_argument("--runs", type=int_arg(1), default=7, help="passes over the mix (7)")
     prog.add_argument("--repeat", type=int_arg(1), help="runs per packet and pass")
+    prog.add_argument("--loop", action="store_true",
+                      help="time programs that rewrite their packet in the kernel's loop too "
+                           "(hot caches; a translator flips its packet between its two forms)")
     prog.add_argument("--json", action="store_true", help="machine-readable result")
     prog.set_defaults(handler=functools.partial(cmd_prog, datapaths=datapaths))
 
@@ -83,6 +86,6 @@ def cmd_prog(args: argparse.Namespace, datapaths: Sequence[Datapath] = DATAPATHS
         return 0
     case = bench.case_for(args.name, cases)
     features.require_bpf_privileges("lab bench prog")
-    result = bench.measure(case, runs=args.runs, repeat=args.repeat)
+    result = bench.measure(case, runs=args.runs, repeat=args.repeat, loop=args.loop)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.text())
     return 0

@@ -233,11 +233,13 @@ static int client(const struct opts *o)
 		fprintf(stderr, "lab-rr: %s: %s\n", o->host, gai_strerror(err));
 		return 2;
 	}
+	/* A persistent connection is made before the clock starts, as netperf's TCP_RR does:
+	 * the window holds transactions only, however long a loaded machine takes to connect. */
+	if (!o->connect_each)
+		fd = connect_to(ai);
 	start = now_ns();
 	counted_from = start + (uint64_t)(o->warmup * 1e9);
 	end = counted_from + (uint64_t)(o->seconds * 1e9);
-	if (!o->connect_each)
-		fd = connect_to(ai);
 	for (t0 = now_ns(); t0 < end; t0 = t1) {
 		if (o->connect_each)
 			fd = connect_to(ai);

@@ -31,8 +31,19 @@ def test_bench_rewriting_programs_run_once_per_syscall(bpf_build):
     r = bench.measure(case, runs=1, repeat=3)
     assert (r.mode, r.repeat) == ("single", 3)
     assert {p.code for p in r.packets} == {"TC_ACT_OK"}
-    assert r.text().splitlines()[0].endswith("3 single runs per packet; min "
+    assert r.text().splitlines()[0].endswith("3 single runs per packet, cold; min "
                                              f"{r.min_ns:.1f}, max {r.max_ns:.1f})")
+
+
+def test_bench_loop_times_a_translator_in_the_kernels_loop(capsys):
+    """--loop: the translator's packet flips between its two forms in the kernel's loop,
+    so every run still translates (TC_ACT_OK, never a pass of an untranslatable packet)."""
+    assert main(["bench", "prog", "xlate-tc", "--loop", "--runs", "1", "--repeat", "101",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["mode"], r["repeat"]) == ("loop", 101)
+    assert {p["code"] for p in r["packets"]} == {"TC_ACT_OK"}
+    assert r["ns_per_packet"] > 0 and r["baseline_ns"] > 0
 
 
 def test_bench_case_by_object_and_program(capsys):

@@ -47,21 +47,25 @@ POD1_6, POD1_4 = "fd00:10:244:1::11", "203.0.113.17"
 GW4, GW6 = "192.0.2.1", "fd00:0:0:1::1"
 
 
-def topology(hook: str, name: str):
+def topology(hook: str, name: str, forward: str = "kernel"):
     data = yaml.safe_load((ROOT / "topologies/nat46.yaml").read_text())
     data["name"] = name
     data["datapath"]["translator"]["hook"] = hook
+    data["datapath"]["translator"]["forward"] = forward
     return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})",
                  datapaths=DATAPATHS)
 
 
-@pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
+# tc-fib, xdp-fib: the program forwards what it translated itself (forward: fib); the
+# router's duties (Time Exceeded, path MTU, fragmentation) must still be done, by the kernel.
+@pytest.fixture(scope="module", params=["tc", "tcx", "xdp", "tc-fib", "xdp-fib"])
 def lab(request, bpf_build):
     from lab.bpf import features
     if request.param == "tcx" and not features.has_tcx():
         pytest.skip("kernel lacks tcx (6.6+)")
-    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}"),
-             datapaths=DATAPATHS) as lab:
+    hook, _, forward = request.param.partition("-")
+    name = f"xe{hook}{forward[:1]}{os.getpid() % 100000}"
+    with Lab(topology(hook, name, "fib" if forward else "kernel"), datapaths=DATAPATHS) as lab:
         yield lab
 
 
@@ -112,8 +116,8 @@ def test_udp_client_to_pod(lab):
         rx.bind(("::", 0))
         rx.settimeout(2)
         port = rx.getsockname()[1]
-        # up to 1452: 1472 bytes without DF would be 1520 bytes of IPv6, which the 1500-byte
-        # links refuse (the translator does not fragment, docs/translator.md)
+        # up to 1452 bytes, which the sender's path MTU discovery sends with DF: 1500 bytes
+        # of IPv6, translated whole (DF-clear datagrams: test_df_clear_udp_arrives_in_fragments)
         for n in (1, 100, 1000, 1452):
             tx.sendto(bytes(n), (POD0_4, port))
             data, peer = rx.recvfrom(65535)
@@ -121,6 +125,102 @@ def test_udp_client_to_pod(lab):
     finally:
         rx.close()
         tx.close()
+
+
+def _pod_gets(lab, pod: str, send) -> list[tuple[bytes, str]]:
+    """What a UDP socket of POD receives while SEND(port) runs (1 s of quiet at the end)."""
+    rx = netns.socket_in(lab.node(pod).netns, socket.AF_INET6, socket.SOCK_DGRAM)
+    got = []
+    try:
+        rx.bind(("::", 0))
+        rx.settimeout(1)
+        send(rx.getsockname()[1])
+        with contextlib.suppress(socket.timeout):
+            while True:
+                data, peer = rx.recvfrom(65535)
+                got.append((data, peer[0]))
+    finally:
+        rx.close()
+    return got
+
+
+def test_spoofed_special_use_source_reaches_no_pod(lab):
+    """A client spoofing 127.0.0.1 (or another special-use source) at the gateway: tc
+    ingress runs before the kernel's martian checks, so only the translator can stop it, and
+    it does (RFC 7915 4.1), counting drop_special; the same datagram from the client's own
+    address arrives."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    gw_mac = lab.node("gw").run(["cat", "/sys/class/net/eth-client/address"]).stdout.strip()
+    before = translator_topology.statistics(lab).get("drop_special", 0)
+    spoofed = ["127.0.0.1", "0.0.0.0", "169.254.1.1", "224.0.0.1", "255.255.255.255"]
+
+    def send(port):
+        with lab.node("client").entered():
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            raw.bind(("eth0", 0))
+            for src in spoofed + [CLIENT4]:
+                raw.send(bytes(Ether(dst=gw_mac, src=raw.getsockname()[4]) /
+                               IP(src=src, dst=POD0_4) / UDP(sport=4242, dport=port) /
+                               src.encode()))
+        finally:
+            raw.close()
+
+    got = _pod_gets(lab, "node1-pod0", send)
+    assert got == [(CLIENT4.encode(), CLIENT6)]
+    assert translator_topology.statistics(lab).get("drop_special") == before + len(spoofed)
+
+
+def test_hairpinned_flow_between_two_pods_both_ways(lab):
+    """RFC 7757 4.2: pod 0 reaches pod 1 at <prefix>::203.0.113.17 and pod 1 sees it as
+    <prefix>::203.0.113.16, the address through which its answers come back through the
+    gateway, and the other way round; a TCP exchange works only if each end hears the
+    address it talks to."""
+    before = translator_topology.statistics(lab).get("hairpin", 0)
+    prefixed = {POD0_4: "64:ff9b:1::cb00:7110", POD1_4: "64:ff9b:1::cb00:7111"}
+    for server, server4, client, client4 in (("node1-pod1", POD1_4, "node1-pod0", POD0_4),
+                                              ("node1-pod0", POD0_4, "node1-pod1", POD1_4)):
+        peer, ok = tcp_exchange(lab.node(server).netns, socket.AF_INET6,
+                                lab.node(client).netns, socket.AF_INET6, prefixed[server4])
+        assert ok, (client, server)
+        assert peer == prefixed[client4]
+    assert translator_topology.statistics(lab).get("hairpin", 0) > before
+
+
+def test_df_clear_udp_arrives_in_fragments(lab):
+    """RFC 7915 4.1: a 1400-byte datagram without DF would be 1420 bytes of IPv6, above
+    lowest-ipv6-mtu (1280 by default): the translator leaves it to the gateway's IPv4
+    forwarding, which fragments it by the route's MTU (1252), and the egress translator
+    makes each fragment an IPv6 fragment; the pod reassembles the datagram."""
+    pod = lab.node("node1-pod0")
+    before = translator_topology.statistics(lab).get("frag_kernel", 0)
+    reasm = _snmp6(pod, "Ip6ReasmOKs")
+
+    def send(port):
+        tx = netns.socket_in(lab.node("client").netns, socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            tx.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)   # DF clear
+            tx.bind((CLIENT4, 0))
+            tx.sendto(bytes(range(256)) * 5 + bytes(120), (POD0_4, port))
+        finally:
+            tx.close()
+
+    got = _pod_gets(lab, "node1-pod0", send)
+    assert got == [(bytes(range(256)) * 5 + bytes(120), CLIENT6)]
+    assert _snmp6(pod, "Ip6ReasmOKs") == reasm + 1        # it came in fragments
+    assert translator_topology.statistics(lab).get("frag_kernel") == before + 1
+
+
+IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0     # <linux/in.h>; Python's socket lacks them
+
+
+def _snmp6(node, name: str) -> int:
+    for line in node.run(["cat", "/proc/net/snmp6"]).stdout.splitlines():
+        k, v = line.split()
+        if k == name:
+            return int(v)
+    raise KeyError(name)
 
 
 def test_time_exceeded_at_the_gateway_both_ways(lab):
@@ -188,6 +288,52 @@ def test_allow_list_refuses_the_second_client_address(lab):
 def test_statistics_count_both_directions(lab):
     stats = translator_topology.statistics(lab)
     assert stats["done46"] > 0 and stats["done64"] > 0
+
+
+def test_xdp_stream_is_coalesced_after_the_translator(lab):
+    """At XDP on veth the program gets MTU-sized packets (the feeding peer has no TSO); GRO
+    on the gateway's device puts what it passes back together, so the stream leaves toward
+    the pods in GSO packets, counted on the wire by the packet counter: more segments than
+    packets, packets above the MTU. With `forward: fib` the segments are redirected one by
+    one instead and coalesced by the next hop's GRO (its device has GRO on to take them)."""
+    from lab.datapath import bigtcp
+
+    p = translator_topology.placement(lab.topology)
+    if p.hook != "xdp":
+        pytest.skip("XDP only: at tc the stream arrives in GSO packets already")
+    ends = [bigtcp.End("gw", "eth-node"), bigtcp.End("node1", "eth0")]
+    with bigtcp.BigPacketCounter(lab, ends) as counter:
+        before = translator_topology.statistics(lab)["done46"]
+        peer, ok = tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
+                                lab.node("client").netns, socket.AF_INET, POD0_4,
+                                size=8 << 20)
+        reading = counter.read()
+    assert ok and peer == CLIENT6
+    translated = translator_topology.statistics(lab)["done46"] - before
+    where = ({"end": "gw:eth-node", "direction": "egress"} if p.forward == "kernel"
+             else {"end": "node1:eth0", "direction": "ingress"})
+    packets, largest = reading.packets(family=6, **where), reading.largest(family=6, **where)
+    segments = sum(c.segments for c in reading.select(family=6, **where))
+    assert largest > 1514 + 20, reading          # coalesced: above the MTU
+    assert segments > packets, reading
+    # every MTU-sized segment went through the XDP translator on its own
+    assert translated >= (8 << 20) // 1500, translated
+
+
+def test_forwarding_by_fib_redirects_the_translated_packets(lab):
+    client = lab.node("client")
+    before = translator_topology.forward_statistics(lab)
+    for _ in range(3):
+        assert " 0% packet loss" in _ping(client, POD0_4)
+    _ping(client, "-t", "1", POD0_4)        # the kernel's: it answers Time Exceeded
+    fwd = translator_topology.forward_statistics(lab)
+    if translator_topology.placement(lab.topology).forward == "fib":
+        # the echoes went out by redirect (a reply may go to the kernel while the gateway
+        # has yet to resolve the client's address); the TTL-1 probe went to the kernel
+        assert fwd["redirected"] - before["redirected"] >= 3, (before, fwd)
+        assert fwd["kernel"] - before["kernel"] >= 1, (before, fwd)
+    else:
+        assert fwd == {"redirected": 0, "kernel": 0}
 
 
 def test_gateway_has_the_permanent_neighbours(lab):
@@ -281,3 +427,29 @@ def test_engine_none_is_plain_ipv6_routing():
                     if isinstance(r, (BpfAttached, ProcessStarted))]
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")
         assert " 100% packet loss" in _ping(lab.node("client"), POD0_4)   # nothing translates
+
+
+# --- configurations refused at load ---------------------------------------------------------------
+
+@pytest.mark.parametrize("old,new,where,words", [
+    ("{ipv4: 203.0.113.16/28,", "{ipv4: 127.0.0.16/28,", ":67:9:",
+     "127.0.0.16/28 overlaps 127.0.0.0/8 (loopback), which is never translated"),
+    ("allow: [192.0.2.10/32, 198.51.100.0/24]",
+     "allow: [192.0.2.10/32, 198.51.100.0/24]\n    pool4: 203.0.113.20", ":71:12:",
+     "the RFC 6791 pool 203.0.113.20/32 overlaps the EAM range 203.0.113.16/28"),
+])
+def test_special_use_and_pool_overlaps_are_refused_before_anything_is_built(
+        tmp_path, lab_name, old, new, where, words):
+    """`lab up` of such a file exits 2 with the file, line and column, and nothing of the
+    lab exists (no namespace, no record)."""
+    from lab.state import LabRecord
+    text = (ROOT / "topologies/nat46.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(old, new))
+    out = subprocess.run([sys.executable, "-m", "lab", "up", str(bad), "--name", lab_name],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert f"{bad}{where} {words}" in out.stderr, out.stderr
+    assert not [n for n in netns.list_names() if n.startswith(f"{lab_name}-")]
+    assert not LabRecord(lab_name).dir.exists()

@@ -51,19 +51,27 @@ def test_quick_nat46_scenario(tmp_path, bpf_build):
 
 
 def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
-    """scenarios/nat46-bench.yaml: plain IPv6, ours at tc and XDP, TAYGA; ratios with the
-    issue's anchors; the translator's ns/packet (no thresholds: speeds are this machine's)."""
+    """scenarios/nat46-bench.yaml: plain IPv6, ours at tc and XDP, an empty XDP program in
+    the translator's place, TAYGA; ratios with the issue's anchors (XDP against IPv6, tc and
+    the empty program); the translator's ns/packet cold and hot (no thresholds: speeds are
+    this machine's)."""
     sc = run_quick(tmp_path, "nat46-bench")
     assert sc["status"] == "passed"
     tput = {m["point"]["config"]: m["median"] for m in sc["metrics"]
             if m["step"] == "tcp" and m["metric"] == "throughput"}
-    assert set(tput) == {"ipv6", "tc", "xdp", "tayga"} and all(v > 0 for v in tput.values())
+    assert set(tput) == {"ipv6", "tc", "xdp", "xdp-empty", "tayga"}
+    assert all(v > 0 for v in tput.values())
     ratios = {(c["of"]["config"], c["to"]["config"], c["metric"]): c for c in sc["comparisons"]}
     assert ratios[("tc", "tayga", "tcp.throughput")]["anchors"][0]["value"] == 5
-    assert ratios[("tc", "ipv6", "tcp.throughput")]["anchors"][0]["value"] == 0.85
-    cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
-            and m["metric"] == "ns_per_packet"]
-    assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
+    assert ratios[("tc", "ipv6", "tcp.throughput")]["anchors"][0]["value"] == 0.9
+    assert ratios[("tc", "ipv6", "rr1.tps")]["anchors"][0]["value"] == 0.9
+    assert ratios[("xdp", "ipv6", "tcp.throughput")]["anchors"][0]["value"] == 0.5
+    assert ratios[("xdp", "tc", "rr1.tps")]["anchors"][0]["value"] == 1.0
+    assert ("xdp", "xdp-empty", "tcp.throughput") in ratios
+    for metric in ("ns_per_packet", "hot_ns_per_packet"):
+        cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
+                and m["metric"] == metric]
+        assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
 
 
 def test_quick_bigtcp_nat46_scenario(tmp_path, bpf_build):

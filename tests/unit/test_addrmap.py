@@ -1,13 +1,14 @@
-"""RFC 6052 address embedding and RFC 7757 explicit address mappings (lab.datapath.addrmap),
-the rules the translator's maps are filled from."""
+"""RFC 6052 address embedding and RFC 7757 explicit address mappings
+(lab.datapath.translator.addrmap), the rules the translator's maps are filled from."""
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 from hypothesis import given, strategies as st
 
-from lab.datapath.translator.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError, AddressMapper,
-                                  EamEntry, EamTable, Rfc6052Prefix, embed, extract)
+from lab.datapath.translator.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError,
+                                             AddressMapper, EamEntry, EamTable, Rfc6052Prefix,
+                                             embed, extract, special4)
 from lab.errors import UsageError
 
 # RFC 6052 section 2.4, "Text Representation", the table of examples: 192.0.2.33 embedded
@@ -92,7 +93,11 @@ def test_extract_is_the_inverse_of_embed_only(plen, bits):
     ("2001:db8::1/96", "host bits set"),
     ("2001:db8:0:0:100::/96", "u octet"),
     ("64:ff9b::/64", "well-known prefix is only ever 64:ff9b::/96"),
-    ("ff02::/32", "not a unicast prefix"),
+    ("ff02::/32", r"overlaps ff00::/8 \(multicast\)"),
+    ("fe80::/64", r"overlaps fe80::/10 \(link-local\)"),
+    ("::/96", r"overlaps ::/96 \(unspecified, loopback"),
+    ("::ffff:0:0/96", r"overlaps ::ffff:0:0/96 \(IPv4-mapped"),
+    ("100::/64", r"overlaps 100::/64 \(discard-only"),
     ("192.0.2.0/24", "not an IPv6 prefix"),
     ("nonsense", "does not appear to be"),
 ])
@@ -194,4 +199,8 @@ def test_mapper_round_trip_4_6_4(v4):
                       EamTable((EamEntry.parse("2001:db8:6::/120", "198.51.100.0/24"),
                                 EamEntry.parse("2001:db8:7::/128", "203.0.113.7/32"))))
     a = IPv4Address(v4)
+    if special4(a):
+        assert m.to6(a) is None         # never translated (RFC 7915 4.1)
+        assert m.to4(m.prefix.embed(a)) is None
+        return
     assert m.to4(m.to6(a)) == a

@@ -24,7 +24,7 @@ def test_full_config_from_a_mapping():
                                          "2001:db8:7::/128=203.0.113.7/32"]
     assert cfg.allow == (IPv4Network("192.0.2.0/24"),)
     assert cfg.icmp_source6 == IPv6Address("2001:db8::1")
-    assert cfg.pool4 == IPv4Address("192.0.2.254")
+    assert cfg.pool4 == IPv4Network("192.0.2.254/32")
     assert TranslatorConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -41,6 +41,22 @@ def test_full_config_from_a_mapping():
     ({"prefix": "64:ff9b::/96", "icmp_errors": "yes"}, ("icmp_errors",), "true or false"),
     ({"prefix": "64:ff9b::/96", "mtu6": 1000}, ("mtu6",), "1280..65535"),
     ({"prefix": "64:ff9b::/96", "pool4": "2001:db8::1"}, ("pool4",), "not an IPv4 address"),
+    ({"prefix": "64:ff9b::/96", "lowest_ipv6_mtu": 1200}, ("lowest_ipv6_mtu",), "1280..65535"),
+    ({"prefix": "64:ff9b::/96", "udp_zero": "keep"}, ("udp_zero",), "calculate, drop, forward"),
+    # special-use space is never translated: no EAM entry, own pair or pool there
+    ({"prefix": "64:ff9b:1::/48", "eam": [{"ipv4": "127.0.0.0/24", "ipv6": "2001:db8::/120"}]},
+     ("eam", 0), r"127.0.0.0/24 overlaps 127.0.0.0/8 \(loopback\)"),
+    ({"prefix": "64:ff9b:1::/48", "eam": ["2001:db8::/120=198.51.100.0/24",
+                                          "2001:db8:1::/124=224.0.0.0/28"]},
+     ("eam", 1), r"overlaps 224.0.0.0/4 \(multicast\)"),
+    ({"prefix": "64:ff9b:1::/48", "eam": ["fe80::/120=198.51.100.0/24"]},
+     ("eam", 0), r"overlaps fe80::/10 \(link-local\)"),
+    ({"prefix": "64:ff9b:1::/48", "own": [{"ipv4": "169.254.1.1", "ipv6": "2001:db8::1"}]},
+     ("own", 0), "link-local"),
+    ({"prefix": "64:ff9b:1::/48", "pool4": "0.0.0.1"}, ("pool4",), r"0.0.0.0/8"),
+    ({"prefix": "64:ff9b:1::/48", "eam": ["2001:db8::/120=198.51.100.0/24"],
+      "pool4": "198.51.100.128/28"}, ("pool4",), "overlaps the EAM range 198.51.100.0/24"),
+    ({"prefix": "::ffff:0:0/96"}, ("prefix",), "IPv4-mapped"),
     ({"prefix": "64:ff9b::/96", "prefx": "x"}, ("prefx",), "unknown setting"),
 ])
 def test_errors_name_the_setting(data, path, why):

@@ -102,8 +102,25 @@ def test_hooks(hook, ingress, egress):
         assert client_end.offloads == {"tx": False}
         assert topo.nodes["node1"].interfaces["eth0"].offloads == {"tx": False}
         assert not client_end.bpf          # no icmp_errors: no XDP_TX to deliver
+        # what XDP passes up (MTU-sized on veth) is coalesced again before forwarding
+        assert gw.interfaces["eth-client"].offloads == {"gro": True}
+        assert gw.interfaces["eth-node"].offloads == {"gro": True}
     else:
         assert client_end.offloads == {}
+        assert gw.interfaces["eth-client"].offloads == {}
+
+
+@pytest.mark.parametrize("hook", ["tc", "xdp"])
+def test_forward_fib(hook):
+    topo = load(BASE + f"    hook: {hook}\n    forward: fib\n" + SECTION)
+    assert tt.placement(topo).forward == "fib"
+    client_end = topo.nodes["client"].interfaces["eth0"]
+    if hook == "xdp":  # veth takes redirected frames only into a peer with NAPI (GRO)
+        assert client_end.offloads == {"gro": True, "tx": False}
+        assert topo.nodes["node1"].interfaces["eth0"].offloads == {"gro": True, "tx": False}
+    else:
+        assert client_end.offloads == {}
+    assert tt.placement(load(BASE + SECTION)).forward == "kernel"
 
 
 def test_xdp_with_icmp_errors_gives_the_peers_an_xdp_program():
@@ -116,6 +133,20 @@ def test_engine_none_derives_nothing():
     topo = load(BASE + "    engine: none\n" + SECTION)
     assert not any(i.bpf for i in topo.nodes["gw"].interfaces.values())
     assert not topo.nodes["gw"].neighbours
+
+
+def test_engine_none_at_xdp_is_the_hooks_own_cost():
+    """Plain routing, with what the XDP hook brings on veth: an empty program, the peers'
+    checksumming off, GRO on; the translator at XDP is measured against it."""
+    topo = load(BASE + "    engine: none\n    hook: xdp\n" + SECTION)
+    gw = topo.nodes["gw"]
+    for dev in ("eth-client", "eth-node"):
+        assert [(b.program, b.hook) for b in gw.interfaces[dev].bpf] == [
+            ("xlate_xdp_pass", "xdp")]
+        assert gw.interfaces[dev].offloads == {"gro": True}
+    assert topo.nodes["client"].interfaces["eth0"].offloads == {"tx": False}
+    assert not gw.neighbours and not [r for r in gw.routes if r.via in (
+        tt.NEXT_HOP4, tt.NEXT_HOP6)]
 
 
 def test_effective_config_adds_what_the_topology_implies():
@@ -145,6 +176,8 @@ def test_eam_of_ipv4_hosts_routes_their_ipv6_range_to_dev4():
     ("    node: client\n", 18, 11, "does not have addresses of both families"),
     ("    hook: tcxx\n", 18, 11, "unknown hook 'tcxx'"),
     ("    engine: vpp\n", 18, 13, "unknown engine 'vpp'"),
+    ("    forward: fast\n", 18, 14, "unknown forwarding 'fast'"),
+    ("    engine: none\n    forward: fib\n", 19, 14, "leaves forwarding to the kernel"),
     ("    dev4: eth9\n", 18, 11, "no interface 'eth9'"),
     ("    dev4: [eth-client, eth9]\n", 18, 24, "no interface 'eth9'"),
     ("    dev6: eth-client\n", 18, 11, "cannot be on both sides"),
@@ -155,6 +188,58 @@ def test_errors_point_at_the_bad_value(extra, line, col, words):
     err = error_of(BASE + extra + SECTION)
     assert (err.file, err.line, err.col) == ("t.yaml", line, col), err
     assert words in err.message
+
+
+@pytest.mark.parametrize("old,new,line,col,words", [
+    # an EAM entry or own pair in special-use space would translate what never names a host
+    ("203.0.113.16/28", "127.0.0.16/28", 19, 11, "127.0.0.16/28 overlaps 127.0.0.0/8 "
+                                                  "(loopback), which is never translated"),
+    ("203.0.113.16/28", "224.0.0.16/28", 19, 11, "overlaps 224.0.0.0/4 (multicast)"),
+    ('ipv6: "fd00:10:244:1::10/124"', 'ipv6: "ff05::10/124"', 19, 11,
+     "overlaps ff00::/8 (multicast)"),
+    ("64:ff9b:1::/96", "::ffff:0:0/96", 18, 13, "overlaps ::ffff:0:0/96 (IPv4-mapped"),
+    ("64:ff9b:1::/96", "fe80::/64", 18, 13, "overlaps fe80::/10 (link-local)"),
+])
+def test_special_use_space_is_refused_at_its_line(old, new, line, col, words):
+    """At the entry (column 11: the EAM entry's mapping) or the prefix's value."""
+    err = error_of(BASE + SECTION.replace(old, new))
+    assert (err.file, err.line, err.col) == ("t.yaml", line, col), err
+    assert words in err.message
+
+
+@pytest.mark.parametrize("pool,words", [
+    ("203.0.113.20", "the RFC 6791 pool 203.0.113.20/32 overlaps the EAM range 203.0.113.16/28"),
+    ("203.0.113.0/27", "overlaps the EAM range 203.0.113.16/28"),
+    ("169.254.0.1", "overlaps 169.254.0.0/16 (link-local, RFC 3927)"),
+])
+def test_rfc6791_pool_inside_the_eam_space_is_refused(pool, words):
+    err = error_of(BASE + f"    pool4: {pool}\n" + SECTION)
+    assert (err.line, err.col) == (18, 12), err
+    assert words in err.message
+
+
+def test_routes_to_pods_make_the_kernel_fragment_for_lowest_ipv6_mtu():
+    """RFC 7915 4.1 fragmentation: DF-clear packets too big for lowest_ipv6_mtu go on as
+    IPv4 along this route, whose MTU makes every fragment fit once translated (28 bytes
+    longer)."""
+    routes = {r.dst: r for r in load(BASE + SECTION).nodes["gw"].routes}
+    assert routes["203.0.113.16/28"].mtu == 1280 - 28
+    routes = {r.dst: r for r in load(BASE + "    lowest_ipv6_mtu: 1500\n" +
+                                     SECTION).nodes["gw"].routes}
+    assert routes["203.0.113.16/28"].mtu == 1500 - 28
+
+
+def test_eam_entries_of_ipv4_hosts_are_not_hairpinned():
+    topo = load(BASE + SECTION.replace(
+        "eam: [", "eam: [{ipv4: 192.0.2.0/28, ipv6: \"2001:db8:4::/124\"}, "))
+    cfg = tt.effective_config(topo)
+    assert [str(n) for n in cfg.eam_ipv4_hosts] == ["192.0.2.0/28"]
+    assert [cfg.hairpins(e) for e in cfg.eam] == [False, True, False]   # ipv4 hosts, pods, own
+
+
+def test_own_pair_is_the_source_of_translated_errors_without_a_pool():
+    cfg = tt.effective_config(load(BASE + SECTION))
+    assert (str(cfg.icmp_source4), cfg.pool4) == ("192.0.2.1", None)
 
 
 def test_bad_prefix_is_reported_at_the_prefix():

@@ -89,11 +89,25 @@ static __always_inline __be32 eam_suffix_mask(__u8 suffix_len)
 
 /* Results of the mapping functions below. */
 enum {
+	XLAT_MAP_SPECIAL = -3,  /* a special-use IPv4 address: never translated */
 	XLAT_MAP_REFUSED = -2,  /* made with the prefix, but from an excluded IPv4 address */
 	XLAT_MAP_NONE = -1,     /* not translatable */
 	XLAT_MAP_OK = 0,
 	XLAT_MAP_OWN = 1,       /* translatable, and the translator host's own address */
+	XLAT_MAP_PREFIX = 2,    /* translatable through the RFC 6052 prefix (siit_6to4 only) */
 };
+
+/* IPv4 addresses that never name a host on the other side of a translator: "this network"
+ * 0/8, loopback 127/8, link-local 169.254/16, multicast 224/4, and 240/4 with the limited
+ * broadcast address (RFC 6890; RFC 1812 5.3.7; RFC 7915 4.1 and 5.1). The configuration
+ * refuses EAM entries there, so only addresses made with the prefix need the check: four
+ * compares, no lookup. */
+static __always_inline bool ip4_special(__be32 a)
+{
+	__u32 h = bpf_ntohl(a);
+
+	return (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 0xe || (h >> 16) == 0xa9fe;
+}
 
 /* RFC 7757 3.2: the longest matching IPv4 prefix gives the IPv6 prefix; the suffix bits are
  * copied. */
@@ -127,6 +141,20 @@ static __always_inline bool excluded4(__be32 v4)
 	return bpf_map_lookup_elem(&xlat_excl4, &key) != NULL;
 }
 
+/* Through the RFC 6052 prefix only (RFC 7757 4.2: the source of a hairpinned packet). */
+static __always_inline int prefix_4to6(const struct xlat_config *cfg, __be32 v4,
+				       struct in6_addr *out)
+{
+	if (!cfg->pref6_len)
+		return XLAT_MAP_NONE;
+	if (ip4_special(v4))
+		return XLAT_MAP_SPECIAL;
+	if ((cfg->use_excl4 && excluded4(v4)) ||
+	    rfc6052_embed(&cfg->pref6, cfg->pref6_len, v4, out))
+		return XLAT_MAP_NONE;
+	return XLAT_MAP_OK;
+}
+
 /* EAM first, then the prefix: XLAT_MAP_*. Trie lookups cost tens of nanoseconds each, so
  * tables known to be empty are skipped. */
 static __always_inline int siit_4to6(const struct xlat_config *cfg, __be32 v4,
@@ -138,12 +166,10 @@ static __always_inline int siit_4to6(const struct xlat_config *cfg, __be32 v4,
 		if (rc != XLAT_MAP_NONE)
 			return rc;
 	}
-	if (!cfg->pref6_len || (cfg->use_excl4 && excluded4(v4)) ||
-	    rfc6052_embed(&cfg->pref6, cfg->pref6_len, v4, out))
-		return XLAT_MAP_NONE;
-	return XLAT_MAP_OK;
+	return prefix_4to6(cfg, v4, out);
 }
 
+/* XLAT_MAP_OK or _OWN by EAM, XLAT_MAP_PREFIX through the prefix, or a failure (< 0). */
 static __always_inline int siit_6to4(const struct xlat_config *cfg, const struct in6_addr *v6,
 				     __be32 *out)
 {
@@ -155,7 +181,24 @@ static __always_inline int siit_6to4(const struct xlat_config *cfg, const struct
 	}
 	if (!cfg->pref6_len || rfc6052_extract(&cfg->pref6, cfg->pref6_len, v6, out))
 		return XLAT_MAP_NONE;
-	return cfg->use_excl4 && excluded4(*out) ? XLAT_MAP_REFUSED : XLAT_MAP_OK;
+	if (ip4_special(*out))
+		return XLAT_MAP_SPECIAL;
+	return cfg->use_excl4 && excluded4(*out) ? XLAT_MAP_REFUSED : XLAT_MAP_PREFIX;
+}
+
+/* RFC 7757 4.2: an IPv6 packet to the prefix-embedded address of an IPv4 address that an EAM
+ * entry gives to an IPv6 host comes back to the IPv6 side. The window check keeps the trie
+ * lookup off the path of ordinary traffic to IPv4 hosts. */
+static __always_inline bool hairpin4(const struct xlat_config *cfg, __be32 v4)
+{
+	struct xlat_lpm4_key key = { .prefixlen = 32, .addr = v4 };
+	const struct xlat_eam *e;
+	__u32 h = bpf_ntohl(v4);
+
+	if (h < cfg->hairpin_lo || h > cfg->hairpin_hi)
+		return false;
+	e = bpf_map_lookup_elem(&xlat_eam4, &key);
+	return e && e->hairpin;
 }
 
 static __always_inline bool allowed4(const struct xlat_config *cfg, __be32 saddr)

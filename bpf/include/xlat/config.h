@@ -14,6 +14,15 @@
 
 #include "outcome.h"
 
+/* What to do with IPv4 UDP datagrams without a checksum (RFC 7915 4.5). */
+enum xlat_udp_zero {
+	XLAT_UDP_ZERO_CALCULATE = 0, /* compute it; drop first fragments (they cannot be summed) */
+	XLAT_UDP_ZERO_DROP = 1,      /* drop them all */
+	XLAT_UDP_ZERO_FORWARD = 2,   /* compute it for whole datagrams; fragments go on with zero
+				      * (RFC 7915 1.2: "configured to forward the packet without a
+				      * UDP checksum") */
+};
+
 struct xlat_config {
 	struct in6_addr pref6;   /* RFC 6052 prefix, bits after pref6_len zero */
 	__u8  pref6_len;         /* 0 (no prefix), 32, 40, 48, 56, 64 or 96 */
@@ -24,15 +33,26 @@ struct xlat_config {
 	__u16 mtu6;              /* IPv6-side next-hop MTU, 0 = unknown */
 	__u8  use_eam;           /* xlat_eam4/6 have entries (lookups in empty tries skipped) */
 	__u8  use_excl4;         /* xlat_excl4 has entries */
+	__u8  pool4_len;         /* prefix length of the RFC 6791 pool (32: one address) */
 	__u8  jumbo_hbh;         /* IPv6 BIG TCP packets built 4->6 carry a Hop-by-Hop Jumbo
 				  * Payload option (6.12, 6.18), else only payload length 0
 				  * (7.2, 7.3): the form this kernel's own stack emits, found at run
-				  * time (lab/datapath/bigtcp_form.py) */
-	__u8  pad;
-	__be32 pool4;            /* RFC 6791 source of ICMPv4 errors from untranslatable IPv6
-				  * sources, 0 = drop such errors */
+				  * time (lab/bigtcp_form.py) */
+	__u8  fwd_fib;           /* forward translated packets by FIB where xlat_fwd_devs
+				  * allows (forward.h); set with the devices, not by apply() */
+	__u8  pad1[3];
+	__be32 pool4;            /* RFC 6791 pool for ICMPv4 errors from IPv6 sources without an
+				  * IPv4 mapping; 0: the translator's own address (src4) */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */
 	struct in6_addr src6;    /* source of ICMPv6 errors the translator sends itself */
+	__u16 lowest_mtu6;       /* RFC 7915 4.1 "lowest-ipv6-mtu": DF-clear IPv4 packets whose
+				  * translation is longer are fragmented (0: 1280) */
+	__u16 pad;
+	__u32 hairpin_lo;        /* host order: the smallest range holding every EAM IPv4 prefix
+				  * of IPv6 hosts, so that most packets skip the hairpin lookup */
+	__u32 hairpin_hi;
+	__u32 ident_seed;        /* secret of the IPv4 Identification generator (RFC 6864) */
+	enum xlat_udp_zero udp_zero;   /* IPv4 UDP without checksum (RFC 7915 4.5) */
 };
 
 struct xlat_lpm4_key {
@@ -54,7 +74,9 @@ struct xlat_eam {
 	__u8 suffix_len;         /* 0..32 */
 	__u8 own;                /* the translator host's own address pair: packets to it are
 				  * for the host, not translated (its own packets from it are) */
-	__u8 pad[2];
+	__u8 hairpin;            /* the IPv6 side holds the hosts: an IPv6 packet to this IPv4
+				  * prefix through the RFC 6052 prefix is hairpinned (RFC 7757) */
+	__u8 pad;
 };
 
 struct {

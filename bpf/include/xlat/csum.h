@@ -37,4 +37,27 @@ static __always_inline __u16 csum_replace_diff(__u16 check, __u32 diff)
 	return csum_fold(csum_add(diff, (__u16)~check));
 }
 
+/* Sum of `n` (a constant) 32-bit words, unfolded: what bpf_csum_diff(NULL, 0, w, 4 * n, 0)
+ * gives, without the helper call. Header-sized sums on the fast path are done this way. */
+typedef __u32 __attribute__((__may_alias__)) csum_word_t;  /* read over any header struct */
+
+static __always_inline __u32 csum_words(const void *w, int n)
+{
+	const csum_word_t *v = w;
+	__u64 s = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < n; i++)
+		s += v[i];
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return (__u32)s;
+}
+
+/* Sum change when `old_words` 32-bit words become `new_words` others (an address pair of one
+ * family becoming the other's in a pseudo-header): bpf_csum_diff() without the call. */
+#define csum_words_diff(old, old_words, new, new_words)					\
+	csum_add(csum_words(new, new_words), ~csum_words(old, old_words))
+
 #endif /* XLAT_CSUM_H */

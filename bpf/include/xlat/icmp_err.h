@@ -3,9 +3,9 @@
  * packet is wrapped in place into an error addressed to its source, to be sent back out of
  * the device it came in on.
  *
- * As any router (RFC 1812 4.3.2.7, RFC 4443 2.4 e), no error about an ICMP error, a later
- * fragment, or a packet to a multicast or broadcast address or from an address that does not
- * name a single host.
+ * As any router (RFC 1812 4.3.2.7, RFC 4443 2.4 e), no error about an ICMP error (about any
+ * ICMPv6 message: RFC 7915 5.4), a later fragment, or a packet to a multicast or broadcast
+ * address or from an address that does not name a single host.
  */
 #ifndef XLAT_ICMP_ERR_H
 #define XLAT_ICMP_ERR_H
@@ -128,16 +128,12 @@ static __always_inline int icmp6_bounce(const struct pkt *p, struct ethhdr *eth,
 	} e;
 	__u32 quote = IP6_HLEN + bpf_ntohs(h->ip.payload_len), sum;
 	__u16 check;
-	__u8 qtype;
 
+	/* RFC 7915 5.4: "unless the discarded packet is itself an ICMPv6 message" (stricter than
+	 * RFC 4443 2.4 e, which spares only errors) */
 	if (!ip6_is_unicast(src) || h->frag_off || !ip6_is_unicast(&h->ip.saddr) ||
-	    !ip6_is_unicast(&h->ip.daddr))
+	    !ip6_is_unicast(&h->ip.daddr) || h->proto == IPPROTO_ICMPV6)
 		return otherwise;
-	if (h->proto == IPPROTO_ICMPV6) {
-		if (h->plen < 1 || pkt_load(p, ETH_HLEN + h->hlen, &qtype, 1) ||
-		    icmp6_is_error(qtype))
-			return otherwise;
-	}
 	if (quote > XLAT_ICMP6_ERR_MAX - IP6_HLEN - ICMP_HLEN)
 		quote = XLAT_ICMP6_ERR_MAX - IP6_HLEN - ICMP_HLEN;
 

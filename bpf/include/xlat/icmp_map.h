@@ -182,10 +182,11 @@ static __always_inline int icmp_map_6to4(const struct icmp_hdr8 *in, struct icmp
 	}
 }
 
-/* RFC 1191 plateau table: the greatest plateau below the quoted packet's total length is the
- * likely MTU when a router reports none. */
+/* RFC 1191 7: the plateau table. The greatest plateau below the quoted packet's total length
+ * is the likely MTU when a router reports none (MTU field 0, before RFC 1191). */
 static __always_inline __u32 icmp_mtu_plateau(__u32 tot_len)
 {
+	if (tot_len > 65535) return 65535;
 	if (tot_len > 32000) return 32000;
 	if (tot_len > 17914) return 17914;
 	if (tot_len > 8166) return 8166;
@@ -203,22 +204,24 @@ static __always_inline __u32 min_u32(__u32 a, __u32 b)
 	return a < b ? a : b;
 }
 
-/* RFC 7915 4.2 Fragmentation Needed -> Packet Too Big: min(advertised + 20,
- * IPv6 next-hop MTU, IPv4 next-hop MTU + 20), where 20 becomes 28 if the packet in error
- * carried a Fragment header on the IPv6 side (the quoted IPv4 packet is a fragment).
- * `mtu4`/`mtu6` are the translator's next-hop MTUs, 0 when unknown. */
-static __always_inline __u32 icmp_mtu_4to6(__u16 advertised, __u16 quoted_tot_len,
-					   bool quoted_frag, __u16 mtu4, __u16 mtu6)
+#define IPV6_MIN_MTU 1280
+
+/* RFC 7915 4.2 Fragmentation Needed -> Packet Too Big: "minimum(advertised MTU+20,
+ * MTU_of_IPv6_nexthop, (MTU_of_IPv4_nexthop)+20)", with the RFC 1191 plateau below the
+ * quoted Total Length when the router advertised 0 ("larger than or equal to 1280"), and
+ * (section 5) "never ... lower than 1280". `mtu4`/`mtu6` are the translator's next-hop
+ * MTUs, 0 when unknown. */
+static __always_inline __u32 icmp_mtu_4to6(__u16 advertised, __u16 quoted_tot_len, __u16 mtu4,
+					   __u16 mtu6)
 {
-	__u32 overhead = IP6_HLEN - IP4_HLEN + (quoted_frag ? IP6_FRAG_HLEN : 0);
 	__u32 mtu = advertised ? advertised : icmp_mtu_plateau(quoted_tot_len);
 
-	mtu += overhead;
+	mtu += IP6_HLEN - IP4_HLEN;
 	if (mtu6)
 		mtu = min_u32(mtu, mtu6);
 	if (mtu4)
-		mtu = min_u32(mtu, mtu4 + overhead);
-	return mtu;
+		mtu = min_u32(mtu, mtu4 + IP6_HLEN - IP4_HLEN);
+	return mtu < IPV6_MIN_MTU ? IPV6_MIN_MTU : mtu;
 }
 
 /* RFC 7915 5.2 Packet Too Big -> Fragmentation Needed: min(advertised - 20,
@@ -239,8 +242,7 @@ static __always_inline __u16 icmp_mtu_6to4(__u32 advertised, bool quoted_frag, _
 }
 
 /* RFC 4884: length of the "original datagram" field in an ICMP error with extensions, in
- * bytes, or 0 when the message has none. The translator keeps only that field (the
- * extension structure is dropped with its length attribute). */
+ * bytes, or 0 when the message has none (icmp_ext.h lays them out after translation). */
 static __always_inline __u32 icmp4_rfc4884_len(const struct icmp_hdr8 *h)
 {
 	if (h->type == ICMP_DEST_UNREACH || h->type == ICMP_TIME_EXCEEDED ||

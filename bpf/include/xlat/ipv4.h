@@ -103,13 +103,15 @@ PKT_GLOBAL(ip4_options, (__u32 off, __u32 len, __u32 seed), (off, len, seed))
 
 static __always_inline __u16 ip4_header_csum(const struct iphdr *ip)
 {
-	return csum_fold((__u32)bpf_csum_diff(NULL, 0, (void *)ip, IP4_HLEN, 0));
+	return csum_fold(csum_words(ip, IP4_HLEN / 4));
 }
 
 /* The IPv4 header of a packet translated from IPv6 (RFC 7915 5.1). `frag` describes an IPv6
- * Fragment header, if any. */
+ * Fragment header, if any. `ident`: the Identification of a packet that IPv4 may fragment
+ * (DF clear, RFC 6864 4.1: unique per source, destination and protocol for as long as its
+ * fragments may live), from the caller's generator; a fragment keeps its own. */
 static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h6, __u8 proto,
-				      __be32 saddr, __be32 daddr, bool zero_tos)
+				      __be32 saddr, __be32 daddr, bool zero_tos, __u16 ident)
 {
 	__u32 tot = IP4_HLEN + h6->plen;
 	__u16 fo;
@@ -125,7 +127,10 @@ static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h
 	ip->tos = zero_tos ? 0 : (__u8)((h6->ip.priority << 4) | (h6->ip.flow_lbl[0] >> 4));
 	/* above 64 KiB (a BIG TCP GSO packet from an IPv6 jumbogram): 0, the skb's length */
 	ip->tot_len = tot > 0xffff ? 0 : bpf_htons((__u16)tot);
-	ip->id = h6->frag ? bpf_htons((__u16)bpf_ntohl(h6->frag_id)) : 0;
+	if (h6->frag)
+		ip->id = bpf_htons((__u16)bpf_ntohl(h6->frag_id));
+	else
+		ip->id = fo ? 0 : bpf_htons(ident);   /* atomic (DF): any value (RFC 6864 4.1) */
 	ip->frag_off = bpf_htons(fo);
 	ip->ttl = h6->ip.hop_limit;
 	ip->protocol = proto;

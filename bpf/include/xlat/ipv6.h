@@ -6,19 +6,27 @@
 #include "ctx.h"
 #include "proto.h"
 
-/* Check the IPv6 header in h->ip (at `off` in the packet) and walk its extension headers (RFC 7915 5.1: Hop-by-Hop,
- * Destination Options and Routing headers are skipped, the Fragment header is translated).
- * `avail` and `outer` as for ip4_parse(). Fragments stop the walk at the Fragment header:
- * extension headers after it belong to the fragmentable part, whose length later fragments'
- * offsets count, so they cannot be removed.
- * A zero payload length is a jumbogram (RFC 2675): translatable only as the outer header of
- * a BIG TCP GSO packet (`big`), which kernels up to 2025 mark with a Hop-by-Hop Jumbo Payload
- * option (checked against the packet's length) and 2026's leave bare; IPv4 BIG TCP carries it
- * on with tot_len 0. */
+static __always_inline bool ip6_is_ext(__u8 nh)
+{
+	return nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
+	       nh == NEXTHDR_FRAGMENT_;
+}
+
+/* Check the IPv6 header in h->ip (at `off` in the packet) and walk its extension headers
+ * (RFC 7915 5.1: Hop-by-Hop, Destination Options and Routing headers are skipped, the
+ * Fragment header is translated). `avail` and `outer` as for ip4_parse().
+ * Returns 0, -1 for a malformed packet, or 1 for a chain the translator does not translate
+ * (h->chain says why, h->chain_ptr where): an extension header after the Fragment header
+ * (it belongs to the fragmentable part, whose length later fragments' offsets count, so it
+ * cannot be removed), a misplaced Hop-by-Hop header, more headers than IP6_MAX_EXT.
+ * Payload length 0 is a jumbogram (RFC 2675) only as the outer header of a BIG TCP GSO
+ * packet (`big`), which kernels up to 2025 mark with a Hop-by-Hop Jumbo Payload option
+ * (checked against the packet's length) and 2026's leave bare; IPv4 BIG TCP carries it on
+ * with tot_len 0. Anywhere else it means what it says: nothing follows the headers. */
 static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail, bool outer,
 				    bool big, struct ip6_info *h)
 {
-	__u32 o = IP6_HLEN, end;
+	__u32 o = IP6_HLEN, end, nh_off = 6;
 	__u8 nh;
 	int i;
 
@@ -26,7 +34,7 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 		return -1;
 	end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);
 	h->jumbo = 0;
-	if (end == IP6_HLEN) {
+	if (end == IP6_HLEN && outer && big) {
 		struct {
 			__u8 nexthdr;
 			__u8 len;
@@ -35,8 +43,6 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 			__be32 jumbo_len;
 		} hbh;
 
-		if (!outer || !big)
-			return -1;
 		if (h->ip.nexthdr == NEXTHDR_HOP_) {
 			if (pkt_load(p, off + IP6_HLEN, &hbh, sizeof(hbh)) || hbh.len ||
 			    hbh.type != IP6_TLV_JUMBO || hbh.optlen != 4 ||
@@ -58,6 +64,7 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 	h->frag_off = 0;
 	h->frag_id = 0;
 	h->rh_ptr = 0;
+	h->chain = IP6_CHAIN_OK;
 	nh = h->ip.nexthdr;
 
 	for (i = 0; i < IP6_MAX_EXT; i++) {
@@ -69,37 +76,40 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 			__be32 rest;
 		} e;
 
-		if (nh != NEXTHDR_HOP_ && nh != NEXTHDR_ROUTING_ && nh != NEXTHDR_DEST_ &&
-		    nh != NEXTHDR_FRAGMENT_)
+		if (!ip6_is_ext(nh))
 			break;
-		if (nh == NEXTHDR_HOP_ && i)
-			return -1;       /* Hop-by-Hop only directly after the IPv6 header */
+		if (nh == NEXTHDR_HOP_ && i) {
+			h->chain = IP6_CHAIN_HBH_NOT_FIRST;
+			goto chain;
+		}
 		if (o + 8 > end || pkt_load(p, off + o, &e, sizeof(e)))
 			return -1;
 		if (nh == NEXTHDR_FRAGMENT_) {
 			__u16 fo = bpf_ntohs(((struct ip6_frag *)&e)->frag_off);
 
-			if (h->frag)
-				return -1;
 			h->frag = 1;
 			h->frag_off = fo >> 3;
 			h->mf = fo & 1;
 			h->frag_id = ((struct ip6_frag *)&e)->identification;
+			nh_off = o;
 			o += IP6_FRAG_HLEN;
 			nh = e.nexthdr;
-			if (nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
-			    nh == NEXTHDR_FRAGMENT_)
-				return -1;
+			if (ip6_is_ext(nh)) {
+				h->chain = IP6_CHAIN_AFTER_FRAGMENT;
+				goto chain;
+			}
 			break;
 		}
 		if (nh == NEXTHDR_ROUTING_ && e.segments_left && !h->rh_ptr)
 			h->rh_ptr = o + 3;
+		nh_off = o;
 		o += (e.len + 1) * 8;
 		nh = e.nexthdr;
 	}
-	if (nh == NEXTHDR_HOP_ || nh == NEXTHDR_ROUTING_ || nh == NEXTHDR_DEST_ ||
-	    nh == NEXTHDR_FRAGMENT_)
-		return -1;       /* more extension headers than we walk */
+	if (ip6_is_ext(nh)) {
+		h->chain = IP6_CHAIN_TOO_LONG;
+		goto chain;
+	}
 	if (!h->jumbo)
 		end = IP6_HLEN + bpf_ntohs(h->ip.payload_len);   /* a quoted packet's own length */
 	if (o > end || o > avail)
@@ -108,6 +118,12 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 	h->plen = end - o;
 	h->proto = nh;
 	return 0;
+chain:
+	h->chain_ptr = nh_off;
+	h->hlen = o;
+	h->plen = 0;
+	h->proto = nh;
+	return 1;
 }
 
 /* ip6_walk() of the header at `off`, read first. */
@@ -187,7 +203,7 @@ static __always_inline __u32 pseudo6_sum(const struct in6_addr *saddr,
 		.nexthdr = nexthdr,
 	};
 
-	return (__u32)bpf_csum_diff(NULL, 0, (void *)&ph, sizeof(ph), 0);
+	return csum_words(&ph, sizeof(ph) / 4);
 }
 
 #endif /* XLAT_IPV6_H */

@@ -123,7 +123,8 @@ struct ip4_info {
 struct ip6_info {
 	struct ipv6hdr ip;
 	__u16 hlen;       /* IPv6 header and extension headers, Fragment header included */
-	__u16 pad2;
+	__u16 chain_ptr;  /* IP6_CHAIN_*: offset of the Next Header field naming the header that
+			   * stopped the walk */
 	__u32 plen;       /* upper-layer bytes the header (or its Jumbo Payload option) announces */
 	__u8 proto;       /* upper-layer protocol (Next Header of the last extension header) */
 	__u8 frag;        /* has a Fragment header */
@@ -132,6 +133,18 @@ struct ip6_info {
 	__u16 frag_off;   /* offset in 8-byte units */
 	__u16 rh_ptr;     /* offset of Segments Left of a routing header still routing, or 0 */
 	__be32 frag_id;
+	__u8 chain;       /* enum ip6_chain: why ip6_walk() could not translate the header chain */
+	__u8 pad[3];
+};
+
+/* Extension header chains the translator does not translate (ip6_walk() returns 1). */
+enum ip6_chain {
+	IP6_CHAIN_OK = 0,
+	IP6_CHAIN_HBH_NOT_FIRST,    /* RFC 8200 4.3: Hop-by-Hop only right after the IPv6 header;
+				     * a node answers Parameter Problem code 1 */
+	IP6_CHAIN_AFTER_FRAGMENT,   /* RFC 7915 5.1: an extension header after the Fragment
+				     * header (or a second one) "SHOULD be dropped" */
+	IP6_CHAIN_TOO_LONG,         /* more extension headers than IP6_MAX_EXT */
 };
 
 #endif /* XLAT_PROTO_H */

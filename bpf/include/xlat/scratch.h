@@ -13,15 +13,18 @@
 #include "xlat46.h"
 #include "xlat64.h"
 
-union xlat_scratch {
-	struct xlat46 x46;
-	struct xlat64 x64;
+struct xlat_scratch {
+	union {
+		struct xlat46 x46;
+		struct xlat64 x64;
+	};
+	__u32 ident_next;        /* this CPU's IPv4 Identification counter (siit.h) */
 };
 
 /* The map holds it as bytes: the layout is the datapath's own business, and its header
  * bitfields have no place in a map type the control plane would read. */
 struct xlat_scratch_bytes {
-	__u8 bytes[sizeof(union xlat_scratch)];
+	__u8 bytes[sizeof(struct xlat_scratch)];
 };
 
 struct {
@@ -31,11 +34,11 @@ struct {
 	__type(value, struct xlat_scratch_bytes);
 } xlat_scratch SEC(".maps");
 
-static __always_inline union xlat_scratch *xlat_scratch_get(void)
+static __always_inline struct xlat_scratch *xlat_scratch_get(void)
 {
 	__u32 zero = 0;
 
-	return (union xlat_scratch *)bpf_map_lookup_elem(&xlat_scratch, &zero);
+	return (struct xlat_scratch *)bpf_map_lookup_elem(&xlat_scratch, &zero);
 }
 
 #endif /* XLAT_SCRATCH_H */

@@ -19,6 +19,7 @@
 #include "ipv6.h"
 #include "l4.h"
 #include "icmp_map.h"
+#include "icmp_ext.h"
 
 struct xlat46 {
 	struct ethhdr eth;
@@ -26,7 +27,10 @@ struct xlat46 {
 	__u8 proto6;                /* its Next Header after translation */
 	__u8 in_l4;                 /* enum xlat_l4 of the quoted packet */
 	__u8 in_proto6;
-	__u16 in_avail;             /* bytes of the quoted packet present */
+	__u16 in_avail;             /* bytes of the quoted packet present (with an RFC 4884
+				     * extension: the "original datagram" field) */
+	__u16 ext_len;              /* RFC 4884 extension structure after it, 0: none */
+	__u16 pad;
 	struct ip4_info out;
 	struct icmp_hdr8 icmp;      /* ICMPv4 header as received */
 	struct icmp_hdr8 icmp6;     /* and translated */
@@ -42,11 +46,17 @@ struct xlat46 {
 /* Whether the packet is IPv4; if so, s->out.ip holds its base header, not yet validated. */
 static __always_inline bool xlat46_parse(const struct pkt *p, struct xlat46 *s)
 {
-	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IP))
+	void *h = PKT_PTR(p, 0, ETH_HLEN + IP4_HLEN);
+
+	if (h) {
+		pkt_copy16(&s->eth, h, ETH_HLEN);
+		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP4_HLEN);
+	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
+		   s->eth.h_proto != bpf_htons(ETH_P_IP) ||
+		   pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN)) {
 		return false;
-	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN) || s->out.ip.version != 4)
-		return false;
-	return true;
+	}
+	return s->eth.h_proto == bpf_htons(ETH_P_IP) && s->out.ip.version == 4;
 }
 
 /* Classify the transport header of a quoted IPv4 packet. */
@@ -85,7 +95,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	/* xlat46_parse() read the base header */
 	if (ip4_check(pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out))
 		return XLAT_DROP_MALFORMED;
-	sum = (__u32)bpf_csum_diff(NULL, 0, (void *)&s->out.ip, IP4_HLEN, 0);
+	sum = csum_words(&s->out.ip, IP4_HLEN / 4);
 	opts = 0;
 	if (s->out.hlen > IP4_HLEN) {
 		opts = PKT_CALL(p, ip4_options, ETH_HLEN + IP4_HLEN, s->out.hlen - IP4_HLEN, sum);
@@ -120,9 +130,17 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 		}
 		s->l4 = XLAT_L4_ICMP_ERROR;
 		s->in_avail = s->out.plen - ICMP_HLEN;
+		s->ext_len = 0;
 		qlen = icmp4_rfc4884_len(&s->icmp);
-		if (qlen && qlen < s->in_avail)
+		if (qlen && qlen < s->in_avail) {
+			/* RFC 4884: an extension follows a field of at least 128 bytes; only
+			 * Destination Unreachable and Time Exceeded keep one in ICMPv6 (Packet
+			 * Too Big and Parameter Problem have no length attribute) */
+			if (qlen >= ICMP_EXT_MIN_DGRAM && (s->icmp6.type == ICMPV6_DEST_UNREACH ||
+							  s->icmp6.type == ICMPV6_TIME_EXCEED))
+				s->ext_len = s->in_avail - qlen;
 			s->in_avail = qlen;
+		}
 		if (ip4_parse(p, l4off + ICMP_HLEN, s->in_avail, false, &s->in))
 			return XLAT_DROP_ICMP_INNER;
 		return xlat46_quoted_l4(p, s, l4off + ICMP_HLEN + s->in.hlen);
@@ -138,16 +156,12 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	if (s->l4 == XLAT_L4_UDP) {
 		__u16 check;
 
-		if (pkt_load(p, l4off + 6, &check, sizeof(check)))
+		if (pkt_load_u16(p, l4off + 6, &check))
 			return XLAT_DROP_MALFORMED;
-		if (!check) {
-			/* RFC 7915 4.5: computable only over the whole datagram */
-			if (s->out.frag)
-				return XLAT_DROP_UDP_ZERO;
-			if (s->out.plen > PKT_CSUM_MAX)
-				return XLAT_DROP_TOO_BIG;
+		/* RFC 7915 4.5: the caller's policy decides (computable only over the whole
+		 * datagram, so never for a first fragment) */
+		if (!check)
 			s->l4 = XLAT_L4_UDP_NOCSUM;
-		}
 	}
 	return 0;
 }
@@ -177,21 +191,24 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 					       bool zero_tos, __u16 mtu4, __u16 mtu6)
 {
 	struct ip6_hdrs outer, inner;
-	__u32 in_hlen6, rest, keep, len6, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
+	struct icmp_ext_layout l;
+	__u32 in_hlen6, rest, len6, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
 	__u16 check;
 
 	in_hlen6 = ip6_build(&inner, &s->in, s->in_proto6, &s->in_saddr, &s->in_daddr, zero_tos,
 			     false);
 	rest = s->in_avail - s->in.hlen;
-	keep = XLAT_ICMP6_ERR_MAX - IP6_HLEN - ICMP_HLEN - in_hlen6;
-	if (rest < keep)
-		keep = rest;
-	len6 = ICMP_HLEN + in_hlen6 + keep;
+	if (s->ext_len && rest > s->in.plen)
+		rest = s->in.plen;      /* the rest of the field is its zero padding */
+	icmp_ext_plan(&l, XLAT_ICMP6_ERR_MAX - IP6_HLEN - ICMP_HLEN, in_hlen6, rest, s->ext_len,
+		      8);
+	len6 = ICMP_HLEN + l.dgram + l.ext;
+	if (l.ext)
+		s->icmp6.bytes[0] = l.dgram / 8;        /* RFC 4884 length, 64-bit words */
 
 	if (s->icmp6.type == ICMPV6_PKT_TOOBIG)
 		s->icmp6.data = bpf_htonl(icmp_mtu_4to6(bpf_ntohs(s->icmp.frag.mtu),
-							 bpf_ntohs(s->in.ip.tot_len),
-							 s->in.frag, mtu4, mtu6));
+							 bpf_ntohs(s->in.ip.tot_len), mtu4, mtu6));
 
 	/* The message is rebuilt and summed afresh, so first make sure it arrived intact. */
 	l4off = ETH_HLEN + s->out.hlen;
@@ -205,9 +222,18 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 
 	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
 	new_hdrs = IP6_HLEN + ICMP_HLEN + in_hlen6;
-	if (pkt_trim(p, ETH_HLEN + old_hdrs + keep) ||
-	    pkt_change_l3(p, ETH_P_IPV6, old_hdrs, new_hdrs))
+	if (l.ext) {
+		/* the extension keeps its bytes but moves behind the translated quote */
+		if (pkt_trim(p, l4off + ICMP_HLEN + s->in_avail + s->ext_len) ||
+		    pkt_change_l3(p, ETH_P_IPV6, old_hdrs, new_hdrs) ||
+		    icmp_ext_move(p, ETH_HLEN + new_hdrs + l.keep,
+				  ETH_HLEN + new_hdrs + s->in_avail - s->in.hlen,
+				  ETH_HLEN + IP6_HLEN + ICMP_HLEN + l.dgram, l.ext))
+			return XLAT_DROP_ERROR;
+	} else if (pkt_trim(p, ETH_HLEN + old_hdrs + l.keep) ||
+		   pkt_change_l3(p, ETH_P_IPV6, old_hdrs, new_hdrs)) {
 		return XLAT_DROP_ERROR;
+	}
 
 	s->eth.h_proto = bpf_htons(ETH_P_IPV6);
 	s->icmp6.checksum = 0;
@@ -226,14 +252,13 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 
 	/* The quoted transport checksum follows its packet's new addresses, where quoted. */
 	in_l4off = ETH_HLEN + new_hdrs;
-	if (l4_has_csum(s->in_l4) && keep >= l4_csum_off(s->in_l4) + 2) {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->in.ip.saddr, 8,
-						  (void *)&s->in_saddr, 32, 0);
+	if (l4_has_csum(s->in_l4) && l.keep >= l4_csum_off(s->in_l4) + 2) {
+		__u32 diff = csum_words_diff(&s->in.ip.saddr, 2, &s->in_saddr, 8);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
 				       s->in_l4 == XLAT_L4_UDP))
 			return XLAT_DROP_ERROR;
-	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY) {
+	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY && l.keep >= 4) {
 		struct icmp_hdr8 q;
 
 		q.type = s->in_icmp.type == ICMP_ECHO ? ICMPV6_ECHO_REQUEST : ICMPV6_ECHO_REPLY;
@@ -267,15 +292,10 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	    pkt_change_l3(p, ETH_P_IPV6, s->out.hlen, hlen6))
 		return XLAT_DROP_ERROR;
 	s->eth.h_proto = bpf_htons(ETH_P_IPV6);
-	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN))
+	/* The new header is written over the IPv4 base header (options and the room
+	 * pkt_change_l3() made are accounted for by the helpers). */
+	if (pkt_write_l3(p, &s->eth, &h, hlen6, csum_words(&s->out.ip, IP4_HLEN / 4)))
 		return XLAT_DROP_ERROR;
-	if (hlen6 == IP6_HLEN) {
-		if (pkt_store(p, ETH_HLEN, &h, IP6_HLEN))
-			return XLAT_DROP_ERROR;
-	} else {
-		if (pkt_store(p, ETH_HLEN, &h, IP6_HLEN + IP6_FRAG_HLEN))
-			return XLAT_DROP_ERROR;
-	}
 
 	l4off = ETH_HLEN + hlen6;
 	switch (s->l4) {
@@ -283,8 +303,7 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	case XLAT_L4_UDP:
 	case XLAT_L4_DCCP: {
 		/* Only the addresses differ between the pseudo-headers (RFC 7915 4.5). */
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->out.ip.saddr, 8,
-						  (void *)&s->saddr, 32, 0);
+		__u32 diff = csum_words_diff(&s->out.ip.saddr, 2, &s->saddr, 8);
 		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
 		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))

@@ -11,6 +11,7 @@
 #include "ipv6.h"
 #include "l4.h"
 #include "icmp_map.h"
+#include "icmp_ext.h"
 
 struct xlat64 {
 	struct ethhdr eth;
@@ -18,7 +19,11 @@ struct xlat64 {
 	__u8 proto4;                /* its Protocol after translation */
 	__u8 in_l4;                 /* enum xlat_l4 of the quoted packet */
 	__u8 in_proto4;
-	__u16 in_avail;             /* bytes of the quoted packet present */
+	__u16 in_avail;             /* bytes of the quoted packet present (with an RFC 4884
+				     * extension: the "original datagram" field) */
+	__u16 ext_len;              /* RFC 4884 extension structure after it, 0: none */
+	__u16 ident;                /* IPv4 Identification for a DF-clear result (the caller's
+				     * generator; 0 unless set after xlat64_parse()) */
 	struct ip6_info out;
 	struct icmp_hdr8 icmp;      /* ICMPv6 header as received */
 	struct icmp_hdr8 icmp4;     /* and translated */
@@ -34,11 +39,18 @@ struct xlat64 {
 /* Whether the packet is IPv6; if so, s->out.ip holds its base header, not yet validated. */
 static __always_inline bool xlat64_parse(const struct pkt *p, struct xlat64 *s)
 {
-	if (pkt_load(p, 0, &s->eth, ETH_HLEN) || s->eth.h_proto != bpf_htons(ETH_P_IPV6))
+	void *h = PKT_PTR(p, 0, ETH_HLEN + IP6_HLEN);
+
+	if (h) {
+		pkt_copy16(&s->eth, h, ETH_HLEN);
+		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP6_HLEN);
+	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
+		   s->eth.h_proto != bpf_htons(ETH_P_IPV6) ||
+		   pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN)) {
 		return false;
-	if (pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN) || s->out.ip.version != 6)
-		return false;
-	return true;
+	}
+	s->ident = 0;
+	return s->eth.h_proto == bpf_htons(ETH_P_IPV6) && s->out.ip.version == 6;
 }
 
 static __always_inline int xlat64_quoted_l4(const struct pkt *p, struct xlat64 *s, __u32 off)
@@ -72,8 +84,9 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	int cls;
 
 	/* xlat64_parse() read the base header */
-	if (ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out))
-		return XLAT_DROP_MALFORMED;
+	cls = ip6_walk(p, ETH_HLEN, pkt_len(p) - ETH_HLEN, true, pkt_big_gso(p), &s->out);
+	if (cls)
+		return cls < 0 ? XLAT_DROP_MALFORMED : XLAT_DROP_EXT_CHAIN;
 	/* RFC 7915 5.1: a routing header with segments left is not translated */
 	if (s->out.rh_ptr)
 		return XLAT_DROP_ROUTING_HDR;
@@ -100,9 +113,15 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 		}
 		s->l4 = XLAT_L4_ICMP_ERROR;
 		s->in_avail = s->out.plen - ICMP_HLEN;
+		s->ext_len = 0;
 		qlen = icmp6_rfc4884_len(&s->icmp);
-		if (qlen && qlen < s->in_avail)
+		if (qlen && qlen < s->in_avail) {
+			/* RFC 4884: Destination Unreachable and Time Exceeded, which keep a
+			 * length attribute in ICMPv4 */
+			if (qlen >= ICMP_EXT_MIN_DGRAM)
+				s->ext_len = s->in_avail - qlen;
 			s->in_avail = qlen;
+		}
 		if (ip6_parse(p, l4off + ICMP_HLEN, s->in_avail, false, &s->in))
 			return XLAT_DROP_ICMP_INNER;
 		return xlat64_quoted_l4(p, s, l4off + ICMP_HLEN + s->in.hlen);
@@ -159,14 +178,18 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 					       bool zero_tos, __u16 mtu4, __u16 mtu6)
 {
 	struct iphdr outer, inner;
-	__u32 rest, keep, len4, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
+	struct icmp_ext_layout l;
+	__u32 rest, len4, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
 	__u16 check;
 
 	rest = s->in_avail - s->in.hlen;
-	keep = XLAT_ICMP4_ERR_MAX - IP4_HLEN - ICMP_HLEN - IP4_HLEN;
-	if (rest < keep)
-		keep = rest;
-	len4 = ICMP_HLEN + IP4_HLEN + keep;
+	if (s->ext_len && rest > s->in.plen)
+		rest = s->in.plen;      /* the rest of the field is its zero padding */
+	icmp_ext_plan(&l, XLAT_ICMP4_ERR_MAX - IP4_HLEN - ICMP_HLEN, IP4_HLEN, rest, s->ext_len,
+		      4);
+	len4 = ICMP_HLEN + l.dgram + l.ext;
+	if (l.ext)
+		s->icmp4.bytes[1] = l.dgram / 4;        /* RFC 4884 length, 32-bit words */
 
 	if (s->icmp.type == ICMPV6_PKT_TOOBIG) {
 		s->icmp4.frag.unused = 0;
@@ -181,19 +204,29 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 	if (csum_fold(sum))
 		return XLAT_DROP_ICMP_CSUM;
 
-	ip4_build(&inner, &s->in, s->in_proto4, s->in_saddr, s->in_daddr, zero_tos);
+	ip4_build(&inner, &s->in, s->in_proto4, s->in_saddr, s->in_daddr, zero_tos, 0);
 	/* the outer message: never a fragment here, and at most 576 bytes, so DF clear */
-	ip4_build(&outer, &s->out, IPPROTO_ICMP, s->saddr, s->daddr, zero_tos);
+	ip4_build(&outer, &s->out, IPPROTO_ICMP, s->saddr, s->daddr, zero_tos, s->ident);
 	outer.tot_len = bpf_htons(IP4_HLEN + len4);
 	outer.frag_off = 0;
+	outer.id = bpf_htons(s->ident);
 	outer.check = 0;
 	outer.check = ip4_header_csum(&outer);
 
 	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
 	new_hdrs = IP4_HLEN + ICMP_HLEN + IP4_HLEN;
-	if (pkt_trim(p, ETH_HLEN + old_hdrs + keep) ||
-	    pkt_change_l3(p, ETH_P_IP, old_hdrs, new_hdrs))
+	if (l.ext) {
+		/* the extension keeps its bytes but moves behind the translated quote */
+		if (pkt_trim(p, l4off + ICMP_HLEN + s->in_avail + s->ext_len) ||
+		    pkt_change_l3(p, ETH_P_IP, old_hdrs, new_hdrs) ||
+		    icmp_ext_move(p, ETH_HLEN + new_hdrs + l.keep,
+				  ETH_HLEN + new_hdrs + s->in_avail - s->in.hlen,
+				  ETH_HLEN + IP4_HLEN + ICMP_HLEN + l.dgram, l.ext))
+			return XLAT_DROP_ERROR;
+	} else if (pkt_trim(p, ETH_HLEN + old_hdrs + l.keep) ||
+		   pkt_change_l3(p, ETH_P_IP, old_hdrs, new_hdrs)) {
 		return XLAT_DROP_ERROR;
+	}
 
 	s->eth.h_proto = bpf_htons(ETH_P_IP);
 	s->icmp4.checksum = 0;
@@ -205,14 +238,13 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 		return XLAT_DROP_ERROR;
 
 	in_l4off = ETH_HLEN + new_hdrs;
-	if (l4_has_csum(s->in_l4) && keep >= l4_csum_off(s->in_l4) + 2) {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->in.ip.saddr, 32,
-						  (void *)&s->in_saddr, 8, 0);
+	if (l4_has_csum(s->in_l4) && l.keep >= l4_csum_off(s->in_l4) + 2) {
+		__u32 diff = csum_words_diff(&s->in.ip.saddr, 8, &s->in_saddr, 2);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
 				       s->in_l4 == XLAT_L4_UDP))
 			return XLAT_DROP_ERROR;
-	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY) {
+	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY && l.keep >= 4) {
 		struct icmp_hdr8 q;
 
 		q.type = s->in_icmp.type == ICMPV6_ECHO_REQUEST ? ICMP_ECHO : ICMP_ECHOREPLY;
@@ -238,12 +270,15 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	struct iphdr ip;
 	__u32 l4off;
 
-	ip4_build(&ip, &s->out, s->proto4, s->saddr, s->daddr, zero_tos);
+	ip4_build(&ip, &s->out, s->proto4, s->saddr, s->daddr, zero_tos, s->ident);
 	if (pkt_trim(p, ETH_HLEN + s->out.hlen + s->out.plen) ||
 	    pkt_change_l3(p, ETH_P_IP, s->out.hlen, IP4_HLEN))
 		return XLAT_DROP_ERROR;
 	s->eth.h_proto = bpf_htons(ETH_P_IP);
-	if (pkt_store_nocsum(p, 0, &s->eth, ETH_HLEN) || pkt_store(p, ETH_HLEN, &ip, IP4_HLEN))
+	/* pkt_change_l3() took out the first 20 bytes of the IPv6 header and any extension
+	 * headers (the helpers account for them); the IPv4 header goes over the last 20. */
+	if (pkt_write_l3(p, &s->eth, &ip, IP4_HLEN,
+			 csum_words((csum_word_t *)&s->out.ip + 5, 5)))
 		return XLAT_DROP_ERROR;
 
 	l4off = ETH_HLEN + IP4_HLEN;
@@ -251,8 +286,7 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	case XLAT_L4_TCP:
 	case XLAT_L4_UDP:
 	case XLAT_L4_DCCP: {
-		__u32 diff = (__u32)bpf_csum_diff((void *)&s->out.ip.saddr, 32,
-						  (void *)&s->saddr, 8, 0);
+		__u32 diff = csum_words_diff(&s->out.ip.saddr, 8, &s->saddr, 2);
 		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
 		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))

@@ -43,6 +43,32 @@ NON_GLOBAL_V4: tuple[IPv4Network, ...] = tuple(IPv4Network(n) for n in (
 ))
 
 
+# IPv4 addresses that never name a host across a translator (RFC 6890 special-purpose
+# space that is not even forwardable, RFC 1812 5.3.7): never translated, in either direction
+# (RFC 7915 4.1, 5.1; the same five compares as ip4_special() in addrmap.h).
+SPECIAL_V4: tuple[tuple[IPv4Network, str], ...] = tuple((IPv4Network(n), why) for n, why in (
+    ("0.0.0.0/8", "\"this network\", RFC 791"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local, RFC 3927"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved, with the limited broadcast address"),
+))
+
+# IPv6 ranges no translation prefix or EAM entry may overlap: addresses that never appear as
+# a host's on the wire or that are not unicast (RFC 4291, RFC 6666).
+SPECIAL_V6: tuple[tuple[IPv6Network, str], ...] = tuple((IPv6Network(n), why) for n, why in (
+    ("::/96", "unspecified, loopback and the deprecated IPv4-compatible addresses"),
+    ("::ffff:0:0/96", "IPv4-mapped addresses, never on the wire"),
+    ("100::/64", "discard-only, RFC 6666"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+))
+
+
+def special4(v4: IPv4Address) -> bool:
+    return any(v4 in n for n, _ in SPECIAL_V4)
+
+
 class AddressMapError(UsageError):
     """A prefix or mapping that RFC 6052 / RFC 7757 do not allow."""
 
@@ -128,8 +154,10 @@ class Rfc6052Prefix:
             raise AddressMapError(f"{what} {net}: the well-known prefix is only ever "
                                   f"{WELL_KNOWN_PREFIX} (RFC 6052 2.1); use a prefix under "
                                   f"{LOCAL_USE_PREFIX} (RFC 8215) for a local one")
-        if net.is_multicast or net.is_link_local or net.is_loopback or net.is_unspecified:
-            raise AddressMapError(f"{what} {net}: not a unicast prefix")
+        for special, why in SPECIAL_V6:
+            if net.overlaps(special):
+                raise AddressMapError(f"{what} {net}: overlaps {special} ({why}), which is "
+                                      "never translated")
         return cls(net)
 
     @property
@@ -261,7 +289,7 @@ class AddressMapper:
         e = self.eam.lookup4(v4)
         if e is not None:
             return e.to6(v4)
-        if self.prefix is None or self.excluded(v4):
+        if self.prefix is None or special4(v4) or self.excluded(v4):
             return None
         return self.prefix.embed(v4)
 
@@ -273,7 +301,7 @@ class AddressMapper:
         if self.prefix is None:
             return None
         v4 = self.prefix.extract(v6)
-        return None if v4 is None or self.excluded(v4) else v4
+        return None if v4 is None or special4(v4) or self.excluded(v4) else v4
 
 
 def _collapse(nets: Iterable[IPv4Network]) -> Sequence[IPv4Network]:

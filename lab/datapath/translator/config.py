@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import TYPE_CHECKING, Any
 
 from lab import bigtcp_form
-from lab.datapath.translator.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
-                                  Rfc6052Prefix)
+from lab.datapath.translator.addrmap import (SPECIAL_V4, SPECIAL_V6, AddressMapError,
+                                             AddressMapper, EamEntry, EamTable, Rfc6052Prefix)
 from lab.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
 INGRESS_TC = "xlate_ingress"
 INGRESS_XDP = "xlate_xdp"
+XDP_PASS = "xlate_xdp_pass"       # no translation: what the XDP hook costs by itself
 EGRESS_46 = "xlate46_egress"      # on the IPv6-side device: the kernel's IPv4 -> IPv6
 EGRESS_64 = "xlate64_egress"      # on the IPv4-side device: the kernel's IPv6 -> IPv4
 
@@ -45,7 +47,13 @@ def _error(path: tuple[str | int, ...], message: str) -> InputError:
 
 
 SETTINGS = _KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
-         "icmp_source6", "pool4", "mtu4", "mtu6", "zero_tos")
+                    "icmp_source6", "pool4", "mtu4", "mtu6", "zero_tos", "udp_zero",
+                    "lowest_ipv6_mtu")
+
+# RFC 7915 4.5, what becomes of IPv4 UDP without checksum (enum xlat_udp_zero): computed
+# (fragments, which cannot be summed, dropped), all dropped, or computed with fragments
+# forwarded as they are (RFC 7915 1.2).
+UDP_ZERO = ("calculate", "drop", "forward")
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,17 @@ class TranslatorConfig:
     icmp_errors: bool = False                # answer discarded packets (RFC 7915 4.4, 5.4)
     icmp_source4: IPv4Address | None = None  # source of those errors
     icmp_source6: IPv6Address | None = None
-    pool4: IPv4Address | None = None         # RFC 6791: errors from untranslatable sources
+    pool4: IPv4Network | None = None         # RFC 6791 pool: errors from untranslatable
+                                             # sources (None: the icmp_source4 address)
     mtu4: int = 0                            # next-hop MTUs for PMTU arithmetic, 0: unknown
     mtu6: int = 0
     zero_tos: bool = False                   # RFC 7915 option: traffic class / TOS to 0
+    udp_zero: str = "calculate"              # one of UDP_ZERO
+    lowest_ipv6_mtu: int = 1280              # RFC 7915 4.1: DF-clear packets whose
+                                             # translation is longer are fragmented
+    # EAM entries (by IPv4 prefix) whose IPv4 side holds the hosts: not hairpinned to (RFC
+    # 7757 4.2). Not a setting: a topology tells (translator.topology.effective_config).
+    eam_ipv4_hosts: tuple[IPv4Network, ...] = ()
     # How IPv6 BIG TCP packets built from IPv4 ones say their length: "hbh-jumbo" or "zero"
     # (lab.bigtcp_form); None: as the running kernel's own stack does.
     big_tcp_form: str | None = None
@@ -82,6 +97,13 @@ class TranslatorConfig:
             if v and not low <= v <= 65535:
                 raise _error((name,), f"{v} is not an MTU ({low}..65535, or 0 "
                                             "for unknown)")
+        if not 1280 <= self.lowest_ipv6_mtu <= 65535:
+            raise _error(("lowest_ipv6_mtu",), f"{self.lowest_ipv6_mtu} is not "
+                                        "an IPv6 MTU (1280..65535, RFC 7915 4.1)")
+        if self.udp_zero not in UDP_ZERO:
+            raise _error(("udp_zero",), f"'{self.udp_zero}': one of "
+                                        f"{', '.join(UDP_ZERO)}")
+        _check_special(self)
 
     # --- construction ----------------------------------------------------------------------
 
@@ -122,15 +144,17 @@ class TranslatorConfig:
                 if not isinstance(data[key], bool):
                     raise _error((key,), "expected true or false")
                 kw[key] = data[key]
-        for key, parse in (("icmp_source4", _addr4), ("pool4", _addr4),
+        for key, parse in (("icmp_source4", _addr4), ("pool4", _pool4),
                            ("icmp_source6", _addr6)):
             if data.get(key) is not None:
                 kw[key] = _at((key,), parse, str(data[key]))
-        for key in ("mtu4", "mtu6"):
+        for key in ("mtu4", "mtu6", "lowest_ipv6_mtu"):
             if key in data:
                 if not isinstance(data[key], int) or isinstance(data[key], bool):
                     raise _error((key,), "expected an integer")
                 kw[key] = data[key]
+        if "udp_zero" in data:
+            kw["udp_zero"] = str(data["udp_zero"])
         return cls(**kw)
 
     @classmethod
@@ -163,13 +187,25 @@ class TranslatorConfig:
         for key in ("icmp_errors", "zero_tos"):
             if getattr(self, key):
                 out[key] = True
-        for key in ("icmp_source4", "icmp_source6", "pool4"):
+        for key in ("icmp_source4", "icmp_source6"):
             if getattr(self, key) is not None:
                 out[key] = str(getattr(self, key))
+        if self.pool4 is not None:
+            out["pool4"] = str(self.pool4.network_address if self.pool4.prefixlen == 32
+                               else self.pool4)
         for key in ("mtu4", "mtu6"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
+        if self.udp_zero != "calculate":
+            out["udp_zero"] = self.udp_zero
+        if self.lowest_ipv6_mtu != 1280:
+            out["lowest_ipv6_mtu"] = self.lowest_ipv6_mtu
         return out
+
+    def hairpins(self, e: EamEntry) -> bool:
+        """Whether an IPv6 packet to E's IPv4 addresses through the prefix comes back to the
+        IPv6 side (RFC 7757 4.2): E gives IPv6 hosts their IPv4 addresses."""
+        return not e.own and e.v4 not in self.eam_ipv4_hosts
 
     def mapper(self) -> AddressMapper:
         """The address mapping this configuration makes the datapath apply."""
@@ -182,13 +218,15 @@ class TranslatorConfig:
         what was there. The configuration entry goes last: until then the program still
         acts on a complete earlier configuration (or, first time, on none: it passes all)."""
         mapper = self.mapper()
-        _replace(obj.map("xlat_eam4"), [(_lpm4(e.v4, obj), _eam_value(e, obj)) for e in self.eam])
-        _replace(obj.map("xlat_eam6"), [(_lpm6(e.v6, obj), _eam_value(e, obj)) for e in self.eam])
+        values = [_eam_value(e, obj, self.hairpins(e)) for e in self.eam]
+        _replace(obj.map("xlat_eam4"), [(_lpm4(e.v4, obj), v) for e, v in zip(self.eam, values)])
+        _replace(obj.map("xlat_eam6"), [(_lpm6(e.v6, obj), v) for e, v in zip(self.eam, values)])
         _replace(obj.map("xlat_allow4"), [(_lpm4(n, obj, "xlat_allow4"), 1) for n in self.allow])
         _replace(obj.map("xlat_excl4"),
                  [(_lpm4(n, obj, "xlat_excl4"), 1) for n in mapper.excluded_ranges])
         cfg_map = obj.map("xlat_cfg")
         v = cfg_map.value_type()
+        v.fwd_fib = _current_fwd_fib(cfg_map)   # the placement's, not this configuration's
         if self.prefix is not None:
             _set_in6(v.pref6, self.prefix.network.network_address)
             v.pref6_len = self.prefix.length
@@ -199,11 +237,52 @@ class TranslatorConfig:
         v.mtu4, v.mtu6 = self.mtu4, self.mtu6
         v.use_eam = int(bool(len(self.eam)))
         v.use_excl4 = int(bool(mapper.excluded_ranges))
-        v.pool4 = be32(self.pool4)
+        if self.pool4 is not None:
+            v.pool4 = be32(self.pool4.network_address)
+            v.pool4_len = self.pool4.prefixlen
         v.src4 = be32(self.icmp_source4)
+        v.lowest_mtu6 = self.lowest_ipv6_mtu
+        hosts6 = [e.v4 for e in self.eam if self.hairpins(e)]
+        v.hairpin_lo = min((int(n.network_address) for n in hosts6), default=1)
+        v.hairpin_hi = max((int(n.broadcast_address) for n in hosts6), default=0)
+        v.ident_seed = secrets.randbits(32)
+        v.udp_zero = _enum_value(obj, "xlat_udp_zero", "XLAT_UDP_ZERO_", self.udp_zero)
         if self.icmp_source6 is not None:
             _set_in6(v.src6, self.icmp_source6)
         cfg_map.update(0, v)
+
+
+def _current_fwd_fib(cfg_map: Map) -> int:
+    v = cfg_map.lookup(0)
+    return int(v.fwd_fib) if v is not None else 0
+
+
+# Forwarding by FIB (bpf/include/xlat/forward.h): which counter is which.
+FORWARD_COUNTERS = ("redirected", "kernel")
+
+
+def set_fib_forwarding(cfg_map: Map, devs_map: Map, ifindexes: Iterable[int]) -> None:
+    """Let the translator forward what it translated straight out of these devices (the
+    ingress ones included) by FIB lookup and redirect, instead of the kernel's forwarding;
+    no devices: the kernel forwards everything. CFG_MAP and DEVS_MAP are the object's
+    xlat_cfg and xlat_fwd_devs (loaded or pinned)."""
+    wanted = sorted(set(ifindexes))
+    _replace(devs_map, [(i, 1) for i in wanted])
+    v = cfg_map.lookup(0)
+    v.fwd_fib = int(bool(wanted))
+    cfg_map.update(0, v)
+
+
+def forward_counts(stats_map: Map) -> dict[str, int]:
+    """Translated packets the program forwarded itself, and those it left to the kernel
+    (forwarding by FIB on, but the lookup or the packet said no), summed over CPUs."""
+    return {name: int(stats_map.lookup_sum(i) or 0) for i, name in enumerate(FORWARD_COUNTERS)}
+
+
+def _enum_value(obj: Any, enum: str, prefix: str, name: str) -> int:
+    """The value of NAME (prefix stripped, lower case) in the object's BTF enum ENUM."""
+    t = obj.btf.type(obj.btf.find(enum, "enum"))
+    return dict(t.enumerators)[prefix + name.upper()]
 
 
 def outcome_names(obj: BpfObject | Map) -> list[str]:
@@ -254,6 +333,44 @@ def _addr4(text: str) -> IPv4Address:
         raise AddressMapError(f"'{text}' is not an IPv4 address") from None
 
 
+def _pool4(text: str) -> IPv4Network:
+    """An RFC 6791 pool: an address or a prefix."""
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as e:
+        raise AddressMapError(f"'{text}' is not an IPv4 address or prefix: {e}") from None
+    if net.version != 4:
+        raise AddressMapError(f"'{text}' is not an IPv4 address or prefix")
+    return net
+
+
+def _check_special(cfg: TranslatorConfig) -> None:
+    """Refuse what would translate special-use space (RFC 6890): EAM entries there, and an
+    RFC 6791 pool that is special-use or holds EAM addresses (its errors would look as if a
+    mapped host sent them). The prefix is checked when parsed (Rfc6052Prefix.parse)."""
+    plain = [e for e in cfg.eam if not e.own]
+    owns = [e for e in cfg.eam if e.own]
+    for key, entries in (("eam", plain), ("own", owns)):
+        for i, e in enumerate(entries):
+            for net, special in ((e.v4, SPECIAL_V4), (e.v6, SPECIAL_V6)):
+                hit = next((r for r, _ in special if net.overlaps(r)), None)
+                if hit is not None:
+                    why = dict(special)[hit]
+                    raise _error((key, i), f"{net} overlaps {hit} ({why}), "
+                                                "which is never translated")
+    if cfg.pool4 is not None:
+        hit = next((r for r, _ in SPECIAL_V4 if cfg.pool4.overlaps(r)), None)
+        if hit is not None:
+            raise _error(("pool4",), f"{cfg.pool4} overlaps {hit} "
+                                        f"({dict(SPECIAL_V4)[hit]}), never a source")
+        for e in plain:
+            if cfg.pool4.overlaps(e.v4):
+                raise _error(("pool4",), f"the RFC 6791 pool {cfg.pool4} "
+                                            f"overlaps the EAM range {e.v4}: errors from "
+                                            "unmapped routers would seem to come from mapped "
+                                            "hosts (RFC 6791 4)")
+
+
 def _addr6(text: str) -> IPv6Address:
     try:
         return IPv6Address(text)
@@ -285,12 +402,13 @@ def _lpm6(net: IPv6Network, obj: BpfObject) -> Any:
     return key
 
 
-def _eam_value(e: EamEntry, obj: BpfObject) -> Any:
+def _eam_value(e: EamEntry, obj: BpfObject, hairpin: bool) -> Any:
     v = obj.map("xlat_eam4").value_type()
     _set_in6(v.v6, e.v6.network_address)
     v.v4 = be32(e.v4.network_address)
     v.suffix_len = e.suffix_len
     v.own = int(e.own)
+    v.hairpin = int(hairpin)
     return v
 
 

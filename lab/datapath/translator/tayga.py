@@ -34,7 +34,8 @@ TUN = "nat64"
 # TAYGA's own IPv4 address (the source of the ICMP errors it sends): the IPv4 Service
 # Continuity Prefix of RFC 7335, meant for translators' own ends; routed into the TUN.
 ADDRESS4 = "192.0.0.2"
-UNSUPPORTED = ("allow", "exclude", "zero_tos", "pool4", "mtu4", "mtu6")
+UNSUPPORTED = ("allow", "exclude", "zero_tos", "pool4", "mtu4", "mtu6", "udp_zero",
+               "lowest_ipv6_mtu")
 
 
 def check_prefix(prefix: Rfc6052Prefix) -> str | None:

@@ -5,7 +5,10 @@ on a gateway node, from one mapping.
       translator:
         node: gw                  # default: the one node of role gateway
         hook: tc                  # tc | tcx | xdp (ingress); egress is always tc/tcx
+        forward: kernel           # kernel | fib: who forwards what the translator translated
         engine: bpf               # bpf | tayga (userspace, lab/datapath/tayga.py) | none
+                                  # (none: plain routing; with hook xdp, an empty XDP
+                                  # program and its offloads: the hook's own cost)
         dev4: [eth-client, eth-server]   # IPv4-side devices (default: those with IPv4)
         dev6: eth-node            # IPv6-side devices (default: those with IPv6 only)
         prefix: "64:ff9b:1::/96"  # and every other TranslatorConfig setting
@@ -28,7 +31,16 @@ so the builder creates it like anything else in the file:
     server, and the pods' resolv.conf (lab/datapath/dns64.py);
   - at XDP: tx checksumming off on the devices that feed the XDP program (XDP cannot tell a
     partial checksum, docs/translator.md), and, with icmp_errors, the packet counter's XDP
-    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP).
+    program on those peers (veth delivers XDP_TX frames promptly only to a peer with XDP);
+    GRO on the gateway's own dev4/dev6, so that what XDP passes to the stack is coalesced
+    again before the kernel forwards it (veth gives an XDP program MTU-sized packets only);
+  - `forward: fib`: the program forwards translated packets itself (FIB lookup, hop limit
+    or TTL lowered, redirect; bpf/include/xlat/forward.h) between the dev4 and dev6
+    devices, and leaves the rest to the kernel; at XDP, GRO on the peers of those devices
+    too (veth takes redirected frames only into a peer with NAPI). The devices are named
+    to the program when the lab is up (`start`). Default `kernel`: the kernel forwards.
+  - accept_local on the IPv6-side devices: a translated error from an IPv6 router without
+    an IPv4 address carries the gateway's own IPv4 address (no RFC 6791 pool).
 
 Which side of an EAM entry is real (hosts with those addresses) and which is made up by the
 translator is read from the topology: the side where a node has an address, or where the
@@ -45,7 +57,7 @@ last also in `config`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -53,8 +65,9 @@ from lab.bpf.object import BpfObject
 from lab.datapath.translator import dns64, tayga
 from lab.datapath.translator.addrmap import EamEntry
 from lab.datapath.translator.config import (EGRESS_46, EGRESS_64, INGRESS_TC, INGRESS_XDP,
-                                            OBJECT, SETTINGS, TranslatorConfig,
-                                            outcome_names)
+                                            OBJECT, SETTINGS, XDP_PASS, TranslatorConfig,
+                                            forward_counts, outcome_names,
+                                            set_fib_forwarding)
 from lab.errors import InputError
 from lab.lab import Lab
 from lab.topology.model import BpfAttach, Neighbour, Route, Topology
@@ -64,7 +77,8 @@ SECTION = "translator"
 HOOKS = ("tc", "tcx", "xdp")
 ENGINES = ("bpf", "tayga", "none")
 # Keys of the section that place the translator; the rest are TranslatorConfig settings.
-PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
+PLACEMENT_KEYS = ("node", "hook", "engine", "forward", "dev4", "dev6", "dns64")
+FORWARDS = ("kernel", "fib")
 
 # hook -> (ingress hook, ingress program, egress hook)
 ATTACH = {"tc": ("tc-ingress", INGRESS_TC, "tc-egress"),
@@ -76,6 +90,9 @@ ATTACH = {"tc": ("tc-ingress", INGRESS_TC, "tc-egress"),
 NEXT_HOP6 = "fe80::ff"
 NEXT_HOP4 = "169.254.255.1"
 NEXT_HOP_MAC = "02:00:00:00:00:ff"
+# An IPv4 fragment grows by this much in translation: IPv6 header and Fragment header
+# against the IPv4 header.
+FRAG_OVERHEAD = 40 + 8 - 20
 
 
 def _bad(path: tuple, message: str, key: bool = False) -> InputError:
@@ -89,6 +106,7 @@ class Placement:
     node: str
     hook: str
     engine: str
+    forward: str
     dev4: list[str]
     dev6: list[str]
     settings: dict[str, Any]                   # the TranslatorConfig part of the section
@@ -96,6 +114,7 @@ class Placement:
     routes: list[Route] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
     dns64: dns64.Dns64Config | None = None
+    ipv4_hosts: list[IPv4Network] = field(default_factory=list)   # EAM entries, IPv4 side real
 
 
 def section(topo: Topology) -> Mapping[str, Any] | None:
@@ -195,15 +214,23 @@ def placement(topo: Topology) -> Placement:
     if engine not in ENGINES:
         raise _bad(("engine",), f"unknown engine '{engine}' (one of: "
                                         f"{', '.join(ENGINES)})")
+    forward = data.get("forward", "kernel")
+    if forward not in FORWARDS:
+        raise _bad(("forward",), f"unknown forwarding '{forward}' (one of: "
+                                         f"{', '.join(FORWARDS)})")
+    if forward != "kernel" and engine != "bpf":
+        raise _bad(("forward",), f"forward: {forward} is the bpf engine's; "
+                                         f"engine {engine} leaves forwarding to the kernel")
     dev4, dev6 = _devices(topo, node, data, "dev4"), _devices(topo, node, data, "dev6")
     both = set(dev4) & set(dev6)
     if both:
         raise _bad(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
     settings = {k: v for k, v in data.items() if k not in PLACEMENT_KEYS}
     own = settings.get("own")
-    if settings.get("icmp_errors") is True and isinstance(own, list) and own and \
-            isinstance(own[0], Mapping):
-        # the translator's own ICMP errors come from the gateway's first own pair
+    if isinstance(own, list) and own and isinstance(own[0], Mapping):
+        # the translator's own ICMP errors come from the gateway's first own pair, and so
+        # do translated errors from IPv6 routers without an IPv4 address when there is no
+        # RFC 6791 pool
         settings.setdefault("icmp_source4", own[0].get("ipv4"))
         settings.setdefault("icmp_source6", own[0].get("ipv6"))
     config = TranslatorConfig.from_dict(settings)
@@ -215,7 +242,7 @@ def placement(topo: Topology) -> Placement:
         why = tayga.check_prefix(config.prefix) if config.prefix is not None else None
         if why:
             raise _bad(("prefix",), why)
-    p = Placement(node=node, hook=hook, engine=engine, dev4=dev4, dev6=dev6,
+    p = Placement(node=node, hook=hook, engine=engine, forward=forward, dev4=dev4, dev6=dev6,
                   settings=settings, config=config)
     gw = topo.nodes[node]
     own_addrs = {a.ip for a in gw.addresses()}
@@ -237,9 +264,13 @@ def placement(topo: Topology) -> Placement:
                                "two ranges, nor does the gateway route exactly one")
         if side == 4:
             p.routes.append(Route(dst=str(e.v6), via=NEXT_HOP6, dev=dev4[0], src=src6))
+            p.ipv4_hosts.append(e.v4)
         else:
+            # The MTU makes the kernel fragment the DF-clear IPv4 packets the ingress
+            # translator leaves it (XLAT_FRAG_KERNEL) so that each translated fragment,
+            # 28 bytes longer with its Fragment header, fits lowest_ipv6_mtu (RFC 7915 4.1).
             p.routes.append(Route(dst=str(e.v4), via=NEXT_HOP4, dev=dev6[0], src=src4,
-                                  onlink=True))
+                                  onlink=True, mtu=config.lowest_ipv6_mtu - FRAG_OVERHEAD))
     if p.routes:
         if any(r.family == 6 for r in p.routes):
             p.neighbours.append(Neighbour(NEXT_HOP6, NEXT_HOP_MAC, dev4[0]))
@@ -271,7 +302,7 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
     if cfg.allow:
         settings["allow"] = [str(n) for n in cfg.allow] + [
             f"{a}/32" for a in sorted(own4) if not any(a in n for n in cfg.allow)]
-    return TranslatorConfig.from_dict(settings)
+    return replace(TranslatorConfig.from_dict(settings), eam_ipv4_hosts=tuple(p.ipv4_hosts))
 
 
 def _check_programs(topo: Topology, p: Placement) -> None:
@@ -281,7 +312,7 @@ def _check_programs(topo: Topology, p: Placement) -> None:
             raise _bad((), f"{p.node}:{iface.ifname} attaches the '{OBJECT}' "
                                    "object itself: the translator section attaches it; "
                                    "remove one of the two", key=True)
-    if p.engine == "bpf" and p.hook == "xdp":
+    if p.engine in ("bpf", "none") and p.hook == "xdp":
         for dev in p.dev4 + p.dev6:
             iface = topo.nodes[p.node].interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
@@ -304,9 +335,16 @@ def derive(topo: Topology) -> None:
     """Write the translator's programs, routes, neighbours and offloads into TOPO's model
     (called once, after check_section, when the file loads)."""
     p = placement(topo)
+    gw = topo.nodes[p.node]
+    if p.engine == "none" and p.hook == "xdp":
+        # no translation, but the XDP hook's own cost (an empty program, the offloads it
+        # needs): what the translator at XDP is measured against
+        for dev in p.dev4 + p.dev6:
+            gw.interfaces[dev].bpf.append(BpfAttach(OBJECT, XDP_PASS, "xdp"))
+        _xdp_offloads(topo, p)
+        return
     if p.engine != "bpf":
         return
-    gw = topo.nodes[p.node]
     ingress_hook, ingress_prog, egress_hook = ATTACH[p.hook]
     for dev in p.dev4 + p.dev6:
         gw.interfaces[dev].bpf.append(BpfAttach(OBJECT, ingress_prog, ingress_hook))
@@ -314,13 +352,28 @@ def derive(topo: Topology) -> None:
     gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(OBJECT, EGRESS_46, egress_hook))
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
+    for dev in p.dev6:
+        # Translated errors from IPv6 routers without an IPv4 address and without an RFC 6791
+        # pool come from the gateway's own IPv4 address (RFC 7915 5.1): the kernel forwards
+        # them only if it accepts its own address as a source on the device they come in on.
+        gw.sysctls.setdefault(f"net.ipv4.conf.{dev}.accept_local", "1")
     if p.hook == "xdp":
+        _xdp_offloads(topo, p)
         for dev in p.dev4 + p.dev6:
             iface = gw.interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
-            peer.offloads = {**peer.offloads, "tx": False}
             if p.config.icmp_errors:
                 peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
+
+
+def _xdp_offloads(topo: Topology, p: Placement) -> None:
+    for dev in p.dev4 + p.dev6:
+        iface = topo.nodes[p.node].interfaces[dev]
+        peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
+        peer.offloads = {**peer.offloads, "tx": False}
+        iface.offloads = {"gro": True, **iface.offloads}
+        if p.forward == "fib":
+            peer.offloads = {"gro": True, **peer.offloads}
 
 
 def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
@@ -337,10 +390,30 @@ def start(lab: Lab) -> None:
     """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
     and the DNS64 servers."""
     p = placement(lab.topology)
+    if p.engine == "bpf" and p.forward == "fib":
+        _name_forwarding_devices(lab, p)
     if p.engine == "tayga":
         tayga.start(lab, p.node, p.config, [r.dst for r in p.routes])
     if p.dns64 is not None:
         dns64.start(lab, p.dns64)
+
+
+def _name_forwarding_devices(lab: Lab, p: Placement) -> None:
+    """`forward: fib`: the translator's devices, by ifindex in the gateway's namespace."""
+    from lab.bpf.maps import open_pinned
+
+    gw = lab.node(p.node)
+    pins = _pins(lab, p)
+    with open_pinned(str(pins / "xlat_cfg")) as cfg, \
+            open_pinned(str(pins / "xlat_fwd_devs")) as devs:
+        set_fib_forwarding(cfg, devs, [gw.interfaces[d].ifindex
+                                             for d in p.dev4 + p.dev6])
+
+
+def _pins(lab: Lab, p: Placement) -> Any:
+    from lab.bpf import topology as bpf_topology
+
+    return bpf_topology.maps_pin_dir(lab.pin_dir, p.node, OBJECT)
 
 
 # --- a running lab ----------------------------------------------------------------------------
@@ -358,6 +431,15 @@ def statistics(lab: Lab) -> dict[str, int]:
         return {name: int(m.lookup_sum(i) or 0) for i, name in enumerate(names)}
     finally:
         m.close()
+
+
+def forward_statistics(lab: Lab) -> dict[str, int]:
+    """How the translated packets of a running lab were forwarded: `redirected` by the
+    program itself (`forward: fib`), or handed to the `kernel` although it was on."""
+    from lab.bpf.maps import open_pinned
+
+    with open_pinned(str(_pins(lab, placement(lab.topology)) / "xlat_fwd_stats")) as m:
+        return forward_counts(m)
 
 
 def address_of(topo: Topology, addr: str) -> str:

@@ -65,15 +65,29 @@ def test_well_known_prefix_refuses_non_global_ipv4(xlat, addr):
     of the well-known prefix and a non-global IPv4 address; they MUST drop them. (An IPv4
     packet to a non-global address is not one: it is not for the translator and passes.)"""
     xlat.configure(prefix="64:ff9b::/96")
+    # the special-use ones (loopback, link-local) are refused before the prefix is asked
+    special = addr.startswith(("127.", "169.254."))
     src = xlat(ETH / IP(src=addr, dst=SERVER4) / UDP())
-    assert (src.verdict, src.outcome) == ("dropped", "drop_src")
+    assert (src.verdict, src.outcome) == ("dropped", "drop_special" if special else "drop_src")
     assert xlat(ETH / IP(src=SERVER4, dst=addr) / UDP()).outcome == "pass"
     from ipaddress import IPv4Address
     composed = f"64:ff9b::{IPv4Address(addr)}"
     dst = xlat(ETH / IPv6(src=SERVER6, dst=composed) / UDP())
-    assert (dst.verdict, dst.outcome) == ("dropped", "drop_dst")
+    assert (dst.verdict, dst.outcome) == ("dropped", "drop_special" if special else "drop_dst")
     src6 = xlat(ETH / IPv6(src=composed, dst="64:ff9b::808:808") / UDP())
-    assert (src6.verdict, src6.outcome) == ("dropped", "drop_src")
+    assert (src6.verdict, src6.outcome) == ("dropped",
+                                            "drop_special" if special else "drop_src")
+
+
+def test_well_known_prefix_refusal_is_answered(xlat):
+    """The refused packet is a discarded one (RFC 7915 5.4): with errors on, the pod hears
+    Destination Unreachable, code 1, from the configured source."""
+    xlat.configure(prefix="64:ff9b::/96", icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    out = xlat(ETH / IPv6(src=SERVER6, dst="64:ff9b::a00:1") / UDP())
+    assert out.outcome == "bounce"
+    icmp = out.packet[IPv6].payload
+    assert (out.packet[IPv6].src, icmp.type, icmp.code) == ("2001:db8:6::1", 1, 1)
 
 
 def test_local_use_prefix_takes_non_global_ipv4(xlat):

@@ -73,3 +73,30 @@ def test_own_addresses_are_not_translated_as_destinations(xlate_object):
         assert (out.outcome, out.packet[IP].src) == ("done64", GW4)
         out = xlat(ETH / IP(src=GW4, dst=SERVER4) / ICMP())
         assert (out.outcome, out.packet[IPv6].src) == ("done46", GW6)
+
+
+def test_46_egress_carries_icmpv6_the_ingress_prepared(egress):
+    """The ingress made an ICMP echo too big for lowest-ipv6-mtu its ICMPv6 self in IPv4
+    protocol 58 and the kernel fragmented it (test_xlate_rfc7915_4_1.py): each fragment
+    translates with Next Header 58 and its bytes as they are, and the reassembled message's
+    checksum is the one the ingress computed."""
+    from scapy.layers.inet6 import IPv6ExtHdrFragment, ICMPv6EchoRequest
+    message = bytes(IPv6(src=CLIENT6, dst=SERVER6) / ICMPv6EchoRequest(id=1, data=bytes(1500)))[40:]
+    got = b""
+    for off, part, mf in ((0, message[:1232], "MF"), (154, message[1232:], 0)):
+        out = run_packet(egress["46"], ETH / IP(src=CLIENT4, dst=SERVER4, proto=58, id=7,
+                                                flags=mf, frag=off) / part)
+        ip6 = IPv6(out.raw[14:])
+        fh = ip6[IPv6ExtHdrFragment]
+        assert (ip6.src, ip6.dst, fh.nh, fh.offset, fh.id) == (CLIENT6, SERVER6, 58, off, 7)
+        got += bytes(fh.payload)
+    assert got == message
+
+
+def test_ingress_refuses_ipv4_protocol_58(xlate_object):
+    """...which nothing else makes IPv4 carry: at ingress it is refused (an IPv4 sender's
+    ICMPv6 checksum cannot cover the IPv6 pseudo-header)."""
+    TranslatorConfig.from_dict(BASE_CONFIG).apply(xlate_object)
+    out = Translator(xlate_object, "tc")(ETH / IP(src=CLIENT4, dst=SERVER4, proto=58) /
+                                         bytes(16))
+    assert (out.verdict, out.outcome) == ("dropped", "drop_proto")

@@ -175,3 +175,108 @@ def test_ttl_is_not_decremented_by_the_translator(xlat):
     for ttl in (0, 1, 255):
         out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, ttl=ttl) / UDP())
         assert out.packet[IPv6].hlim == ttl
+
+
+# --- special-use IPv4 addresses ---------------------------------------------------------------
+
+SPECIAL4 = ["0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.255.254", "169.254.10.20",
+            "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255"]
+
+
+@pytest.mark.parametrize("addr", SPECIAL4)
+def test_special_use_source_is_never_translated(xlat, addr):
+    """RFC 7915 4.1: "If the translator gets an illegal source address (e.g., 0.0.0.0,
+    127.0.0.1, etc.), the translator SHOULD silently drop the packet". A spoofed loopback
+    source from the IPv4 side would otherwise reach a pod as <prefix>::7f00:1 (tc ingress
+    runs before the kernel's martian checks). Silently: no error, even when configured."""
+    xlat.configure(icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    for l4 in (UDP(sport=1, dport=53), TCP(flags="S"), ICMP(type=8)):
+        out = xlat(ETH / IP(src=addr, dst=SERVER4) / l4)
+        assert (out.verdict, out.outcome) == ("dropped", "drop_special")
+
+
+@pytest.mark.parametrize("addr", SPECIAL4)
+def test_special_use_destination_is_not_the_translators(xlat, addr):
+    """A special-use destination does not name a host on the IPv6 side: the packet is left
+    to the kernel (which drops martians and keeps multicast and broadcast local), never
+    made into <prefix>::e000:1."""
+    pkt = bytes(ETH / IP(src=CLIENT4, dst=addr) / UDP())
+    out = xlat(pkt)
+    assert (out.verdict, out.outcome, out.raw) == ("passed", "pass", pkt)
+
+
+def test_special_use_source_of_an_icmp_error_is_translated(xlat):
+    """...the exception in the same paragraph: "when translating ICMPv4 Error Messages into
+    ICMPv6, the 'illegal' source address will be translated for the purpose of trouble
+    shooting" (a router numbered from 127/8 reporting on a pod's packet)."""
+    out = xlat(ETH / IP(src="127.0.0.1", dst=SERVER4) / ICMP(type=11) /
+               IP(src=SERVER4, dst=CLIENT4, ttl=1) / UDP(sport=5, dport=6))
+    assert out.outcome == "done46" and out.packet[IPv6].src == v6("127.0.0.1")
+    assert_valid(out.raw)
+
+
+def test_special_use_address_quoted_in_an_error_is_not_translated(xlat):
+    out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / ICMP(type=3, code=3) /
+               IP(src=SERVER4, dst="224.0.0.9") / UDP(sport=5, dport=6))
+    assert (out.verdict, out.outcome) == ("dropped", "drop_special")
+
+
+# --- fragmentation ------------------------------------------------------------------------------
+
+def test_df_clear_packet_too_big_for_lowest_ipv6_mtu_is_left_to_the_kernel(xlat):
+    """RFC 7915 4.1: "If the DF flag is not set and the IPv4 packet will result in an IPv6
+    packet larger than ... lowest-ipv6-mtu ... the packet SHOULD be fragmented". A BPF
+    program cannot turn one packet into several, but the kernel's IPv4 forwarding can: the
+    packet goes on untranslated, the kernel fragments it by the route's MTU (lowest-ipv6-mtu
+    - 28, which the topology section sets) and the egress translator translates each
+    fragment (test_xlate_namespaces.py and the end-to-end tests show it arrive)."""
+    for size, df, want in ((1260, 0, "done46"), (1261, 0, "frag_kernel"), (1400, "DF", "done46"),
+                           (1400, 0, "frag_kernel")):
+        pkt = bytes(ETH / IP(src=CLIENT4, dst=SERVER4, flags=df) / TCP() / bytes(size - 40))
+        out = xlat(pkt)
+        assert out.outcome == want, (size, df)
+        if want == "frag_kernel":
+            assert (out.verdict, out.code, out.raw) == ("passed", out.code, pkt)
+            assert out.code in ("TC_ACT_UNSPEC", "XDP_PASS")
+
+
+def test_lowest_ipv6_mtu_is_configurable(xlat):
+    """"The translator MUST provide a configuration function for the network administrator
+    to adjust the threshold of the minimum IPv6 MTU"."""
+    xlat.configure(lowest_ipv6_mtu=1500)
+    assert xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP() / bytes(1452)).outcome == "done46"
+    assert xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP() / bytes(1453)).outcome == \
+        "frag_kernel"
+
+
+def test_fragment_too_big_is_fragmented_further(xlat):
+    """A fragment (with its Fragment header, 28 bytes more) above lowest-ipv6-mtu too."""
+    out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, flags="MF", id=3, proto=47) / bytes(1240))
+    assert out.outcome == "frag_kernel"
+    out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, flags="MF", id=3, proto=47) / bytes(1232))
+    assert out.outcome == "done46" and len(out.raw) == 14 + 1280
+
+
+def test_udp_without_checksum_gets_it_before_the_kernel_fragments(xlat):
+    """Its first fragment could not be summed afterwards (4.5): the IPv4 checksum is
+    computed in place, and the fragments translate like any."""
+    data = bytes(range(256)) * 6
+    out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=7, dport=9, chksum=0) / data)
+    assert out.outcome == "frag_kernel"
+    assert out.raw == bytes(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=7, dport=9) / data)
+
+
+def test_icmp_echo_becomes_icmpv6_before_the_kernel_fragments(xlat):
+    """ICMP fragments cannot be translated one by one (1.2: the ICMPv6 checksum covers the
+    whole message's length): an echo the kernel is to fragment is made its ICMPv6 self
+    first, type and checksum, in IPv4 protocol 58. The egress translator carries such
+    fragments over untouched (test_xlate_egress_and_own.py)."""
+    data = bytes(range(256)) * 6
+    out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, id=77) / ICMP(type=8, id=5, seq=6) / data)
+    assert out.outcome == "frag_kernel"
+    ip = out.packet[IP]
+    assert ip.proto == 58 and IP(bytes(ip)).chksum == ip.chksum      # header checksum valid
+    from scapy.layers.inet6 import ICMPv6EchoRequest
+    want = ICMPv6EchoRequest(id=5, seq=6, data=data)
+    assert bytes(ip.payload) == bytes(IPv6(src=CLIENT6, dst=SERVER6) / want)[40:]

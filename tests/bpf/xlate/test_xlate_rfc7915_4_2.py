@@ -114,26 +114,39 @@ def too_big(xlat, mtu, quoted_len=1200, quoted=None):
 
 
 def test_mtu_grows_by_the_header_difference(xlat):
+    """RFC 7915 4.2: "minimum(advertised MTU+20, MTU_of_IPv6_nexthop,
+    (MTU_of_IPv4_nexthop)+20)"."""
     assert too_big(xlat, 1400) == 1420
-    assert too_big(xlat, 576) == 596
+    assert too_big(xlat, 1261) == 1281
+    assert too_big(xlat, 1260) == 1280
 
 
-def test_mtu_of_a_fragment_counts_the_fragment_header(xlat):
-    """The quoted IPv4 packet is a fragment, so its IPv6 original carried a Fragment header:
-    the path takes 28 bytes more than IPv4 says."""
+@pytest.mark.parametrize("advertised", [1259, 1024, 576, 68])
+def test_mtu_is_never_below_1280(xlat, advertised):
+    """RFC 7915 5: "the indicated MTU in the resulting ICMPv6 'Packet Too Big' will never be
+    set to a value lower than 1280" (IPv6 hosts need not handle smaller path MTUs; they
+    fragment, or IPv4 routers do, DF being clear below 1260 bytes)."""
+    assert too_big(xlat, advertised) == 1280
+
+
+def test_mtu_of_a_fragment_is_the_same_arithmetic(xlat):
+    """The quoted IPv4 packet is a fragment (its IPv6 original had a Fragment header): still
+    advertised + 20, as 4.2 says; 28 would let an unfragmented packet of that size past."""
     pkt = (ETH / IP(src=ROUTER4, dst=SERVER4) / ICMP(type=3, code=4, nexthopmtu=1400) /
            IP(src=SERVER4, dst=CLIENT4, flags="MF", id=5) / UDP() / bytes(1300))
-    assert too_big(xlat, 0, quoted=pkt) == 1428
+    assert too_big(xlat, 0, quoted=pkt) == 1420
 
 
-@pytest.mark.parametrize("tot_len,plateau", [(1500, 1492), (1492, 1006), (1006, 508),
-                                             (4000, 2002), (576, 508), (300, 296)])
-def test_zero_mtu_uses_the_rfc1191_plateaus(xlat, tot_len, plateau):
-    """A router that reports MTU 0 (pre-RFC 1191): the greatest plateau below the quoted
-    packet's total length."""
+@pytest.mark.parametrize("tot_len,mtu", [(9000, 8166 + 20), (4000, 2002 + 20),
+                                         (1500, 1492 + 20), (1492, 1280), (1100, 1280),
+                                         (1006, 1280), (300, 1280)])
+def test_zero_mtu_uses_the_rfc1191_plateaus(xlat, tot_len, mtu):
+    """A router that reports MTU 0 (pre-RFC 1191): "Use the greatest plateau value that is
+    less than the returned Total Length field, but that is larger than or equal to 1280"
+    (the 1100-byte packet of a 1006-byte path: 1280, not 1026)."""
     pkt = (ETH / IP(src=ROUTER4, dst=SERVER4) / ICMP(type=3, code=4, nexthopmtu=0) /
            IP(src=SERVER4, dst=CLIENT4, len=tot_len) / UDP() / bytes(200))
-    assert too_big(xlat, 0, quoted=pkt) == plateau + 20
+    assert too_big(xlat, 0, quoted=pkt) == mtu
 
 
 def test_mtu_is_capped_by_the_configured_next_hop_mtus(xlat):
@@ -144,3 +157,5 @@ def test_mtu_is_capped_by_the_configured_next_hop_mtus(xlat):
     assert too_big(xlat, 1450) == 1320
     xlat.configure(mtu4=1500, mtu6=1500)
     assert too_big(xlat, 1300) == 1320
+    xlat.configure(mtu4=1000)
+    assert too_big(xlat, 1450) == 1280         # and still never below 1280

@@ -5,7 +5,7 @@
 import pytest
 from scapy.layers.inet import ICMP, IP, IPOption_LSRR, IPerror, TCP, UDP
 from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, ICMPv6ParamProblem, \
-    IPerror6, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting
+    IPerror6, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 from scapy.layers.l2 import Ether
 
 from xlate_helpers import CLIENT4, CLIENT6, ETH, SERVER4, SERVER6, assert_valid
@@ -62,7 +62,9 @@ def test_quote_is_cut_to_576_bytes(xlat):
 def test_no_error_about(xlat, pkt, why):
     xlat.configure(allow=["203.0.113.0/24"], **ERRORS)
     out = xlat(ETH / pkt)
-    assert (out.verdict, out.outcome) == ("dropped", "drop_allow4"), why
+    # a special-use source is dropped before the allow-list is asked (RFC 7915 4.1)
+    reason = "drop_special" if pkt[IP].src == "0.0.0.0" else "drop_allow4"
+    assert (out.verdict, out.outcome) == ("dropped", reason), why
 
 
 def test_echo_request_refusal_is_answered(xlat):
@@ -114,10 +116,51 @@ def test_ipv6_quote_is_cut_to_1280_bytes(xlat):
 
 
 def test_no_ipv6_error_about_an_error(xlat):
+    """(The error itself is dropped: from an unmapped router it gets the translator's own
+    IPv4 address, RFC 6791, but what it quotes went to that unmapped address.)"""
     xlat.configure(**ERRORS)
     out = xlat(ETH / IPv6(src="2001:db8:99::1", dst=CLIENT6) / ICMPv6DestUnreach() /
                IPv6(src=CLIENT6, dst="2001:db8:99::1") / UDP())
+    assert (out.verdict, out.outcome) == ("dropped", "drop_icmp_inner")
+
+
+def test_no_ipv6_error_about_any_icmpv6_message(xlat):
+    """RFC 7915 5.4: "unless the discarded packet is itself an ICMPv6 message" (not only an
+    error, as RFC 4443 2.4 e has it): a refused echo request is dropped unanswered."""
+    xlat.configure(**ERRORS)
+    out = xlat(ETH / IPv6(src="2001:db8:99::1", dst=CLIENT6) / ICMPv6EchoRequest())
     assert (out.verdict, out.outcome) == ("dropped", "drop_src")
+
+
+def test_extension_header_after_a_fragment_header(xlat):
+    """RFC 7915 5.1 says drop ("SHOULD be dropped and logged") and specifies no error, so
+    5.4's default answers: Destination Unreachable, code 1, from the configured source."""
+    xlat.configure(**ERRORS)
+    orig = IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrFragment(m=1, id=9) / \
+        IPv6ExtHdrDestOpt() / UDP() / b"x"
+    out = xlat(ETH / orig)
+    assert out.outcome == "bounce"
+    bounced(out, IPv6(src=GW6, dst=SERVER6, hlim=64) / ICMPv6DestUnreach(code=1) / orig)
+
+
+def test_too_many_extension_headers(xlat):
+    xlat.configure(**ERRORS)
+    chain = IPv6ExtHdrDestOpt()
+    for _ in range(7):
+        chain = chain / IPv6ExtHdrDestOpt()
+    orig = IPv6(src=SERVER6, dst=CLIENT6) / chain / UDP()
+    bounced(xlat(ETH / orig), IPv6(src=GW6, dst=SERVER6, hlim=64) /
+            ICMPv6DestUnreach(code=1) / orig)
+
+
+def test_misplaced_hop_by_hop_header(xlat):
+    """RFC 8200 4.3 asks for Parameter Problem code 1 ("unrecognized Next Header type"),
+    its pointer at the Next Header field that names the misplaced header: here that of the
+    Destination Options header at offset 40."""
+    xlat.configure(**ERRORS)
+    orig = IPv6(src=SERVER6, dst=CLIENT6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop() / UDP()
+    bounced(xlat(ETH / orig), IPv6(src=GW6, dst=SERVER6, hlim=64) /
+            ICMPv6ParamProblem(code=1, ptr=40) / orig)
 
 
 def test_no_ipv6_error_to_multicast(xlat):

@@ -13,15 +13,20 @@ pytestmark = pytest.mark.root
 
 
 def test_ipv4_udp_without_checksum_gets_one(xlat):
-    """IPv6 requires a UDP checksum; an IPv4 datagram with none gets it computed."""
+    """IPv6 requires a UDP checksum; an IPv4 datagram with none gets it computed (the
+    default of the policy, udp_zero: calculate)."""
+    xlat.configure(lowest_ipv6_mtu=1500)        # translated whole, not left to fragment
     out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=9, dport=9, chksum=0) /
                (bytes(range(256)) * 5))
     assert out.raw == bytes(ETH / IPv6(src=CLIENT6, dst=SERVER6, hlim=64) /
                             UDP(sport=9, dport=9) / (bytes(range(256)) * 5))
 
 
-@pytest.mark.parametrize("odd", [1, 3, 63, 65, 1471])
+@pytest.mark.parametrize("odd", [1, 3, 63, 65, 1471, 2999])
 def test_computed_udp_checksum_with_odd_lengths(xlat, odd):
+    """Any length an IPv4 datagram has, past the 1536 bytes of the summing loop's first
+    design too (with a larger lowest-ipv6-mtu: a jumbo-frame IPv6 side)."""
+    xlat.configure(lowest_ipv6_mtu=9000)
     out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4) / UDP(chksum=0) / (bytes([0xA5]) * odd))
     assert out.raw == bytes(ETH / IPv6(src=CLIENT6, dst=SERVER6, hlim=64) / UDP() /
                             (bytes([0xA5]) * odd))
@@ -32,6 +37,40 @@ def test_first_fragment_of_udp_without_checksum_is_dropped(xlat):
     first = bytes(UDP(sport=9, dport=9, len=208, chksum=0) / bytes(200))[:64]
     out = xlat(ETH / IP(src=CLIENT4, dst=SERVER4, flags="MF", id=1, proto=17) / Raw(first))
     assert (out.verdict, out.outcome) == ("dropped", "drop_udp_zero")
+
+
+ZERO_SUM_WHOLE = ETH / IP(src=CLIENT4, dst=SERVER4) / UDP(sport=9, dport=9, chksum=0) / b"data"
+ZERO_SUM_FIRST = ETH / IP(src=CLIENT4, dst=SERVER4, flags="MF", id=7, proto=17) / Raw(
+    bytes(UDP(sport=9, dport=9, len=208, chksum=0) / bytes(200))[:64])
+
+
+def test_udp_zero_policy_drop(xlat):
+    """RFC 7915 4.5 option 1, udp_zero: drop: no datagram without checksum goes through;
+    with icmp_errors the sender hears 4.4's Destination Unreachable, code 13."""
+    xlat.configure(udp_zero="drop")
+    for pkt in (ZERO_SUM_WHOLE, ZERO_SUM_FIRST):
+        assert (xlat(pkt).verdict, xlat(pkt).outcome) == ("dropped", "drop_udp_zero")
+    xlat.configure(udp_zero="drop", icmp_errors=True, icmp_source4="203.0.113.254",
+                   icmp_source6="2001:db8:6::1")
+    out = xlat(ZERO_SUM_WHOLE)
+    assert out.outcome == "bounce"
+    assert (out.packet[ICMP].type, out.packet[ICMP].code) == (3, 13)
+    assert_valid(out.raw)
+
+
+def test_udp_zero_policy_forward(xlat):
+    """udp_zero: forward: whole datagrams still get their checksum computed, but a first
+    fragment goes on with its zero (RFC 7915 1.2: "when the translator is configured to
+    forward the packet without a UDP checksum, the fragmented IPv4 UDP packets will be
+    translated")."""
+    xlat.configure(udp_zero="forward")
+    whole = xlat(ZERO_SUM_WHOLE)
+    assert whole.outcome == "done46" and whole.packet[UDP].chksum != 0
+    assert_valid(whole.raw)
+    first = xlat(ZERO_SUM_FIRST)
+    assert first.outcome == "done46"
+    assert bytes(first.packet[IPv6ExtHdrFragment].payload)[:64] == \
+        bytes(ZERO_SUM_FIRST[IP].payload)
 
 
 def _udp_payload_summing_to_zero(v6_src, v6_dst):

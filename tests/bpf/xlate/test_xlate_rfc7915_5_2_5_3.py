@@ -11,7 +11,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoReq
 from scapy.packet import Raw
 
 from xlate_helpers import CLIENT4, CLIENT6, ETH, ROUTER4, ROUTER6, ROUTER6_UNMAPPED, SERVER4, \
-    SERVER6, assert_valid
+    SERVER6, assert_valid, expect4
 
 pytestmark = pytest.mark.root
 
@@ -32,8 +32,8 @@ def error6(icmp, n=64, src=SERVER6):
 def test_echo_request_and_reply(xlat):
     for req, type4 in ((ICMPv6EchoRequest, 8), (ICMPv6EchoReply, 0)):
         out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=44) / req(id=3, seq=4, data=b"p"))
-        assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=44, id=0) /
-                                ICMP(type=type4, id=3, seq=4) / b"p")
+        assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=44) /
+                                  ICMP(type=type4, id=3, seq=4) / b"p")
 
 
 @pytest.mark.parametrize("type_", [130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 143, 200,
@@ -54,21 +54,21 @@ def test_destination_unreachable_codes(xlat, code):
     if UNREACH[code] is None:
         assert (out.verdict, out.outcome) == ("dropped", "drop_icmp_type")
         return
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=UNREACH[code][0], code=UNREACH[code][1]) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=UNREACH[code][0], code=UNREACH[code][1]) / quoted4())
 
 
 @pytest.mark.parametrize("code", [0, 1])
 def test_time_exceeded(xlat, code):
     out = xlat(error6(ICMPv6TimeExceeded(code=code)))
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=11, code=code) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=11, code=code) / quoted4())
 
 
 def test_unrecognized_next_header_is_protocol_unreachable(xlat):
     out = xlat(error6(ICMPv6ParamProblem(code=1, ptr=6)))
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=3, code=2) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=3, code=2) / quoted4())
 
 
 # RFC 7915 Figure 6: IPv6 pointer -> IPv4 pointer, None for n/a.
@@ -82,8 +82,8 @@ def test_parameter_problem_pointer(xlat, ptr):
     if POINTERS[ptr] is None:
         assert (out.verdict, out.outcome) == ("dropped", "drop_icmp_type")
         return
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=12, code=0, ptr=POINTERS[ptr]) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=12, code=0, ptr=POINTERS[ptr]) / quoted4())
 
 
 @pytest.mark.parametrize("code", [2, 3, 10])
@@ -124,16 +124,16 @@ def test_quoted_extension_headers_are_skipped(xlat):
     q = IPv6(src=CLIENT6, dst=SERVER6, hlim=7) / IPv6ExtHdrDestOpt() / UDP(sport=5353,
                                                                           dport=53) / bytes(64)
     out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=60) / ICMPv6DestUnreach(code=4) / q)
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=3, code=3) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=3, code=3) / quoted4())
 
 
 def test_quoted_echo_is_translated(xlat):
     q = IPv6(src=CLIENT6, dst=SERVER6, hlim=1) / ICMPv6EchoRequest(id=5, seq=6) / b"xy"
     out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6) / ICMPv6TimeExceeded() / q)
-    assert out.raw == bytes(ETH / IP(src=SERVER4, dst=CLIENT4, id=0) / ICMP(type=11) /
-                            IP(src=CLIENT4, dst=SERVER4, ttl=1, id=0) /
-                            ICMP(type=8, id=5, seq=6) / b"xy")
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4) / ICMP(type=11) /
+                              IP(src=CLIENT4, dst=SERVER4, ttl=1, id=0) /
+                              ICMP(type=8, id=5, seq=6) / b"xy")
 
 
 def test_cut_to_576_bytes(xlat):
@@ -144,16 +144,72 @@ def test_cut_to_576_bytes(xlat):
     assert bytes(out.packet[ICMP])[8:] == bytes(quoted4(1200))[:576 - 28]
 
 
+def test_quoted_packet_with_payload_length_zero(xlat):
+    """An error about a packet with nothing after its header (payload length 0, No Next
+    Header) quotes a valid packet, not a jumbogram: translated."""
+    quoted = IPv6(src=CLIENT6, dst=SERVER6, nh=59, plen=0, hlim=3)
+    out = xlat(ETH / IPv6(src=SERVER6, dst=CLIENT6, hlim=60) / ICMPv6DestUnreach(code=0) /
+               quoted)
+    assert out.raw == expect4(out, ETH / IP(src=SERVER4, dst=CLIENT4, ttl=60) /
+                              ICMP(type=3, code=1) /
+                              IP(src=CLIENT4, dst=SERVER4, ttl=3, proto=59, id=0))
+
+
+def test_errors_longer_than_1536_bytes_are_cut_not_dropped(xlat):
+    """A 2500-byte ICMPv6 error (a jumbo-frame IPv6 link) is checked whole and cut to 576
+    bytes (RFC 1812 4.3.2.3) instead of dropped."""
+    out = xlat(error6(ICMPv6DestUnreach(code=4), n=2400))
+    assert (out.outcome, len(out.raw)) == ("done64", 14 + 576)
+    assert_valid(out.raw)
+    quoted = IP(src=CLIENT4, dst=SERVER4, ttl=7, id=0, flags="DF") / UDP(sport=5353, dport=53)
+    assert bytes(out.packet[ICMP])[8:] == bytes(quoted / bytes(2400))[:576 - 28]
+
+
 def test_error_from_an_unmapped_router_uses_the_rfc6791_pool(xlat):
     xlat.configure(pool4="192.0.2.254")
     out = xlat(error6(ICMPv6TimeExceeded(), src=ROUTER6_UNMAPPED))
-    assert out.raw == bytes(ETH / IP(src="192.0.2.254", dst=CLIENT4, ttl=60, id=0) /
-                            ICMP(type=11) / quoted4())
+    assert out.raw == expect4(out, ETH / IP(src="192.0.2.254", dst=CLIENT4, ttl=60) /
+                              ICMP(type=11) / quoted4())
 
 
-def test_error_from_an_unmapped_router_without_a_pool_is_dropped(xlat):
+def test_error_from_an_unmapped_router_without_a_pool_comes_from_the_translator(xlat):
+    """RFC 6791 with an empty pool, as RFC 7915 5.1 lets a translator do: the translator's
+    own IPv4 address (icmp_source4, which a topology takes from its first own pair) is the
+    source, instead of the error being lost."""
+    xlat.configure(icmp_source4="203.0.113.254", icmp_source6="2001:db8:6::1")
+    out = xlat(error6(ICMPv6TimeExceeded(), src=ROUTER6_UNMAPPED))
+    assert out.raw == expect4(out, ETH / IP(src="203.0.113.254", dst=CLIENT4, ttl=60) /
+                              ICMP(type=11) / quoted4())
+
+
+def test_error_from_an_unmapped_router_without_any_ipv4_source_is_dropped(xlat):
     out = xlat(error6(ICMPv6TimeExceeded(), src=ROUTER6_UNMAPPED))
     assert (out.verdict, out.outcome) == ("dropped", "drop_src")
+
+
+def test_rfc6791_pool_of_several_addresses(xlat):
+    """A pool prefix: each router gets one of its addresses, always the same one (a
+    traceroute shows distinct routers as distinct hops, RFC 6791 4), never outside it."""
+    from ipaddress import IPv4Address, IPv4Network
+    pool = IPv4Network("192.0.2.240/28")
+    xlat.configure(pool4=str(pool))
+    seen = {}
+    for i in range(1, 40):
+        router = f"2001:db8:ff::{i:x}"
+        srcs = {xlat(error6(ICMPv6TimeExceeded(), src=router)).packet[IP].src
+                for _ in range(2)}
+        assert len(srcs) == 1 and IPv4Address(srcs.pop()) in pool
+        seen[router] = xlat(error6(ICMPv6TimeExceeded(), src=router)).packet[IP].src
+    assert len(set(seen.values())) > 4
+
+
+def test_error_from_a_special_use_source_uses_the_pool(xlat):
+    """An IPv6 source under the prefix that would be 127.0.0.1 has no IPv4 address either
+    (RFC 7915 5.1): its errors take the pool's."""
+    from xlate_helpers import v6
+    xlat.configure(pool4="192.0.2.254")
+    out = xlat(error6(ICMPv6TimeExceeded(), src=v6("127.0.0.1")))
+    assert out.packet[IP].src == "192.0.2.254"
 
 
 def test_non_error_from_an_unmapped_source_does_not_use_the_pool(xlat):

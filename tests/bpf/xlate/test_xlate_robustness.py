@@ -42,6 +42,15 @@ def _check(label: str, frame: bytes, out) -> None:
         assert came_bad, (label, f"translation broke a checksum: {found}")
 
 
+def _without_ident(frame: bytes) -> bytes:
+    """FRAME with the Identification (and header checksum) of an unfragmented IPv4 packet
+    zeroed: the translator generates it per packet (RFC 6864), so two runs differ there."""
+    if frame[12:14] != b"\x08\x00" or len(frame) < 34 or frame[20:22] not in \
+            (b"\x00\x00", b"\x40\x00"):
+        return frame
+    return frame[:18] + bytes(2) + frame[20:24] + bytes(2) + frame[26:]
+
+
 def _too_short_for_skb_test_run(frame: bytes) -> bool:
     """BPF_PROG_TEST_RUN refuses an skb whose ethertype says IPv4 or IPv6 without a whole
     base header (the kernel sets the skb up from it); XDP runs take such frames, and the
@@ -65,7 +74,8 @@ def test_random_and_malformed_packets(xlate_object, config):
             a = b
         else:
             a = run_packet(tc, frame)
-            assert (a.verdict, a.raw) == (b.verdict, b.raw), f"tc and XDP differ on {label}"
+            assert (a.verdict, _without_ident(a.raw)) == (b.verdict, _without_ident(b.raw)), \
+                f"tc and XDP differ on {label}"
         key = ("dropped" if a.dropped else "untouched" if a.raw == frame else
                "redirected" if a.redirected else "translated")
         outcomes[key] += 1
