@@ -65,6 +65,22 @@ _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator,
                                           {"pattern": _pattern})
 
 
+def nesting(data: object) -> int:
+    """How deep lists and objects nest in DATA parsed from JSON (a scalar: 0), found without
+    recursion: a document nested deeper than any of ours is refused before schema checks
+    recurse into it."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = (value.values() if isinstance(value, dict) else
+                    value if isinstance(value, list) else None)
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
 def input_error(errors: Iterable[jsonschema.ValidationError], at: KeyPath = (),
                 wording: Wording = DOCUMENT) -> InputError | None:
     """The most specific of ERRORS as an InputError (None if there are none); AT is the key

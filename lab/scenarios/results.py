@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 
 from lab.errors import InputError, UsageError
-from lab.schema import OBJECT, input_error
+from lab.schema import OBJECT, input_error, nesting
 from lab.scenarios.model import Scenario, matches
 from lab.scenarios.registry import Metric
 
@@ -37,15 +37,23 @@ def validate(doc: dict) -> None:
     jsonschema.Draft202012Validator(schema()).validate(doc)
 
 
+MAX_NESTING = 32        # results documents nest about 8 deep
+
+
 def load(path: str | Path) -> dict:
     """A results document from a file, checked against the schema."""
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    except RecursionError:
+        raise UsageError(f"{path}: not a results document: nested without end") from None
+    except ValueError as e:         # not JSON, not UTF-8, a number of 5000 digits
         raise UsageError(f"{path}: not JSON ({e})") from None
+    if nesting(doc) > MAX_NESTING:
+        raise UsageError(f"{path}: not a results document: nested more than {MAX_NESTING} "
+                         "deep")
     version = doc.get("schema_version") if isinstance(doc, dict) else None
     if version != SCHEMA_VERSION:
         raise UsageError(f"{path}: results schema version {version!r}, this lab reads "

@@ -233,3 +233,20 @@ def test_a_deep_scenario_file_is_refused(tmp_path):
     text = SCENARIO.format(topology=ROOT / "topologies/bigtcp.yaml",
                            matrix="params: " + "{a: " * 3000 + "1" + "}" * 3000)
     assert "nested more than 64 deep" in scenario_refused(tmp_path, text)
+
+
+# --- lab compare's inputs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, words", [
+    (b'{"schema_version": 1, "x": "\xff\xfe"}', "not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested without end"),
+    (b'{"a": ' * 100 + b"1" + b"}" * 100, "nested more than 32 deep"),
+    (b"1" * 5000, "not JSON"),
+])
+def test_lab_compare_refuses_what_is_not_a_results_document(tmp_path, capsys, raw, words):
+    from lab.commands import main
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(raw)
+    assert main(["compare", str(bad), str(bad)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"lab: {bad}: ") and words in err and err.count("\n") == 1, err

@@ -19,6 +19,7 @@ from lab.datapath.gateway.control import Gateway
 from lab.datapath.gateway.model import Backend, Service, check, http_status, openapi
 from lab.digits import parse_int
 from lab.errors import InputError, describe
+from lab.schema import nesting
 
 log = logging.getLogger("lab.gateway")
 
@@ -74,25 +75,9 @@ def parse_json(raw: bytes) -> Any:
         raise InputError(f"the body is nested more than {MAX_DEPTH} deep") from None
     except (UnicodeDecodeError, ValueError) as e:    # JSONDecodeError, too many digits
         raise InputError(f"the body is not JSON: {e}") from None
-    if _depth(data) > MAX_DEPTH:
+    if nesting(data) > MAX_DEPTH:
         raise InputError(f"the body is nested more than {MAX_DEPTH} deep")
     return data
-
-
-def _depth(data: Any) -> int:
-    """How deep lists and objects nest in DATA (a scalar is 0), without recursion."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, level = stack.pop()
-        children = (value.values() if isinstance(value, dict) else
-                    value if isinstance(value, list) else None)
-        if children is None:
-            continue
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            break
-        stack.extend((c, level + 1) for c in children)
-    return deepest
 
 
 Handler = Callable[..., Reply]
