@@ -285,6 +285,38 @@ def test_txqueuelen_is_applied_across_its_range(lab_name, qlen):
         assert router.set_link("eth-server", txqueuelen=1000) == {"txqueuelen": 1000}
 
 
+def test_a_lab_the_neighbour_table_cannot_hold_is_refused_with_the_reason(lab_name, tmp_path):
+    """Each IPv6 device makes a neighbour entry as it comes up (its MLD report) and the
+    kernel's table is one for all namespaces (gc_thresh3): 4096 pods overflowed it."""
+    limit = int(Path("/proc/sys/net/ipv6/neigh/default/gc_thresh3").read_text())
+    if limit >= 2 * 4096:
+        pytest.skip(f"this machine's neighbour table holds {limit}: 4096 pods fit")
+    pods = min(4096, limit)                          # 2 devices each: twice the limit
+    topo = tmp_path / "many.yaml"
+    topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: {pods}, "
+                    "ipv6: 'fd00::10'}\n")
+    out = subprocess.run(LAB + ["up", str(topo), "--name", lab_name], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert f"({pods} pods) make about {2 * pods} IPv6 neighbour entries" in out.stderr
+    assert f"holds {limit} for all namespaces" in out.stderr and "gc_thresh3=" in out.stderr
+    assert leftovers(lab_name) == []
+
+
+def test_pods_make_one_neighbour_entry_each_side(lab_name):
+    """Pods solicit no routers (their route is written in): one entry each side of a pod's
+    pair, for its MLD report, instead of two."""
+    text = "nodes:\n  n:\n    role: node\n    pods: {count: 8, ipv6: 'fd00::10'}\n"
+    with Lab(topology.parse(text, lab_name)) as lab:
+        time.sleep(3)                                # RS would have gone out by now
+        node = lab.node("n")
+        entries = node.run(["ip", "-6", "neigh", "show", "nud", "all"]).stdout.splitlines()
+        assert not [e for e in entries if e.startswith("fe80:")], entries
+        pod = lab.pods("n")[0]
+        entries = pod.run(["ip", "-6", "neigh", "show", "nud", "all"]).stdout.splitlines()
+        assert not [e for e in entries if e.startswith("ff02::2 ")], entries
+
+
 def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
     with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS) as lab:
         client = lab.node("client")
