@@ -31,6 +31,7 @@ from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
 from lab.state import LabRecord
 from lab.topology import Interface, Node, Topology
 from lab.topology.model import LINK_SETTINGS, LINK_SETTINGS_V4
+from lab.topology.sysctls import path_of as sysctl_path
 
 log = logging.getLogger("lab")
 
@@ -42,18 +43,22 @@ BASE_SYSCTLS = {
     "net.ipv6.conf.default.accept_dad": "0",
     "net.ipv4.ping_group_range": "0 2147483647",
 }
+# Pods have their route to the node written in: soliciting routers only costs two neighbour
+# entries per pod (ff02::2 in the pod, the pod's link-local in the node), and the kernel's
+# table is shared by every namespace (net.ipv6.neigh.default.gc_thresh3, see preflight).
+POD_SYSCTLS = {
+    "net.ipv6.conf.all.router_solicitations": "0",
+    "net.ipv6.conf.default.router_solicitations": "0",
+}
+# IPv6 neighbour entries each device makes as it comes up, whatever traffic follows: one for
+# the MLD report it sends to ff02::16 (measured: 2 per pod, both ends of its pair).
+NEIGHBOURS_PER_DEVICE = 1
+NEIGH_GC_THRESH3 = "/proc/sys/net/ipv6/neigh/default/gc_thresh3"   # the initial namespace's
 
 
 
 def netns_name(lab: str, node: str) -> str:
     return f"{lab}-{node}"
-
-
-def sysctl_path(key: str) -> str:
-    # `net.ipv6.conf.eth0/1.forwarding` style keys keep dots in interface names (sysctl(8)).
-    if "/" in key:
-        return "/proc/sys/" + key
-    return "/proc/sys/" + key.replace(".", "/")
 
 
 def write_sysctls(ns: str, sysctls: dict[str, str], label: str) -> None:
@@ -92,6 +97,7 @@ class Builder:
                              f"{', '.join(taken[:5])} already exist{'s' if len(taken) == 1 else ''}"
                              f" and {'were' if len(taken) > 1 else 'was'} not made by this lab: "
                              "pick another lab name with --name")
+        self.check_neighbour_table()
         if self.has_bpf:
             bpf_topology.check(self.topo)  # objects opened, not loaded: no kernel involved
         kinds = {link.kind for link in self.topo.links}
@@ -101,6 +107,27 @@ class Builder:
             if not ok:
                 raise UsageError(f"the topology uses netkit links, but {reason}; run it in a "
                                  "kernel VM with `lab vm -- lab up ...`")
+
+    def check_neighbour_table(self) -> None:
+        """Refuse a lab whose devices alone would overflow the kernel's IPv6 neighbour table.
+        Its size limit (gc_thresh3) is one for all namespaces and only the initial one can
+        change it: not the lab's to raise, so the lab says what to do instead."""
+        devices = sum(1 for n in self.topo.nodes.values() for i in n.interfaces.values()
+                      if n.role in ("node", "pod") or any(a.version == 6 for a in i.addresses))
+        need = devices * NEIGHBOURS_PER_DEVICE
+        try:
+            limit = int(Path(NEIGH_GC_THRESH3).read_text())
+        except (OSError, ValueError):
+            return
+        if need > limit:
+            pods = len(self.topo.pods())
+            raise UsageError(
+                f"this lab's {devices} IPv6 devices{f' ({pods} pods)' if pods else ''} make "
+                f"about {need} IPv6 neighbour entries as they come up, and the kernel's "
+                f"table holds {limit} for all namespaces together "
+                f"(net.ipv6.neigh.default.gc_thresh3): raise it, e.g. `sysctl -w "
+                f"net.ipv6.neigh.default.gc_thresh3={_round_up(2 * need)} "
+                f"net.ipv6.neigh.default.gc_thresh2={_round_up(need)}`, or use fewer pods")
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -120,7 +147,8 @@ class Builder:
             with netns.entered(name):
                 self.sockets[node.name] = open_socket()
             self.ns_fds[node.name] = os.open(netns.path_of(name), os.O_RDONLY | os.O_CLOEXEC)
-            write_sysctls(name, BASE_SYSCTLS, node.name)
+            write_sysctls(name, {**BASE_SYSCTLS, **(POD_SYSCTLS if node.role == "pod" else {})},
+                          node.name)
 
     def create_links(self) -> None:
         batches: dict[str, RtnlBatch] = {}
@@ -215,7 +243,7 @@ class Builder:
                     continue
                 msg = read_link(sock, iface.ifindex)
                 for key, want in wanted.items():
-                    have = msg.get_attr(f"IFLA_{key.upper()}")
+                    have = msg.get_attr(rtnl.ifla(key))
                     if have != want:
                         problems.append(f"{iface.label}: {key} is {have}, not {want}")
         if problems:
@@ -244,6 +272,10 @@ class Builder:
                 os.close(fd)
         self.sockets.clear()
         self.ns_fds.clear()
+
+
+def _round_up(n: int) -> int:
+    return 1 << max(n - 1, 1).bit_length()
 
 
 def add_link_settings(batch: RtnlBatch, ifindex: int, label: str, settings: dict) -> None:

@@ -181,7 +181,7 @@ def big_tcp() -> dict[str, Capability]:
                     out[family] = Capability(f"big_tcp_{family}", False, str(e))
                     continue
                 (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(2), rtnl.LinkMessage)
-                got = [msg.get_attr(f"IFLA_{a.upper()}") for a in attrs]
+                got = [msg.get_attr(rtnl.ifla(a)) for a in attrs]
                 if all(g == BIG_TCP_PROBE_SIZE for g in got):
                     out[family] = Capability(f"big_tcp_{family}", True,
                                              f"veth accepts {BIG_TCP_PROBE_SIZE} "

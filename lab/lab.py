@@ -28,6 +28,7 @@ from lab.build import Builder, add_link_settings, netns_name, read_link
 from lab.bpf.topology import ObjectSetup
 from lab.errors import LabError, UsageError
 from lab.journal import EtcDir, LabUp, ProcessStarted
+from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.state import PIN_ROOT, LabRecord, process_start_time
 from lab.topology import Interface, Node, Topology, TopologyHooks, check_lab_name
@@ -107,7 +108,7 @@ class NodeHandle:
             msg = read_link(sock, iface.ifindex)
         finally:
             sock.close()
-        got = {k: msg.get_attr(f"IFLA_{k.upper()}") for k in settings}
+        got = {k: msg.get_attr(rtnl.ifla(k)) for k in settings}
         wrong = {k: v for k, v in got.items() if v != settings[k]}
         if wrong:
             raise LabError(f"{iface.label}: the kernel did not apply "
@@ -124,7 +125,7 @@ class NodeHandle:
         finally:
             sock.close()
         keys = LINK_SETTINGS + ("tso_max_size", "tso_max_segs")
-        return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
+        return {k: msg.get_attr(rtnl.ifla(k)) for k in keys}
 
     def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
         """`ethtool -K` on a running lab; returns the kernel features as read back."""

@@ -42,6 +42,12 @@ def exists(name: str) -> bool:
     return os.path.exists(path_of(name))
 
 
+def mounted(name: str) -> bool:
+    """Whether NAME's file holds a namespace (a bind mount), not only the empty mount point
+    that create() makes first and remove() leaves last."""
+    return os.path.ismount(path_of(name))
+
+
 def inode(name: str) -> int:
     """The namespace's identity (what /proc/PID/ns/net links to): survives renames, not reuse."""
     return os.stat(path_of(name)).st_ino

@@ -52,6 +52,18 @@ def process_start_time(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def process_running(pid: int, start: int) -> bool:
+    """Whether the process PID started at START still runs. A zombie does not: it has exited
+    and waits for its parent (init, for processes of a `lab up` that has exited, which may
+    take its time) to collect its status."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[19]) == start and fields[0] not in ("Z", "X")
+
+
 @dataclass
 class Inventory:
     """What a journal says a lab owns (later records refine earlier ones)."""
@@ -178,6 +190,12 @@ class LabRecord:
         for name, ino in inv.namespaces.items():
             if name in inv.abandoned or not netns.exists(name):
                 continue
+            if not netns.mounted(name):
+                # The mount point alone: a create or a remove cut short (SIGKILL) between
+                # making the file and mounting on it, or between unmounting and unlinking.
+                netns.remove(name)
+                removed.append(f"netns {name} (its mount point)")
+                continue
             if ino is not None and netns.inode(name) != ino:
                 log.warning("namespace %s is not the one lab %s created; left alone", name,
                             self.name)
@@ -202,16 +220,16 @@ def stop_processes(procs: Iterable[ProcessStarted]) -> list[str]:
     """SIGTERM, then SIGKILL after a grace period, every recorded process still alive."""
     alive = []
     for p in procs:
-        if process_start_time(p.pid) == p.start:
+        if process_running(p.pid, p.start):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
                 alive.append(p)
     deadline = time.monotonic() + 2.0
     for p in alive:
-        while process_start_time(p.pid) == p.start and time.monotonic() < deadline:
+        while process_running(p.pid, p.start) and time.monotonic() < deadline:
             _reap(p.pid)
             time.sleep(0.02)
-        if process_start_time(p.pid) == p.start:
+        if process_running(p.pid, p.start):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
         _reap(p.pid)

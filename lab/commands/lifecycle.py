@@ -136,7 +136,7 @@ def cmd_status(args) -> int:
             raise UsageError(f"no lab named '{name}'")
         inv = record.inventory()
         alive = [p for p in inv.processes.values()
-                 if state.process_start_time(p.pid) == p.start]
+                 if state.process_running(p.pid, p.start)]
         entry = {"name": name, "state": "up" if inv.complete else "incomplete (run lab down)",
                  "topology": inv.created.topology if inv.created else None,
                  "namespaces": len(inv.namespaces),

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
+from lab.digits import int_arg, real_arg
 from lab.errors import EXIT_FAILURE, UsageError
 from lab.datapath.registry import catalogue
 from lab.scenarios import default_suite, load, scenarios_dir
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="results directory (default results/run-<time>; results/latest "
                         "points to the newest)")
-    p.add_argument("--repeat", type=int, metavar="N", help="repeats per scenario (overrides "
+    p.add_argument("--repeat", type=int_arg(1, 1000), metavar="N", help="repeats per scenario (overrides "
                                                            "the files and --quick)")
     p.add_argument("--quick", action="store_true",
                    help="one repeat and fewer values, as each scenario's `quick:` says")
@@ -63,7 +64,7 @@ def register(sub) -> None:
                     "OLD has and NEW lacks: exit code 1. Different units, or NaN: exit 2.")
     p.add_argument("old", type=Path, metavar="OLD.json")
     p.add_argument("new", type=Path, metavar="NEW.json")
-    p.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
+    p.add_argument("--threshold", type=real_arg(0), default=10.0, metavar="PCT",
                    help="smallest change that counts, in percent (default 10)")
     p.add_argument("--all", action="store_true", help="show unchanged metrics too")
     p.add_argument("--json", action="store_true")

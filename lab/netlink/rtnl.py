@@ -167,14 +167,23 @@ def new_netkit(ifname: str, ifindex: int, peer_ifname: str, peer_ifindex: int,
     return msg
 
 
+# Device settings whose name (a topology file's, `ip link`'s) is not their IFLA_* name.
+_IFLA_NAMES = {"txqueuelen": "IFLA_TXQLEN"}
+
+
+def ifla(setting: str) -> str:
+    """The IFLA_* attribute of a device setting: mtu -> IFLA_MTU, txqueuelen -> IFLA_TXQLEN."""
+    return _IFLA_NAMES.get(setting, f"IFLA_{setting.upper()}")
+
+
 def set_link(ifindex: int, up: bool | None = None, **attrs) -> LinkMessage:
-    """RTM_NEWLINK on an existing device: IFLA_* attributes by lower-case name (mtu=...)."""
+    """RTM_NEWLINK on an existing device: attributes by setting name (mtu=..., ifla())."""
     msg = LinkMessage()
     msg["index"] = ifindex
     if up is not None:
         msg["change"] = IFF_UP
         msg["flags"] = IFF_UP if up else 0
-    msg["attrs"] = [(f"IFLA_{k.upper()}", v) for k, v in attrs.items() if v is not None]
+    msg["attrs"] = [(ifla(k), v) for k, v in attrs.items() if v is not None]
     return msg
 
 

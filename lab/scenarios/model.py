@@ -28,6 +28,7 @@ from lab.topology import Topology
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 CONFIG = "config"  # the matrix dimension of `configs`
+MAX_POINTS = 1000  # of a scenario's matrix: the default suite's largest has 20
 _TEMPLATE = re.compile(r"\$\{([a-z][a-z0-9_-]*)\}")
 _schema: dict | None = None
 
@@ -302,6 +303,7 @@ def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) ->
 def _check(sc: Scenario, ld: _Loader) -> None:
     _check_quick_names(sc, ld)
     for label, variant in (("", sc), (" (under --quick)", sc.variant(quick=True))):
+        _check_size(variant, ld, label)
         dims = variant.dimensions
         for step in sc.steps:
             _check_point_keys(ld, step.path + ("when",), step.when, dims)
@@ -413,6 +415,18 @@ def _check_record_chart(sc: Scenario, ld: _Loader, path: tuple, ch: dict) -> Non
         raise ld.err(path, f"this {key} chart would draw {lines} lines (a line per point of "
                            f"{', '.join(k for k in sc.dimensions if k not in where)}): fix "
                            f"dimensions with `where` to at most {MAX_LINES}")
+
+
+def _check_size(sc: Scenario, ld: _Loader, label: str) -> None:
+    """The number of points, counted before anything is expanded: a matrix of 12 dimensions
+    of 10 values has 10^12 of them."""
+    sizes = {k: len(v) for k, v in sc.dimensions.items()}
+    points = math.prod(sizes.values())
+    if points > MAX_POINTS:
+        where = ("quick", "matrix") if label and "matrix" in sc.quick_spec else ("matrix",)
+        shape = " x ".join(f"{n} {k}" for k, n in sizes.items())
+        raise ld.err(where, f"the matrix has {points:,} points ({shape}){label}: at most "
+                            f"{MAX_POINTS:,}, each is a measurement", key=True)
 
 
 def _check_quick_names(sc: Scenario, ld: _Loader) -> None:

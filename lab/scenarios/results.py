@@ -27,7 +27,7 @@ import jsonschema
 from lab.errors import InputError, UsageError
 from lab.scenarios import claims as claims_mod
 from lab.scenarios import stats
-from lab.schema import OBJECT, input_error
+from lab.schema import OBJECT, input_error, nesting
 from lab.scenarios.model import Scenario, matches
 from lab.scenarios.records import Distribution, Timeline
 from lab.scenarios.registry import Metric
@@ -54,18 +54,26 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+MAX_NESTING = 32        # results documents nest about 8 deep
+
+
 def load(path: str | Path) -> dict:
     """A results document from a file, checked against its version's schema and upgraded to
     the current version; UsageError (exit 2) for anything else, its version named."""
     from lab.scenarios import upgrade
 
     try:
-        with open(path) as f:
-            doc = json.load(f, parse_constant=_no_constant)
+        with open(path, "rb") as f:
+            doc = json.loads(f.read(), parse_constant=_no_constant)
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror}") from None
-    except (json.JSONDecodeError, ValueError) as e:
+    except RecursionError:
+        raise UsageError(f"{path}: not a results document: nested without end") from None
+    except ValueError as e:   # not JSON, not UTF-8, NaN, a number of 5000 digits
         raise UsageError(f"{path}: not a results document: not JSON ({e})") from None
+    if nesting(doc) > MAX_NESTING:
+        raise UsageError(f"{path}: not a results document: nested more than {MAX_NESTING} "
+                         "deep")
     version = doc.get("schema_version") if isinstance(doc, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or \
             version not in upgrade.READABLE:

@@ -10,6 +10,8 @@ JSON so a running lab can be re-attached from its state record.
 from __future__ import annotations
 
 import ipaddress
+import re
+import string
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface, ip_address, ip_interface, ip_network
 from typing import Any
@@ -38,6 +40,7 @@ LINK_SETTINGS = LINK_SETTINGS_V6 + LINK_SETTINGS_V4
 POD_HOST_LINKLOCAL = ip_interface("fe80::1/64")  # the node side of every pod device
 POD_HOST_IFNAME = "lxc{i}"
 POD_IFNAME = "eth0"
+IPV6_MIN_MTU = 1280
 
 
 @dataclass
@@ -354,8 +357,29 @@ class _Builder:
             self.claim(addr, iface.label, apath)
             iface.addresses.append(addr)
         iface.bpf = [BpfAttach(**b) for b in spec.get("bpf", [])]
+        self.check_device(iface, node, spec, link_spec, path)
         node.interfaces[ifname] = iface
         return iface
+
+    def check_device(self, iface: Interface, node: Node, spec: dict, link_spec: dict,
+                     path: tuple) -> None:
+        """What the kernel would refuse half-way through `lab up`: an MTU IPv6 cannot use
+        on a device that needs IPv6, a MAC address no device may have."""
+        ipv6 = any(a.version == 6 for a in iface.addresses) or 4 not in ROLE_FAMILIES[node.role]
+        if iface.mtu is not None and iface.mtu < IPV6_MIN_MTU and ipv6:
+            where = (path + ("mtu",) if "mtu" in spec else path[:-2] + ("mtu",)
+                     if "mtu" in link_spec else ("defaults", "mtu"))
+            raise self.err(where, f"MTU {iface.mtu} is below IPv6's minimum of "
+                                  f"{IPV6_MIN_MTU} (RFC 8200), and {iface.label} carries "
+                                  "IPv6: the kernel turns IPv6 off on such a device")
+        if iface.mac is not None:
+            octets = bytes.fromhex(iface.mac.replace(":", ""))
+            if octets[0] & 1:
+                raise self.err(path + ("mac",), f"{iface.mac} is a multicast (group) address "
+                                                "(the first octet is odd): a device needs a "
+                                                "unicast one")
+            if not any(octets):
+                raise self.err(path + ("mac",), f"{iface.mac} is not a device address")
 
     def add_link(self, spec: dict, path: tuple) -> None:
         a_spec, b_spec = spec["ends"]
@@ -396,11 +420,9 @@ class _Builder:
         self.check_pod_mode(path, device, routing, netkit, host_bpf)
         node.pods = {"device": device, "routing": routing, "netkit": netkit}
         node.sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
+        self.check_pod_template(template, path + ("name",))
         for i in range(spec["count"]):
-            try:
-                name = template.format(node=node.name, i=i)
-            except (KeyError, IndexError, ValueError) as e:
-                raise self.err(path + ("name",), f"bad pod name template: {e}") from None
+            name = self.pod_name(template, node.name, i, path + ("name",))
             if name in self.nodes:
                 raise self.err(path + ("name",), f"pod name '{name}' is already a node")
             try:
@@ -423,6 +445,40 @@ class _Builder:
             self.add_link({"kind": device, "ends": [host_spec, pod_spec], **settings}, path)
             pod.routes.append(Route(dst="::/0", via=str(POD_HOST_LINKLOCAL.ip), dev=POD_IFNAME))
             node.routes.append(Route(dst=str(addr.network), dev=host_if))
+
+    def check_pod_template(self, template: str, path: tuple) -> None:
+        """Only {node} and {i}, {i} with a width at most (pod{i:03}): no attribute, index,
+        conversion or other format, which would reach into Python objects or make names (and
+        memory) of any size."""
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template)]
+            for _, f, spec, conv in string.Formatter().parse(template):
+                if f is None:
+                    continue
+                if f not in ("node", "i") or conv or \
+                        (spec and not (f == "i" and re.fullmatch(r"0?[0-9]{1,2}d?", spec))):
+                    raise ValueError(f"'{{{f}{'!' + conv if conv else ''}"
+                                     f"{':' + spec if spec else ''}}}' (use {{node}} and "
+                                     "{i}, e.g. {node}-pod{i})")
+        except ValueError as e:
+            raise self.err(path, f"bad pod name template '{template}': {e}") from None
+        if "i" not in {f for f in fields}:
+            raise self.err(path, f"pod name template '{template}' has no {{i}}: every pod "
+                                 "would get the same name")
+
+    def pod_name(self, template: str, node: str, i: int, path: tuple) -> str:
+        """Pod I's name, which must be a node name (it names a namespace and files)."""
+        from lab.topology import schema
+        try:
+            name = template.format(node=node, i=i)
+        except (ValueError, TypeError) as e:
+            raise self.err(path, f"bad pod name template '{template}': {e}") from None
+        if not re.fullmatch(schema()["$defs"]["nodename"]["pattern"], name):
+            shown = name if len(name) <= 40 else name[:37] + "..."
+            raise self.err(path, f"pod name template '{template}' makes {shown!r} for pod "
+                                 f"{i}: a node name is 1-32 lowercase letters, digits and "
+                                 "'-', starting with a letter")
+        return name
 
     def check_pod_mode(self, path: tuple, device: str, routing: str,
                        netkit: dict, host_bpf: list[dict]) -> None:
@@ -451,6 +507,25 @@ class _Builder:
                            "ingress; a tc-ingress program there would take its tc priority "
                            "(use hook ingress or tcx-ingress, which chain)")
 
+    def check_sysctls(self) -> None:
+        """The file's sysctls, as the kernel takes them (lab/topology/sysctls.py)."""
+        from lab.topology import sysctls
+        found: dict[sysctls.Setting, tuple] = {}
+        for name, spec in self.doc.data["nodes"].items():
+            for key, value in spec.get("sysctls", {}).items():
+                found[sysctls.Setting(name, key, str(value))] = ("nodes", name, "sysctls", key)
+            pods = self.nodes[name].pods and [p for p in self.nodes.values()
+                                               if p.pod_of == name]
+            for key, value in spec.get("pods", {}).get("sysctls", {}).items():
+                if pods:        # the same for every pod: tried on the first
+                    found[sysctls.Setting(pods[0].name, key, str(value))] = \
+                        ("nodes", name, "pods", "sysctls", key)
+        if not found:
+            return
+        interfaces = {n.name: set(n.interfaces) for n in self.nodes.values()}
+        for setting, message in sysctls.problems(found, interfaces)[:1]:
+            raise self.err(found[setting], message)
+
     def check_route_devices(self) -> None:
         for name, spec in self.doc.data["nodes"].items():
             node = self.nodes[name]
@@ -459,6 +534,29 @@ class _Builder:
                 if dev is not None and dev != "lo" and dev not in node.interfaces:
                     raise self.err(("nodes", name, "routes", i, "dev"),
                                    f"node '{name}' has no interface '{dev}'")
+                if "via" in r and not r.get("onlink"):
+                    self.check_on_link(node, r, ("nodes", name, "routes", i, "via"))
+
+    def check_on_link(self, node: Node, route: dict, path: tuple) -> None:
+        """A next hop must be on a subnet of the node's (or of `dev`'s) addresses, as the
+        kernel requires without `onlink`; a link-local one needs its device named."""
+        try:
+            via = ip_address(str(route["via"]))
+        except ValueError:
+            return                      # add_routes says so
+        dev = route.get("dev")
+        if via.version == 6 and via.is_link_local:
+            if dev is None:
+                raise self.err(path, f"next hop {via} is link-local: name its device with "
+                                     "`dev`")
+            return
+        ifaces = [node.interfaces[dev]] if dev in node.interfaces else \
+            list(node.interfaces.values())
+        if not any(via in a.network for i in ifaces for a in i.addresses):
+            on = f" on {dev}" if dev else ""
+            raise self.err(path, f"next hop {via} is on none of node '{node.name}''s "
+                                 f"subnets{on}, so the kernel would refuse the route: give "
+                                 "`dev` and `onlink: true` if it is reachable there anyway")
 
 
 def from_document(doc: Document, name: str | None = None, default_name: str = "lab"
@@ -475,6 +573,7 @@ def from_document(doc: Document, name: str | None = None, default_name: str = "l
     for i, link in enumerate(data.get("links", [])):
         b.add_link(link, ("links", i))
     b.check_route_devices()
+    b.check_sysctls()
     for node_name, spec in data["nodes"].items():
         b.add_routes(b.nodes[node_name], spec.get("routes", []), ("nodes", node_name, "routes"))
         b.add_neighbours(b.nodes[node_name], spec.get("neighbours", []),

@@ -19,6 +19,8 @@ import pytest
 from lab import netns
 from lab.scenarios import results
 
+from sigint import with_sigint
+
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, "-m", "lab"]
@@ -142,7 +144,9 @@ def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
     (tmp_path / "long.yaml").write_text(text)
     out = tmp_path / "out"
     env = {**os.environ, "CI": "true"}
-    proc = subprocess.Popen(LAB + ["run", str(tmp_path / "long.yaml"), "--out", str(out)],
+    # SIGINT at its default action, as from a terminal, whatever this test inherited.
+    proc = subprocess.Popen(with_sigint("default", LAB + ["run", str(tmp_path / "long.yaml"),
+                                                          "--out", str(out)]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60

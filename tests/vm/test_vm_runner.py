@@ -18,6 +18,8 @@ import pytest
 
 from lab import vm
 
+from sigint import with_sigint
+
 pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,9 +131,10 @@ def test_a_kernel_panic_is_an_error_not_a_hang(kernel, rundir):
 
 
 def lab_vm(*args: str, tmpdir: Path, stdout=subprocess.PIPE) -> subprocess.Popen:
+    # SIGINT at its default action, as from a terminal, whatever this test inherited.
     env = dict(os.environ, TMPDIR=str(tmpdir))
-    return subprocess.Popen([PYTHON, "-m", "lab", "vm", *args], cwd=REPO, env=env,
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(with_sigint("default", [PYTHON, "-m", "lab", "vm", *args]),
+                            cwd=REPO, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
 
 
 def test_cli_passes_a_signal_death_on_as_128_plus_the_signal(kernel, rundir):

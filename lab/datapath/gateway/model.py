@@ -22,8 +22,9 @@ import jsonschema
 import yaml
 
 from lab.datapath.gateway import maglev
+from lab.digits import parse_int
 from lab.errors import InputError
-from lab.schema import OBJECT, input_error
+from lab.schema import OBJECT, input_error, validator
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
@@ -33,6 +34,7 @@ PathT = tuple[str | int, ...]
 PROTOCOLS = {"tcp": 6, "udp": 17}
 SELECTIONS = ("maglev", "random")
 STATES = ("active", "terminating", "quarantined")
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 
 class NotFoundError(InputError):
@@ -61,13 +63,12 @@ def openapi() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def _validator(name: str) -> jsonschema.Validator:
     doc = openapi()
     # The component, resolving its $refs inside the document (OpenAPI 3.1 schemas are JSON
     # Schema 2020-12).
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-    return jsonschema.Draft202012Validator(schema,
-                                           format_checker=jsonschema.FormatChecker())
+    return validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def schema_default(name: str, prop: str) -> Any:
@@ -86,16 +87,23 @@ def check(name: str, data: Any, path: PathT = ()) -> None:
 # --- values ---------------------------------------------------------------------------------
 
 def parse_address(text: Any, path: PathT, what: str = "address") -> IPAddress:
+    """A unicast address a gateway can use: a VIP, a backend, a SNAT address."""
     try:
-        addr = ipaddress.ip_address(str(text).strip())
+        addr = ipaddress.ip_address(text if isinstance(text, str) else str(text))
     except ValueError:
         raise InputError(f"'{text}' is not an IPv4 or IPv6 {what}", path=path) from None
-    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
-        raise InputError(f"{addr} cannot be a {what} (multicast, unspecified or loopback)",
-                           path=path)
+    if addr.version == 6 and addr.scope_id is not None:
+        raise InputError(f"{addr}: a {what} takes no zone (%{addr.scope_id})", path=path)
+    kind = ("multicast" if addr.is_multicast else "unspecified" if addr.is_unspecified else
+            "loopback" if addr.is_loopback else
+            "the broadcast address" if addr == LIMITED_BROADCAST else None)
+    if kind is not None:
+        raise InputError(f"{addr} cannot be a {what}: it is {kind} (multicast, "
+                         "unspecified, loopback and broadcast addresses are refused)",
+                         path=path)
     if addr.version == 6 and addr.ipv4_mapped is not None:
         raise InputError(f"{addr} is IPv4-mapped: write the IPv4 address "
-                           f"{addr.ipv4_mapped}", path=path)
+                         f"{addr.ipv4_mapped}", path=path)
     return addr
 
 
@@ -117,11 +125,9 @@ def _split_endpoint(text: str, path: PathT, what: str) -> tuple[IPAddress, int]:
                            path=path)
     addr = parse_address(host, path, what)
     try:
-        p = int(port)
-    except ValueError:
-        raise InputError(f"'{text}': port '{port}' is not a number", path=path) from None
-    if not 1 <= p <= 65535:
-        raise InputError(f"'{text}': port {p} is out of range (1..65535)", path=path)
+        p = parse_int(port, 1, 65535)
+    except ValueError as e:
+        raise InputError(f"'{text}': port {e}", path=path) from None
     return addr, p
 
 
@@ -206,9 +212,9 @@ class Backend:
             key, sep, value = opt.partition("=")
             if key == "weight" and sep:
                 try:
-                    kw["weight"] = int(value)
-                except ValueError:
-                    raise InputError(f"'{text}': weight '{value}' is not a number") from None
+                    kw["weight"] = parse_int(value)
+                except ValueError as e:
+                    raise InputError(f"'{text}': weight {e}") from None
             elif key == "state" and sep:
                 kw["state"] = value
             else:
