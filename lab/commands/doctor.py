@@ -7,6 +7,7 @@ import platform
 
 from lab import features
 from lab.bpf import features as bpf_features
+from lab.datapath.kubeproxy import probe as kubeproxy_probe
 
 
 def register(sub) -> None:
@@ -25,6 +26,7 @@ def collect() -> list[features.Capability]:
         ok, detail = features.netkit()
         caps.append(features.Capability("netkit", ok, detail))
         caps += features.big_tcp().values()
+        caps += kubeproxy_probe.collect()
     caps += bpf_features.collect()
     caps += [features.tool(name) for name in features.TOOLS]
     return caps

@@ -1,5 +1,5 @@
-"""The built-in step kinds: traffic between two nodes (iperf3, rr, crr, sockperf, ping) and
-reachability across the lab. Other modules register their own (lab/scenarios/registry.py).
+"""The built-in step kinds: traffic between two nodes (iperf3, rr, crr, netperf_rr,
+netperf_crr, netperf_stream, rr_crosscheck, sockperf, ping) and reachability across the lab. Other modules register their own (lab/scenarios/registry.py).
 
 Every traffic step names a client and a server node, the address family (the server's first
 address of that family, or an explicit `address`, e.g. a translated one) and the CPU placement.
@@ -15,7 +15,7 @@ from lab.reach import reachability
 from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
-from lab.traffic import iperf3, ping, rr, sockperf
+from lab.traffic import iperf3, netperf, ping, rr, sockperf
 from lab.traffic.placement import PLACEMENTS
 
 NODE = {"type": "string", "description": "a node of the lab (pods too: node1-pod0)"}
@@ -144,6 +144,95 @@ def crr_step(ctx: StepContext, p: dict) -> None:
     """Connections per second: a new TCP connection per transaction (lab-rr, as TCP_CRR)."""
     res = _rr(ctx, p, connect_each=True)
     ctx.record("cps", res.transactions_per_second)
+
+
+# -- netperf: the published figures' tool ------------------------------------------------------
+
+NETPERF_PARAMS = dict(
+    port={"type": "integer", "minimum": 1, "maximum": 65534, "default": netperf.DEFAULT_PORT,
+          "description": "netserver's control port (a Service must forward it and the next)"},
+    data_port={"type": "integer", "minimum": 1, "maximum": 65535,
+               "description": "the data connection's server port (default: port + 1)"})
+NETPERF_RR_PARAMS = dict(
+    request={**MESSAGE, "default": 1, "description": "request size in bytes"},
+    response={**MESSAGE, "description": "response size in bytes (default: the request's)"},
+    seconds={"type": "integer", "minimum": 1, "maximum": 600, "default": 2,
+             "description": "whole seconds (netperf -l)"},
+    **NETPERF_PARAMS)
+
+
+def _netperf(ctx: StepContext, p: dict, test: str) -> netperf.NetperfResult:
+    client, server = ctx.node(p["client"]), ctx.node(p["server"])
+    srv = ctx.service(("netserver", server.name, p["port"]),
+                      lambda: netperf.start(server, ctx.log_dir, p["port"]))
+    placement = ctx.placement(p["placement"])
+    res = netperf.measure(client, srv, _address(ctx, p), placement, test, p["seconds"],
+                          p.get("request", 1), p.get("response"), p.get("data_port"))
+    ctx.placement_used(placement, res.client_cpus, res.server_cpus)
+    for key in LATENCY:
+        if key in res.latency_us:
+            ctx.record(key, res.latency_us[key])
+    return res
+
+
+NETPERF_LATENCY = {k: Metric(m.unit, m.better, m.description + " (netperf -j, whole us)")
+                   for k, m in LATENCY.items()}
+
+
+@step("netperf_rr", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(**NETPERF_RR_PARAMS),
+      metrics={"tps": Metric("transactions/s", "higher", "netperf TCP_RR"), **NETPERF_LATENCY})
+def netperf_rr_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_RR: transactions/s and latency percentiles over one connection."""
+    ctx.record("tps", _netperf(ctx, p, "TCP_RR").rate)
+
+
+@step("netperf_crr", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(**NETPERF_RR_PARAMS),
+      metrics={"cps": Metric("connections/s", "higher", "netperf TCP_CRR"), **NETPERF_LATENCY})
+def netperf_crr_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_CRR: a new connection per transaction, connections/s and latency."""
+    ctx.record("cps", _netperf(ctx, p, "TCP_CRR").rate)
+
+
+@step("netperf_stream", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(seconds=NETPERF_RR_PARAMS["seconds"], **NETPERF_PARAMS),
+      metrics={"throughput": Metric("Gbit/s", "higher", "netperf TCP_STREAM, one stream")})
+def netperf_stream_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_STREAM: single-stream throughput."""
+    ctx.record("throughput", _netperf(ctx, p, "TCP_STREAM").rate)
+
+
+@step("rr_crosscheck", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(
+          seconds={"type": "integer", "minimum": 1, "maximum": 60, "default": 1,
+                   "description": "whole seconds of each run"},
+          pairs={"type": "integer", "minimum": 1, "maximum": 20, "default": 2,
+                 "description": "netperf, lab-rr runs, alternating"},
+          request={**MESSAGE, "default": 1}, **NETPERF_PARAMS),
+      metrics={"netperf_tps": Metric("transactions/s", "higher", "netperf TCP_RR"),
+               "labrr_tps": Metric("transactions/s", "higher", "lab-rr rr"),
+               "ratio": Metric("x", "none", "lab-rr / netperf transactions/s, paired")})
+def rr_crosscheck_step(ctx: StepContext, p: dict) -> None:
+    """lab-rr against netperf TCP_RR on the same path and placement, runs alternating."""
+    client, server = ctx.node(p["client"]), ctx.node(p["server"])
+    address, request = _address(ctx, p), p["request"]
+    np_srv = ctx.service(("netserver", server.name, p["port"]),
+                         lambda: netperf.start(server, ctx.log_dir, p["port"]))
+    rr_srv = ctx.service(("lab-rr", server.name, request, request, False),
+                         lambda: rr.start(server, ctx.log_dir, request, request, False,
+                                          port=ctx.port(server.name, rr.DEFAULT_PORT)))
+    placement = ctx.placement(p["placement"])
+    for _ in range(p["pairs"]):
+        a = netperf.measure(client, np_srv, address, placement, "TCP_RR", p["seconds"],
+                            request, request, p.get("data_port"))
+        # lab-rr's run as long as netperf's, its warm-up on top (netperf has none to skip)
+        b = rr.measure(client, rr_srv, address, placement, request, request,
+                       seconds=p["seconds"], warmup=0.2)
+        ctx.placement_used(placement, b.client_cpus, b.server_cpus)
+        ctx.record("netperf_tps", a.rate)
+        ctx.record("labrr_tps", b.transactions_per_second)
+        ctx.record("ratio", b.transactions_per_second / a.rate)
 
 
 # -- sockperf -----------------------------------------------------------------------------------
