@@ -110,7 +110,8 @@ def test_ipv6_rules_and_no_localhost_nodeports():
     assert (f"-A KUBE-NODEPORTS -m comment --comment lab/web:http -m tcp -p tcp --dport 30080 "
             f"-j {svc.ext_chain}") in text
     assert f"-A {svc.ext_chain} -j {svc.svc_chain}" in text
-    assert iptables.restore_command(6)[0] == "ip6tables-restore"
+    assert iptables.restore_command(6)[0] == "ip6tables-nft-restore"
+    assert iptables.restore_command(4, "legacy")[0] == "iptables-legacy-restore"
     assert "--noflush" in iptables.restore_command(4)
 
 
@@ -135,8 +136,8 @@ def test_service_without_endpoints_is_rejected_in_filter():
 
 
 def test_large_cluster_mode_drops_endpoint_comments():
-    few = Sweep(10, 2, "fd00:10:96::/108", ("fd00:10:244:1::10",)).services()
-    many = Sweep(501, 2, "fd00:10:96::/108", ("fd00:10:244:1::10",)).services()
+    few = Sweep(10, 2, "fd00:10:96::/108", "fd00:10:244:ff00::/64").services()
+    many = Sweep(501, 2, "fd00:10:96::/108", "fd00:10:244:ff00::/64").services()
     small, large = iptables.Ruleset(few, V6), iptables.Ruleset(many, V6)
     assert not small.large_cluster and large.large_cluster
     sep = many[0].sep_chain(many[0].endpoints[0])
@@ -147,7 +148,7 @@ def test_large_cluster_mode_drops_endpoint_comments():
 
 def test_rule_count_grows_with_services_and_endpoints():
     for n, m in ((1, 1), (10, 2), (100, 3)):
-        svcs = Sweep(n, m, "fd00:10:96::/108", ("fd00:10:244:1::10",)).services()
+        svcs = Sweep(n, m, "fd00:10:96::/108", "fd00:10:244:ff00::/64").services()
         counts = iptables.Ruleset(svcs, V6).rule_count()
         # per service: KUBE-SERVICES, the masquerade rule, M to KUBE-SEP, 2 per KUBE-SEP
         assert counts["nat"] == 4 + 1 + n * (2 + 3 * m)
@@ -155,7 +156,7 @@ def test_rule_count_grows_with_services_and_endpoints():
 
 
 def test_partial_sync_rewrites_kube_services_but_only_the_changed_chains():
-    svcs = Sweep(50, 1, "fd00:10:96::/108", ("fd00:10:244:1::10", "fd00:10:244:1::11")).services()
+    svcs = Sweep(50, 1, "fd00:10:96::/108", "fd00:10:244:ff00::/64").services()
     rs = iptables.Ruleset(svcs, V6)
     old = svcs[7].sep_chain(svcs[7].endpoints[0])
     text = rs.partial_sync([svcs[7].name_string], stale=["KUBE-SEP-STALESTALESTALE1"])
@@ -221,7 +222,7 @@ def test_nftables_ipv6_and_nodeports():
 
 
 def test_nftables_partial_sync_touches_only_the_change():
-    svcs = Sweep(100, 1, "fd00:10:96::/108", ("fd00:10:244:1::10", "fd00:10:244:1::11")).services()
+    svcs = Sweep(100, 1, "fd00:10:96::/108", "fd00:10:244:ff00::/64").services()
     rs = nftables.Ruleset(svcs, V6)
     text = rs.partial_sync([svcs[3].name_string], stale=["endpoint-OLD"])
     assert "add table" not in text and "hook" not in text
@@ -238,17 +239,23 @@ def test_nftables_partial_sync_touches_only_the_change():
 # -- sweeps -------------------------------------------------------------------------------------
 
 def test_sweep_addresses_and_endpoints():
-    svcs = synthesize(Sweep(3, 2, "fd00:10:96::/108", ("fd00::a", "fd00::b", "fd00::c"),
-                            port=7100, node_ports=1))
+    svcs = synthesize(Sweep(3, 2, "fd00:10:96::/108", "fd00:10:244:ff00::/64", port=7100,
+                            node_ports=1))
     assert [s.cluster_ip for s in svcs] == ["fd00:10:96::1", "fd00:10:96::2", "fd00:10:96::3"]
     assert [s.name_string for s in svcs][:1] == ["lab/svc-00000:p7100"]
-    assert svcs[1].endpoints == (Endpoint("fd00::b", 7100), Endpoint("fd00::c", 7100))
+    assert svcs[1].endpoints == (Endpoint("fd00:10:244:ff00::3", 7100),
+                                 Endpoint("fd00:10:244:ff00::4", 7100))
+    assert len({e for s in svcs for e in s.endpoints}) == 6  # every service its own pods
     assert svcs[0].node_port == 30000 and svcs[1].node_port is None
 
 
 def test_sweep_limits():
     assert capacity("10.96.0.0/24") == 254
     with pytest.raises(ServiceError, match="do not fit the Service CIDR"):
-        synthesize(Sweep(255, 1, "10.96.0.0/24", ("10.0.0.1",)))
+        synthesize(Sweep(255, 1, "10.96.0.0/24", "10.244.0.0/16"))
     with pytest.raises(ServiceError, match="NodePort range"):
-        synthesize(Sweep(3000, 1, "fd00:10:96::/108", ("fd00::1",), node_ports=2769))
+        synthesize(Sweep(3000, 1, "fd00:10:96::/108", "fd00::/64", node_ports=2769))
+    with pytest.raises(ServiceError, match="do not fit 10.244.0.0/30"):
+        synthesize(Sweep(2, 2, "10.96.0.0/24", "10.244.0.0/30"))
+    with pytest.raises(ServiceError, match="different families"):
+        synthesize(Sweep(2, 2, "10.96.0.0/24", "fd00::/64"))

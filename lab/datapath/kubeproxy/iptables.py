@@ -72,14 +72,28 @@ def _chain_line(name: str) -> str:
     return f":{name} - [0:0]"
 
 
-def restore_command(family: int) -> list[str]:
+# iptables 1.8 has two backends with the same rules language: nft (the rules become nf_tables
+# rules with xtables matches; what Debian 11+, Ubuntu 21.04+ and RHEL 8+ run as `iptables`) and
+# legacy (the x_tables blob of the kernel's ip_tables/ip6_tables). kube-proxy's image uses
+# whichever the node's own iptables uses.
+BACKENDS = ("nft", "legacy")
+
+
+def program(name: str, family: int, backend: str) -> str:
+    """iptables-nft-restore, ip6tables-legacy-save, ...: the backend's own command."""
+    if backend not in BACKENDS:
+        raise ValueError(f"iptables backend {backend!r}: expected one of {BACKENDS}")
+    base = "iptables" if family == 4 else "ip6tables"
+    return f"{base}-{backend}-{name}"
+
+
+def restore_command(family: int, backend: str = "nft") -> list[str]:
     """The command kube-proxy feeds its batches to (-w: wait for the xtables lock)."""
-    return ["iptables-restore" if family == 4 else "ip6tables-restore", "-w", "5",
-            "--noflush", "--counters"]
+    return [program("restore", family, backend), "-w", "5", "--noflush", "--counters"]
 
 
-def save_command(family: int, table: str = "nat") -> list[str]:
-    return ["iptables-save" if family == 4 else "ip6tables-save", "-t", table]
+def save_command(family: int, backend: str = "nft", table: str = "nat") -> list[str]:
+    return [program("save", family, backend), "-c", "-t", table]
 
 
 class Ruleset:

@@ -163,7 +163,7 @@ class Sweep:
     count: int
     endpoints: int
     service_cidr: str
-    endpoint_ips: tuple[str, ...]  # cycled through
+    endpoint_cidr: str  # endpoint i of service s: the (s * endpoints + i + 1)th address
     port: int = 80
     target_port: int | None = None  # the endpoints' port (default: PORT)
     node_ports: int = 0  # how many of the services (the first ones) are type NodePort
@@ -182,30 +182,37 @@ def capacity(service_cidr: str) -> int:
 
 
 def synthesize(sweep: Sweep) -> list[ServicePort]:
-    """The sweep's services: ClusterIPs from the Service CIDR's first address on (+1),
-    endpoint i of service s at endpoint_ips[(s + i) % len], so the endpoints are spread."""
+    """The sweep's services: ClusterIPs from the Service CIDR's first address on (+1), and
+    endpoints of their own (as pods of a Deployment are its own), counted up in the endpoint
+    CIDR: every service has distinct KUBE-SEP chains, as on a real node."""
     if sweep.count < 0 or sweep.endpoints < 0:
         raise ServiceError("service and endpoint counts cannot be negative")
-    if sweep.endpoints and not sweep.endpoint_ips:
-        raise ServiceError("endpoints need addresses to point at")
     net: IPv4Network | IPv6Network = ip_network(sweep.service_cidr)
     if sweep.count > capacity(sweep.service_cidr):
         raise ServiceError(f"{sweep.count} services do not fit the Service CIDR "
                            f"{sweep.service_cidr} ({capacity(sweep.service_cidr)} ClusterIPs)")
+    eps: IPv4Network | IPv6Network = ip_network(sweep.endpoint_cidr)
+    if eps.version != net.version:
+        raise ServiceError(f"endpoint CIDR {sweep.endpoint_cidr} and Service CIDR "
+                           f"{sweep.service_cidr} are of different families")
+    if sweep.count * sweep.endpoints > capacity(sweep.endpoint_cidr):
+        raise ServiceError(f"{sweep.count} x {sweep.endpoints} endpoints do not fit "
+                           f"{sweep.endpoint_cidr}")
     low, high = NODEPORT_RANGE
     if sweep.node_ports > high - low + 1:
         raise ServiceError(f"{sweep.node_ports} NodePorts do not fit the NodePort range "
                            f"{low}-{high}")
     target = sweep.target_port or sweep.port
-    pool = [str(ipaddress.ip_address(a)) for a in sweep.endpoint_ips]
     width = max(5, len(str(sweep.count)))
     out = []
-    base = int(net.network_address)
+    base, ep_base = int(net.network_address), int(eps.network_address)
     for s in range(sweep.count):
-        eps = tuple(Endpoint(pool[(s + i) % len(pool)], target) for i in range(sweep.endpoints))
+        endpoints = tuple(Endpoint(str(ipaddress.ip_address(ep_base + s * sweep.endpoints + i
+                                                            + 1)), target)
+                          for i in range(sweep.endpoints))
         out.append(ServicePort(
             namespace=sweep.namespace, name=sweep.names.get(s, f"svc-{s:0{width}d}"),
             port_name=f"p{sweep.port}", protocol=sweep.protocol,
             cluster_ip=str(ipaddress.ip_address(base + s + 1)), port=sweep.port,
-            endpoints=eps, node_port=low + s if s < sweep.node_ports else None))
+            endpoints=endpoints, node_port=low + s if s < sweep.node_ports else None))
     return out
