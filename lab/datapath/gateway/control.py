@@ -335,6 +335,27 @@ class Gateway:
             entries.update_batch(rows)
             return new
 
+    def change_backends(self, current: Service, backends: Sequence[Backend]) -> Service:
+        """Give service CURRENT (as add_service(s) returned it, with its ids) BACKENDS, the
+        ones it keeps keeping their ids: what a control plane does on an endpoint change,
+        from its own record of the service, without reading every service back (which
+        costs O(services) at a sweep's scale). Refused if the maps no longer have CURRENT
+        at its frontend."""
+        with self._locked():
+            settings = self._require_settings()
+            entry = self.maps["gw_services"].lookup(self._svc_key(current.frontend))
+            if entry is None or entry.id != current.id:
+                raise NotFoundError(f"service {current.id} is not at {current.frontend} "
+                                    "(any more)")
+            new_svc = Service(current.frontend, tuple(backends), current.selection)
+            check_service(new_svc, settings)
+            kept = {b.endpoint: b.id for b in current.backends}
+            fresh = iter(self._ids(sum(b.endpoint not in kept for b in new_svc.backends)))
+            new = new_svc.with_ids(current.id, [kept.get(b.endpoint) or next(fresh)
+                                                for b in new_svc.backends])
+            self._write(current, new, settings)
+            return new
+
     def delete_services(self, service_ids: Sequence[int]) -> None:
         """Delete many services: their entries, then their backends. Their selection tables
         stay in their slots, unreachable (no service names the slot), until a new service

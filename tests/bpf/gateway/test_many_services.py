@@ -1,6 +1,6 @@
 """Many services at once (Gateway.add_services, what a service sweep programs), through
 BPF_PROG_TEST_RUN: every VIP goes to its own backend, a refused batch writes nothing, and
-delete_services takes them all away."""
+delete_services takes them all away, change_backends works from the caller's record."""
 
 from ipaddress import IPv6Address, ip_address
 
@@ -74,3 +74,20 @@ def test_delete_services_takes_them_away(gw):
     assert {int(k) for k in gw.gw.maps["gw_backends"].keys()} == \
         {b.id for s in left for b in s.backends}
     assert IPv6Address(to(gw, vip(17))) == IPv6Address(backend(17))
+
+
+def test_change_backends_from_the_callers_record(gw):
+    added = gw.gw.add_services([service(vip(i), [backend(i)]) for i in range(50)])
+    svc = added[20]
+    kept = svc.backends[0]
+    fresh = service(vip(20), [backend(1000)]).backends[0]
+    new = gw.gw.change_backends(svc, [kept, fresh])
+    assert new.id == svc.id and new.backends[0].id == kept.id
+    assert new.backends[1].id not in {b.id for s in added for b in s.backends}
+    assert set(gw.gw.table(svc.id)) == {kept.id, new.backends[1].id}
+    assert gw.gw.service(svc.id).backends == new.backends
+    gone = gw.gw.change_backends(new, [fresh])
+    assert {int(k) for k in gw.gw.maps["gw_backends"].keys()} >= {gone.backends[0].id}
+    assert kept.id not in {int(k) for k in gw.gw.maps["gw_backends"].keys()}
+    with pytest.raises(GatewayError, match="not at"):
+        gw.gw.change_backends(added[3].with_ids(999, [1]), [fresh])
