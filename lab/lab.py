@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lab import features, netns, offloads
+from lab.datapath.kubeproxy import feature as kubeproxy_feature
 from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings, netns_name,
                        read_link)
 from lab.errors import LabError, UsageError
@@ -212,6 +213,7 @@ class Lab:
                 for module in datapath_modules(self.topology).values():
                     if hasattr(module, "start"):
                         module.start(self)
+                kubeproxy_feature.start(self)
                 self.record.append({"t": "up"})
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)
@@ -223,7 +225,11 @@ class Lab:
 
     def down(self) -> list[str]:
         with self.record.locked():
-            return self._teardown()
+            try:
+                kubeproxy_feature.stop(self)
+            finally:
+                removed = self._teardown()
+        return removed
 
     def _teardown(self) -> list[str]:
         return teardown_record(self.record)

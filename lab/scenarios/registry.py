@@ -36,6 +36,7 @@ STEP_MODULES: list[str] = [
     "lab.scenarios.steps",
     "lab.scenarios.bigtcp",
     "lab.scenarios.translator",
+    "lab.datapath.kubeproxy.steps",
 ]
 
 

@@ -64,6 +64,9 @@ def check_datapath(doc: yamlfile.Document, topo: Topology) -> None:
     modules = datapath_modules(topo)
     for section, module in modules.items():
         module.check_section(doc, ("datapath", section), topo)
+    from lab.datapath.kubeproxy import feature as kubeproxy_feature
+
+    kubeproxy_feature.check(doc, topo)
     for module in modules.values():
         if hasattr(module, "derive"):
             module.derive(topo)

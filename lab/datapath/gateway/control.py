@@ -356,21 +356,23 @@ class Gateway:
             self._write(current, new, settings)
             return new
 
-    def delete_services(self, service_ids: Sequence[int]) -> None:
-        """Delete many services: their entries, then their backends. Their selection tables
-        stay in their slots, unreachable (no service names the slot), until a new service
-        takes the slot over: every deletion from a map of maps waits for an RCU grace period
+    def delete_services(self, services: Sequence[Service]) -> None:
+        """Delete SERVICES (as add_services returned them: the caller's record, so nothing
+        is read back): their entries, then their backends. Their selection tables stay in
+        their slots, unreachable (no service names the slot), until a new service takes the
+        slot over: every deletion from a map of maps waits for an RCU grace period
         (milliseconds each) and arrays of maps have no batch deletion, where one batch
         update replaces any number of tables after one grace period."""
         with self._locked():
-            wanted = set(service_ids)
-            doomed = [s for s in self.services() if s.id in wanted]
-            missing = wanted - {s.id for s in doomed}
-            if missing:
-                raise NotFoundError(f"no service {min(missing)}")
-            for svc in doomed:
-                self.maps["gw_services"].delete(self._svc_key(svc.frontend))
-            for svc in doomed:
+            entries = self.maps["gw_services"]
+            for svc in services:
+                v = entries.lookup(self._svc_key(svc.frontend))
+                if v is None or v.id != svc.id:
+                    raise NotFoundError(f"service {svc.id} is not at {svc.frontend} (any "
+                                        "more)")
+            for svc in services:
+                entries.delete(self._svc_key(svc.frontend))
+            for svc in services:
                 for b in svc.backends:
                     self.maps["gw_backends"].delete(b.id)
 

@@ -97,6 +97,7 @@ class KubeProxy:
                                      node_ips=tuple(node_ips))
         self.now = Programmed()
         self.programmed = False  # anything written since start() or the last reset
+        self._matched: dict[str, int] = {}
 
     # -- the services -----------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class KubeProxy:
         if self.programmed:  # kube-proxy starting afresh: empty tables, the IPv4 skeleton
             self._reset()
             self._apply(4, self._skeleton())
+            self._matched.clear()  # the counters start again at zero
         seconds = self._apply(6, text)
         self.now = Programmed(services, count, endpoints)
         self.programmed = True
@@ -210,6 +212,27 @@ class KubeProxy:
 
     # -- reading back -----------------------------------------------------------------------------
 
+    def size(self) -> int:
+        """Rules (iptables: both tables; nftables: rules and map elements) of the last full
+        sync: what the kernel holds for the services."""
+        rs = self._ruleset(self.now.services)
+        if self.config.mode == "iptables":
+            return sum(rs.rule_count().values())
+        return sum(1 for ln in rs.full_sync().splitlines()
+                   if ln.startswith(("add rule", "add element")))
+
+    def matched(self, address: str) -> int:
+        """Packets kube-proxy's rules for the exposed service at ADDRESS matched since the
+        previous call (iptables mode: its KUBE-SERVICES, KUBE-SVC and KUBE-SEP rules)."""
+        service = next((s for s in self.exposed if s.cluster_ip == address), None)
+        if service is None:
+            raise LabError(f"{self.node.name}: no exposed service at {address} (exposed: "
+                           f"{', '.join(s.cluster_ip for s in self.exposed) or 'none'})")
+        total = sum(self.counters(service).values())
+        since = total - self._matched.get(address, 0)
+        self._matched[address] = total
+        return since
+
     def counters(self, service: ExposedService) -> dict[str, int]:
         """Packets that matched the exposed service's rules (iptables mode: per rule
         counters from ip6tables-save -c): its KUBE-SERVICES rule, its KUBE-SVC chain's jumps
@@ -236,6 +259,28 @@ class KubeProxy:
             elif chain in sep_chains and target == "DNAT":
                 counts["dnat"] += packets
         return counts
+
+
+# -- the instances of running labs --------------------------------------------------------------
+
+_instances: dict[tuple[str, str], KubeProxy] = {}
+
+
+def _key(lab, node: str) -> tuple[str, str]:
+    return (lab.instance or lab.name, node)
+
+
+def register(lab, kp: KubeProxy) -> None:
+    _instances[_key(lab, kp.node.name)] = kp
+
+
+def unregister(lab, node: str) -> KubeProxy | None:
+    return _instances.pop(_key(lab, node), None)
+
+
+def instance(lab, node: str) -> KubeProxy | None:
+    """kube-proxy of NODE in LAB, if this process brought the lab up with a legacy node."""
+    return _instances.get(_key(lab, node))
 
 
 # -- conntrack ------------------------------------------------------------------------------------
