@@ -68,12 +68,14 @@ def test_a_refused_batch_writes_nothing(gw):
 
 def test_delete_services_takes_them_away(gw):
     added = gw.gw.add_services([service(vip(i), [backend(i)]) for i in range(20)])
-    gw.gw.delete_services([s.id for s in added[:15]])
+    gw.gw.delete_services(added[:15])
     left = gw.gw.services()
     assert [str(s.frontend.address) for s in left] == [vip(i) for i in range(15, 20)]
     assert {int(k) for k in gw.gw.maps["gw_backends"].keys()} == \
         {b.id for s in left for b in s.backends}
     assert IPv6Address(to(gw, vip(17))) == IPv6Address(backend(17))
+    with pytest.raises(GatewayError, match="not at"):
+        gw.gw.delete_services(added[:1])  # gone already
 
 
 def test_change_backends_from_the_callers_record(gw):
