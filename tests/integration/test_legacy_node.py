@@ -179,8 +179,10 @@ def test_stop_removes_every_rule(legacy_lab):
 
 
 def test_killed_while_programming_then_down_leaves_nothing(tmp_path, lab_name):
-    """`lab up` killed while ip6tables-restore loads 20000 services: `lab down --all` stops
-    the restore (it carries the lab's marker) and removes the namespace with its rules."""
+    """`lab up` killed while kube-proxy's 20000 services are being programmed: `lab down
+    --all` removes the namespace with whatever rules it holds; no restore outlives the lab
+    (the batch on its stdin is cut short with its writer: iptables-restore commits nothing)
+    and the host's netfilter is untouched."""
     before = host_netfilter()
     topo = legacy_topology(tmp_path, "iptables", services=20000, endpoints=1)
     proc = subprocess.Popen(LAB + ["up", str(topo), "--name", lab_name],
@@ -195,7 +197,6 @@ def test_killed_while_programming_then_down_leaves_nothing(tmp_path, lab_name):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert '"t":"up"' not in journal.read_text(), "programming finished before the kill"
-    assert marked_processes(lab_name), "the restore is running, orphaned by the kill"
     subprocess.run(LAB + ["down", "--all"], check=True, capture_output=True, timeout=120)
     assert not [n for n in netns.list_names() if n.startswith(f"{lab_name}-")]
     assert not state.LabRecord(lab_name).dir.exists()
