@@ -6,6 +6,8 @@ with `lab down`, also after `lab up` was killed while programming them."""
 from __future__ import annotations
 
 import collections
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -217,3 +219,40 @@ def marked_processes(lab: str) -> list[int]:
             if any(v.startswith(marker) for v in env.split(b"\0")):
                 found.append(int(entry.name))
     return found
+
+
+SMALL_LEGACY = """\
+name: small-legacy
+topology: {topology}
+configs:
+  legacy:
+    requires: [iptables]
+    patch: {{nodes: {{node1: {{pods: {{routing: legacy, kube_proxy: {{services: 5}}}}}}}}}}
+  host: {{}}
+repeats: 1
+steps:
+  - {{kind: ping, with: {{from: node1-pod0, to: node1-pod1, count: 2, interval: 0.05}}}}
+  - {{kind: path_proof, with: {{node: node1}}}}
+assert:
+  - {{metric: ping.loss, max: 0}}
+"""
+
+
+def test_without_iptables_doctor_says_so_and_the_config_is_skipped(tmp_path):
+    """iptables and nft not on PATH: `lab doctor` names them, the legacy config is skipped
+    with that reason, the others run."""
+    env = {**os.environ, "CI": "true", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    doctor = subprocess.run(LAB + ["doctor"], capture_output=True, text=True, env=env)
+    lines = {ln.split()[0]: ln for ln in doctor.stdout.splitlines()[1:]}
+    assert "not found: install the iptables package" in lines["iptables"]
+    assert "nft not found" in lines["nftables"]
+    (tmp_path / "s.yaml").write_text(SMALL_LEGACY.format(topology=ROOT / "topologies/pods.yaml"))
+    out = tmp_path / "out"
+    run = subprocess.run(LAB + ["run", str(tmp_path / "s.yaml"), "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (sc,) = json.loads((out / "results.json").read_text())["scenarios"]
+    configs = {c["name"]: c for c in sc["configs"]}
+    assert configs["legacy"]["status"] == "skipped"
+    assert "iptables-nft-restore" in configs["legacy"]["reason"]
+    assert configs["host"]["status"] == "up" and sc["status"] == "passed"
