@@ -85,7 +85,7 @@ def connect(client, address: str, times: int = 1) -> None:
 
 def serve(lab, pods) -> None:
     script = ("import socket\n"
-              "s = socket.create_server(('::', %d), family=socket.AF_INET6)\n"
+              "s = socket.create_server(('::', %d), family=socket.AF_INET6, dualstack_ipv6=True)\n"
               "while True:\n"
               "    c, _ = s.accept(); c.sendall(c.recv(1)); c.close()\n" % PORT)
     for pod in pods:
@@ -256,3 +256,31 @@ def test_without_iptables_doctor_says_so_and_the_config_is_skipped(tmp_path):
     assert configs["legacy"]["status"] == "skipped"
     assert "iptables-nft-restore" in configs["legacy"]["reason"]
     assert configs["host"]["status"] == "up" and sc["status"] == "passed"
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_ipv4_rules_carry_ipv4_service_traffic(tmp_path, lab_name, mode):
+    """kube-proxy's IPv4 rules (the lab's nodes are IPv6-only, so no topology runs them):
+    loaded into the router of topologies/bigtcp.yaml, they DNAT a client's connections to
+    an IPv4 ClusterIP to the server and masquerade them."""
+    from lab.datapath.kubeproxy import iptables, nftables
+    from lab.datapath.kubeproxy.services import ClusterConfig, Endpoint, ServicePort
+
+    svc = ServicePort("lab", "web", "p80", "tcp", "10.96.0.10", PORT,
+                      (Endpoint("203.0.113.2", PORT),))
+    cfg = ClusterConfig(4, cluster_cidr="10.244.0.0/16", service_cidr="10.96.0.0/16")
+    data = yaml.safe_load((ROOT / "topologies/bigtcp.yaml").read_text())
+    data["nodes"]["client"]["routes"].append({"dst": "10.96.0.0/16", "via": "198.51.100.1"})
+    (tmp_path / "v4.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with Lab.from_file(tmp_path / "v4.yaml", lab_name) as lab:
+        router, client = lab.node("router"), lab.node("client")
+        if mode == "iptables":
+            router.run(iptables.restore_command(4), input=iptables.Ruleset([svc], cfg).initial())
+        else:
+            router.run(nftables.command(), input=nftables.Ruleset([svc], cfg).full_sync())
+        serve(lab, ["server"])
+        connect(client, "10.96.0.10", times=3)
+        entries = [e for e in kp_node.conntrack(router) if e.orig_dst == "10.96.0.10"]
+        assert len(entries) == 3
+        assert all(e.reply_src == "203.0.113.2" for e in entries)      # DNAT to the endpoint
+        assert all(e.reply_dst == "203.0.113.1" for e in entries)      # masqueraded
