@@ -205,34 +205,53 @@ def netperf_stream_step(ctx: StepContext, p: dict) -> None:
 
 @step("rr_crosscheck", requires=["netperf"], check=check_pair,
       schema=_pair_schema(
-          seconds={"type": "integer", "minimum": 1, "maximum": 60, "default": 1,
-                   "description": "whole seconds of each run"},
-          pairs={"type": "integer", "minimum": 1, "maximum": 20, "default": 2,
-                 "description": "netperf, lab-rr runs, alternating"},
+          seconds={"type": "number", "minimum": 0.1, "maximum": 10, "default": 0.5,
+                   "description": "length of each run"},
+          pairs={"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                 "description": "pairs of runs, netperf and lab-rr, taking turns first"},
           request={**MESSAGE, "default": 1}, **NETPERF_PARAMS),
       metrics={"netperf_tps": Metric("transactions/s", "higher", "netperf TCP_RR"),
                "labrr_tps": Metric("transactions/s", "higher", "lab-rr rr"),
-               "ratio": Metric("x", "none", "lab-rr / netperf transactions/s, paired")})
+               "ratio": Metric("x", "none", "lab-rr / netperf transactions/s, per pair")})
 def rr_crosscheck_step(ctx: StepContext, p: dict) -> None:
-    """lab-rr against netperf TCP_RR on the same path and placement, runs alternating."""
+    """lab-rr against netperf TCP_RR on the same path and placement: short runs in pairs,
+    taking turns, so both tools see the same machine."""
     client, server = ctx.node(p["client"]), ctx.node(p["server"])
-    address, request = _address(ctx, p), p["request"]
+    address, request, seconds = _address(ctx, p), p["request"], p["seconds"]
     np_srv = ctx.service(("netserver", server.name, p["port"]),
                          lambda: netperf.start(server, ctx.log_dir, p["port"]))
     rr_srv = ctx.service(("lab-rr", server.name, request, request, False),
                          lambda: rr.start(server, ctx.log_dir, request, request, False,
                                           port=ctx.port(server.name, rr.DEFAULT_PORT)))
     placement = ctx.placement(p["placement"])
-    for _ in range(p["pairs"]):
-        a = netperf.measure(client, np_srv, address, placement, "TCP_RR", p["seconds"],
-                            request, request, p.get("data_port"))
-        # lab-rr's run as long as netperf's, its warm-up on top (netperf has none to skip)
+    # netperf runs whole seconds or a number of transactions: a first second tells how many
+    # make SECONDS (not recorded), then both tools run that long in each pair
+    first = netperf.measure(client, np_srv, address, placement, "TCP_RR", 1, request, request,
+                            p.get("data_port"))
+    count = max(100, round(first.rate * seconds))
+
+    def netperf_tps() -> float:
+        return netperf.measure(client, np_srv, address, placement, "TCP_RR", seconds, request,
+                               request, p.get("data_port"), transactions=count).rate
+
+    def labrr_tps() -> float:
         b = rr.measure(client, rr_srv, address, placement, request, request,
-                       seconds=p["seconds"], warmup=0.2)
+                       seconds=seconds, warmup=0.05)
         ctx.placement_used(placement, b.client_cpus, b.server_cpus)
-        ctx.record("netperf_tps", a.rate)
-        ctx.record("labrr_tps", b.transactions_per_second)
-        ctx.record("ratio", b.transactions_per_second / a.rate)
+        return b.transactions_per_second
+
+    for i in range(p["pairs"]):
+        # ABBA: the tools take turns going first, so a drift of the machine's load over a
+        # pair does not favour either
+        if i % 2 == 0:
+            a = netperf_tps()
+            b = labrr_tps()
+        else:
+            b = labrr_tps()
+            a = netperf_tps()
+        ctx.record("netperf_tps", a)
+        ctx.record("labrr_tps", b)
+        ctx.record("ratio", b / a)
 
 
 # -- sockperf -----------------------------------------------------------------------------------

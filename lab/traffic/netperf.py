@@ -100,13 +100,18 @@ def start(node: NodeHandle, log_dir: Path, port: int = DEFAULT_PORT) -> Server:
 
 
 def command(tools_netperf: str, test: str, address: str, port: int, seconds: float,
-            request: int = 1, response: int | None = None, data_port: int | None = None
-            ) -> list[str]:
-    """The netperf command line of one test (-P 0: no banner; -j: latency percentiles)."""
+            request: int = 1, response: int | None = None, data_port: int | None = None,
+            transactions: int | None = None) -> list[str]:
+    """The netperf command line of one test (-P 0: no banner; -j: latency percentiles).
+    netperf runs whole seconds, or TRANSACTIONS transactions (a negative -l) instead."""
     if test not in TESTS:
         raise UsageError(f"netperf test {test!r}: expected one of {', '.join(TESTS)}")
+    if transactions is not None and (test == "TCP_STREAM" or transactions < 1):
+        raise UsageError("netperf runs a number of transactions of TCP_RR or TCP_CRR only, "
+                         "at least one")
+    length = f"-{transactions}" if transactions is not None else f"{max(1, round(seconds))}"
     argv = [tools_netperf, "-P", "0", _family_flag(address), "-H", address, "-p", str(port),
-            "-t", test, "-l", f"{max(1, round(seconds))}"]
+            "-t", test, "-l", length]
     if test == "TCP_STREAM":
         argv += ["-f", "g", "--", "-k", ",".join(("THROUGHPUT", "THROUGHPUT_UNITS",
                                                      "ELAPSED_TIME"))]
@@ -120,12 +125,13 @@ def command(tools_netperf: str, test: str, address: str, port: int, seconds: flo
 
 def measure(client: NodeHandle, server: Server, address: str, placement: Placement,
             test: str, seconds: float = 2.0, request: int = 1, response: int | None = None,
-            data_port: int | None = None) -> NetperfResult:
-    """One netperf test from CLIENT to SERVER's netserver at ADDRESS."""
+            data_port: int | None = None, transactions: int | None = None) -> NetperfResult:
+    """One netperf test from CLIENT to SERVER's netserver at ADDRESS (SECONDS long, or
+    TRANSACTIONS transactions)."""
     server.check_alive()
     server_cpus = placement.pin_server(server.pid)  # its per-test children inherit it
     argv = command(netperf_package.require().netperf, test, address, server.port, seconds,
-                   request, response, data_port)
+                   request, response, data_port, transactions)
     run = run_client(client, argv, placement, timeout=seconds + 30)
     result = parse(run.stdout, test)
     result.client_cpus, result.server_cpus = run.cpus, server_cpus

@@ -68,6 +68,10 @@ def test_command_lines():
     assert crr[crr.index("-l") + 1] == "1" and crr[-1] == ",6000"
     stream = netperf.command("netperf", "TCP_STREAM", "fd00::1", 12865, 3)
     assert "-j" not in stream and stream[stream.index("-f") + 1] == "g"
+    counted = netperf.command("netperf", "TCP_RR", "fd00::1", 12865, 0.5, transactions=5000)
+    assert counted[counted.index("-l") + 1] == "-5000"  # a negative length counts transactions
+    with pytest.raises(UsageError, match="TCP_RR or TCP_CRR only"):
+        netperf.command("netperf", "TCP_STREAM", "fd00::1", 12865, 1, transactions=10)
     with pytest.raises(UsageError, match="expected one of"):
         netperf.command("netperf", "UDP_RR", "fd00::1", 12865, 1)
     with pytest.raises(UsageError, match="needs an address"):
