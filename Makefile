@@ -13,7 +13,14 @@ PYTEST   := $(VENV)/bin/pytest
 RUN_ARGS ?= --vm
 TEST_ARGS ?=
 
-.PHONY: all run test deps venv bpf clean distclean
+# The kernel matrix (issue 13): `make test-kernels` runs the BPF objects' packet tests in a VM of
+# each of KERNELS; `make run-kernels` runs the MATRIX_SCENARIOS
+# natively and on each of KERNELS into one results.json and report with a kernel column.
+KERNELS ?= 6.12,7.2,7.3
+MATRIX_SCENARIOS ?= bigtcp bigtcp-nat46 pods-netkit
+MATRIX_ARGS ?= --quick
+
+.PHONY: all run test test-kernels run-kernels deps venv bpf clean distclean
 
 all: bpf
 
@@ -26,6 +33,13 @@ run: deps bpf
 
 test: deps bpf
 	$(PYTEST) $(TEST_ARGS)
+
+test-kernels: deps bpf
+	LAB_TEST_KERNELS=$(KERNELS) LAB_TEST_BPF_SELECTION=full \
+		$(PYTEST) tests/vm/test_bpf_in_vm.py $(TEST_ARGS)
+
+run-kernels: deps bpf
+	$(LAB) run --kernels host,$(KERNELS) $(MATRIX_ARGS) $(MATRIX_SCENARIOS)
 
 deps: $(STAMPS)/debian $(STAMPS)/venv $(STAMPS)/netperf
 

@@ -15,7 +15,7 @@
  * errors). Packets that are not the gateway's are left alone (TC_ACT_UNSPEC lets the next
  * tcx program, e.g. the stateless translator, see them).
  *
- * Control plane: lab/datapath/gateway.py.
+ * Control plane: lab/datapath/gateway/ (control.py writes the maps).
  */
 #include "gw/gateway.h"
 

@@ -16,7 +16,7 @@
  *                        go straight into its namespace (bpf_redirect_peer); the rest is the
  *                        stack's.
  *
- * The control plane (lab/datapath/hostrouting.py) fills hr_pods with the node's pods. Every
+ * The control plane (lab/datapath/hostrouting/control.py) fills hr_pods with the node's pods. Every
  * packet the programs do not forward goes to the stack unchanged (TC_ACT_UNSPEC; at netkit the
  * same value, NETKIT_NEXT, means "pass"). hr_stats counts what happened to each packet, by
  * device in and out: the proof that the programs, not the stack, carried the traffic.

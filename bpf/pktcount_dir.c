@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The packet counter of pktcount.c with the direction in its key: pktcount_ingress and
  * pktcount_egress, for tc/tcx. One object per node attached at both hooks of several devices
- * counts into one map, e.g. the BIG TCP proof on a router's links (lab/datapath/bigtcp.py).
+ * counts into one map, e.g. the BIG TCP proof on a router's links (lab.datapath.bigtcp).
  */
 #include "pktcount.h"
 

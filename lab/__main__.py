@@ -1,5 +1,5 @@
 """`python -m lab` is the same as the `lab` command."""
 
-from lab.cli import main
+from lab.commands import main
 
 raise SystemExit(main())

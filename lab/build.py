@@ -18,16 +18,19 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from ipaddress import ip_network
 from pathlib import Path
 
 from lab import netns, offloads
 from lab.bpf import topology as bpf_topology
 from lab.errors import LabError, UsageError
+from lab.journal import NamespaceCreated, NamespaceNotOurs, NamespacePlanned
 from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket, request
 from lab.state import LabRecord
 from lab.topology import Interface, Node, Topology
+from lab.topology.model import LINK_SETTINGS, LINK_SETTINGS_V4
 
 log = logging.getLogger("lab")
 
@@ -40,8 +43,6 @@ BASE_SYSCTLS = {
     "net.ipv4.ping_group_range": "0 2147483647",
 }
 
-LINK_ATTRS_V6 = ("mtu", "txqueuelen", "gso_max_size", "gro_max_size")
-LINK_ATTRS_V4 = ("gso_ipv4_max_size", "gro_ipv4_max_size")
 
 
 def netns_name(lab: str, node: str) -> str:
@@ -70,8 +71,10 @@ def write_sysctls(ns: str, sysctls: dict[str, str], label: str) -> None:
 class Builder:
     """Creates one topology's objects; the caller tears down through the record on failure."""
 
-    def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path):
+    def __init__(self, topo: Topology, record: LabRecord, pin_dir: Path,
+                 setups: Mapping[str, bpf_topology.ObjectSetup] | None = None):
         self.topo, self.record, self.pin_dir = topo, record, pin_dir
+        self.setups = setups or {}  # per BPF object: how the feature owning it prepares it
         self.peer_ends = {link.b.label: link.b for link in topo.links}
         self.has_bpf = any(i.bpf for n in topo.nodes.values() for i in n.interfaces.values())
         self.sockets: dict[str, socket.socket] = {}
@@ -103,16 +106,16 @@ class Builder:
 
     def create_namespaces(self) -> None:
         names = [self.ns(n) for n in self.topo.nodes]
-        self.record.append(*({"t": "netns", "name": n} for n in names))
+        self.record.append(*(NamespacePlanned(n) for n in names))
         for node in self.topo.nodes.values():
             name = self.ns(node.name)
             try:
                 ino = netns.create(name)
             except FileExistsError:
-                self.record.append({"t": "netns-not-ours", "name": name})
+                self.record.append(NamespaceNotOurs(name))
                 raise UsageError(f"network namespace {name} appeared while the lab was being "
                                  "built; it is not the lab's and was left alone") from None
-            self.record.append({"t": "netns-created", "name": name, "inode": ino})
+            self.record.append(NamespaceCreated(name, ino))
             log.info("created netns %s", name)
             with netns.entered(name):
                 self.sockets[node.name] = open_socket()
@@ -169,7 +172,7 @@ class Builder:
                         offloads.apply(iface.ifname, iface.offloads, iface.label)
 
     def _configure_interface(self, batch: RtnlBatch, iface: Interface) -> None:
-        settings = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+        settings = {k: getattr(iface, k) for k in LINK_SETTINGS
                     if k != "mtu" and getattr(iface, k) is not None}  # mtu: set at creation
         if iface.mac:
             settings["address"] = iface.mac
@@ -206,7 +209,7 @@ class Builder:
         for node in self.topo.nodes.values():
             sock = self.sockets[node.name]
             for iface in node.interfaces.values():
-                wanted = {k: getattr(iface, k) for k in LINK_ATTRS_V6 + LINK_ATTRS_V4
+                wanted = {k: getattr(iface, k) for k in LINK_SETTINGS
                           if getattr(iface, k) is not None}
                 if not wanted:
                     continue
@@ -226,7 +229,8 @@ class Builder:
             self.configure()
             self.verify()
             if self.has_bpf:
-                bpf_topology.attach_programs(self)
+                bpf_topology.attach_programs(self.topo, self.record, Path(self.pin_dir),
+                                             self.ns, self.setups)
         except NetlinkError as e:
             raise LabError(f"building lab '{self.topo.name}' failed: {e}") from None
         finally:
@@ -246,8 +250,8 @@ def add_link_settings(batch: RtnlBatch, ifindex: int, label: str, settings: dict
     """Queue device attribute changes in the order the kernel needs: everything else (with
     the IPv6 GSO/GRO sizes) first, then the IPv4 sizes, which setting gso_max_size <= 64 KB
     would otherwise reset."""
-    first = {k: v for k, v in settings.items() if k not in LINK_ATTRS_V4}
-    second = {k: v for k, v in settings.items() if k in LINK_ATTRS_V4}
+    first = {k: v for k, v in settings.items() if k not in LINK_SETTINGS_V4}
+    second = {k: v for k, v in settings.items() if k in LINK_SETTINGS_V4}
     for attrs in (first, second):
         if attrs:
             batch.add(rtnl.RTM_NEWLINK, rtnl.set_link(ifindex, **attrs),

@@ -1,53 +1,50 @@
-"""The `lab` command: a thin shell over the Python API.
+"""The `lab` command's machinery: a parser made of the subcommands it is given, and the main
+loop that maps the lab's errors to exit codes. Which subcommands exist is decided above this
+layer (lab/commands/__init__.py: the core's and every datapath feature's).
 
-Each feature module exposes `register(subparsers)` adding its subcommands; a subcommand's
-handler takes the parsed arguments and returns an exit code.
+A subcommand module offers an `AddCommands`: a function that adds its parsers to the
+subparsers it gets, each parser with `set_defaults(handler=...)`, a function that takes the
+parsed arguments and returns an exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 
 from lab.errors import EXIT_USAGE, LabError
 
-# Modules that contribute subcommands, in the order they appear in `lab --help`.
-COMMAND_MODULES: list[str] = [
-    "lab.commands.lifecycle",
-    "lab.commands.reach",
-    "lab.commands.doctor",
-    "lab.commands.bench",
-    "lab.bpf.cli",
-    "lab.commands.run",
-    "lab.commands.bigtcp",
-    "lab.datapath.cli",
-    "lab.datapath.gateway.cli",
-    "lab.vm.cli",
-]
+SubParsers = argparse._SubParsersAction
+AddCommands = Callable[[SubParsers], None]
 
-_groups: dict[str, argparse._SubParsersAction] = {}
+DESCRIPTION = "The `lab` command: a thin shell over the Python API."
 
 
-def subcommand_group(sub: argparse._SubParsersAction, name: str, help: str):
-    """The subparsers of a command group (e.g. `lab bench ...`) several modules add to."""
-    if name not in _groups:
-        parser = sub.add_parser(name, help=help, description=help)
-        _groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND",
-                                              required=True)
-    return _groups[name]
+def add_group(sub: SubParsers, name: str, help: str) -> SubParsers:
+    """A command group (`lab bench ...`): its parser, and the subparsers its commands go to."""
+    parser = sub.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0])
+def add_pcap_arguments(parser: argparse.ArgumentParser) -> None:
+    """--in/--out/--xdp/--json, shared by every offline runner (`lab bpf run`, `lab xlate`)."""
+    parser.add_argument("--in", dest="input", required=True, metavar="IN.pcap",
+                        help="pcap or pcapng, Ethernet (1) or raw IP (101, 228, 229)")
+    parser.add_argument("--out", dest="output", required=True, metavar="OUT.pcap")
+    parser.add_argument("--xdp", action="store_true", help="run the XDP program")
+    parser.add_argument("--json", action="store_true", help="print a verdict per packet")
+
+
+def build_parser(commands: Sequence[AddCommands]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log each kernel object created and removed (-vv: netlink detail)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _groups.clear()
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for add in commands:
+        add(sub)
     return parser
 
 
@@ -56,9 +53,10 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None, commands: Sequence[AddCommands]) -> int:
+    """Parse ARGV (default: sys.argv) against COMMANDS and run the chosen handler."""
     signal.signal(signal.SIGTERM, _terminate)
-    parser = build_parser()
+    parser = build_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),

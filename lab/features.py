@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from lab import netns
 from lab.errors import UsageError
 
-CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
 GSO_LEGACY_MAX_SIZE = 65536
 BIG_TCP_PROBE_SIZE = 185000
 
@@ -59,10 +59,22 @@ def require_privileges() -> None:
         raise UsageError(f"{cap.detail}: run it as root (e.g. with sudo)")
 
 
+
+def require_bpf_privileges(what: str) -> None:
+    """Loading programs needs CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN: say so up front."""
+    caps = _effective_caps()
+    if caps >> CAP_NET_ADMIN & 1 and (caps >> CAP_BPF & 1 or caps >> CAP_SYS_ADMIN & 1):
+        return
+    raise UsageError(f"{what} loads BPF programs, which needs root (CAP_BPF and CAP_NET_ADMIN)")
+
+
 @functools.cache
 def kernel_config() -> dict[str, str] | None:
     """The running kernel's build configuration, if the machine exposes it."""
-    paths = ["/proc/config.gz", f"/boot/config-{platform.release()}"]
+    # /lib/modules/RELEASE/config: where the split packaging of 7.x kernels puts it (and
+    # where the lab's VM shows every guest kernel's, /boot being the host's).
+    release = platform.release()
+    paths = ["/proc/config.gz", f"/boot/config-{release}", f"/lib/modules/{release}/config"]
     for path in paths:
         try:
             opener = gzip.open if path.endswith(".gz") else open
@@ -117,6 +129,28 @@ def netkit() -> tuple[bool, str]:
         return False, f"this kernel ({platform.release()}) cannot create netkit devices " \
                       f"({detail}; netkit needs kernel 6.7+ with CONFIG_NETKIT)"
     return True, "CONFIG_NETKIT=" + (option or "?")
+
+
+def netem() -> tuple[bool, str]:
+    """Can a netem qdisc (delay, loss) be added here (CONFIG_NET_SCH_NETEM, built in or a
+    module the kernel can load)? Tried on a veth in a throwaway namespace."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    option = config_option("CONFIG_NET_SCH_NETEM")
+    if option is not None and option not in ("y", "m"):
+        return False, f"this kernel ({platform.release()}) is built without netem " \
+                      "(CONFIG_NET_SCH_NETEM is not set)"
+    with netns.anonymous(), IPRoute() as ipr:
+        ipr.link("add", ifname="probe0", kind="veth", peer="probe1")
+        idx = ipr.link_lookup(ifname="probe0")[0]
+        try:
+            ipr.tc("add", "netem", idx, delay=1000)
+        except NetlinkError as e:
+            why = "the module cannot be loaded" if option == "m" else e.args[-1]
+            return False, f"this kernel ({platform.release()}) cannot add a netem qdisc " \
+                          f"(CONFIG_NET_SCH_NETEM={option or '?'}: {why})"
+    return True, "CONFIG_NET_SCH_NETEM=" + (option or "?")
 
 
 def big_tcp() -> dict[str, Capability]:
@@ -195,3 +229,42 @@ def tool(name: str) -> Capability:
     except (OSError, subprocess.TimeoutExpired) as e:
         return Capability(name, False, f"{cmd} does not run: {e}")
     return Capability(name, True, version.strip()[:80])
+
+
+def _big_tcp_form(ipv6: Capability) -> Capability:
+    """How this kernel writes IPv6 packets above 64 KB (what the translator must write too)."""
+    from lab import bigtcp_form   # sends a packet: imported when run
+
+    name = "big_tcp_ipv6_form"
+    if not ipv6.ok:
+        return Capability(name, False, f"no IPv6 BIG TCP: {ipv6.detail}")
+    try:
+        form = bigtcp_form.ipv6_form()
+    except bigtcp_form.ProbeError as e:
+        return Capability(name, False, str(e))
+    return Capability(name, True, bigtcp_form.DESCRIPTIONS[form])
+
+
+def collect() -> list[Capability]:
+    """Every probe, as `lab doctor` lists them and scenarios' `requires:` name them: privileges
+    first (without them, the kernel probes are skipped), then links, BIG TCP, BPF, tools."""
+    # lab.bpf.features and lab.netfilter build their probes on this module's Capability:
+    # imported when run.
+    from lab import netfilter
+    from lab.bpf import features as bpf_features
+
+    caps = [privileges()]
+    if caps[0].ok:
+        ok, detail = link_kind("veth")
+        caps.append(Capability("veth", ok, detail))
+        ok, detail = netkit()
+        caps.append(Capability("netkit", ok, detail))
+        ok, detail = netem()
+        caps.append(Capability("netem", ok, detail))
+        big = big_tcp()
+        caps += big.values()
+        caps.append(_big_tcp_form(big["ipv6"]))
+        caps += netfilter.capabilities()
+    caps += bpf_features.collect()
+    caps += [tool(name) for name in TOOLS]
+    return caps

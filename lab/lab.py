@@ -1,10 +1,16 @@
 """A lab: one topology brought up as network namespaces, and the handles to reach its nodes.
 
-    with Lab.from_file("topologies/nat46.yaml") as lab:
+    from lab.datapath.registry import DATAPATHS
+    with Lab.from_file("topologies/nat46.yaml", datapaths=DATAPATHS) as lab:
         lab.node("client").run(["ping", "-c1", "192.0.2.1"])
 
 Leaving the `with` block (normally, by exception or Ctrl-C) tears the lab down. A lab brought up
 by another process (`lab up`) is reached with `Lab.running(name)`.
+
+The datapath features a lab runs (lab/datapath/) are handed in as `LabHooks`, the narrow view
+of them this module needs: what loading the topology needs, how each BPF object they own is
+prepared when `up()` loads it, and what they start once the lab is built and stop before it
+is torn down.
 """
 
 from __future__ import annotations
@@ -13,24 +19,41 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from lab import features, netns, offloads
-from lab.datapath.kubeproxy import feature as kubeproxy_feature
-from lab.build import (LINK_ATTRS_V4, LINK_ATTRS_V6, Builder, add_link_settings, netns_name,
-                       read_link)
+from lab.build import Builder, add_link_settings, netns_name, read_link
+from lab.bpf.topology import ObjectSetup
 from lab.errors import LabError, UsageError
+from lab.journal import EtcDir, LabUp, ProcessStarted
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.state import PIN_ROOT, LabRecord, process_start_time
-from lab.topology import Interface, Node, Topology, check_lab_name, datapath_modules
+from lab.topology import Interface, Node, Topology, TopologyHooks, check_lab_name
 from lab.topology import load as load_topology
+from lab.topology.model import LINK_SETTINGS
 
 log = logging.getLogger("lab")
 
 # Every process the lab starts carries this variable: teardown finds them by it even when the
 # lab died between starting a process and recording its pid.
 INSTANCE_ENV = "LAB_INSTANCE"
+
+
+class LabHooks(TopologyHooks, Protocol):
+    """What a lab needs of a datapath feature (lab.datapath.Datapath), beyond loading."""
+
+    def object_setups(self) -> Mapping[str, ObjectSetup]:
+        """How each BPF object the feature owns is prepared as `up()` loads it on a node."""
+
+    def start(self, lab: Lab) -> None:
+        """Once the lab is built: what runs beside the datapath (servers, userspace
+        datapaths), started through NodeHandle.popen (journaled, so `lab down` stops them
+        even from another process or after a crash)."""
+
+    def stop(self, lab: Lab) -> None:
+        """Before the lab that started it is torn down (the journal does the rest)."""
 
 
 class NodeHandle:
@@ -68,7 +91,7 @@ class NodeHandle:
 
         The kernel applies new GSO limits to connections opened afterwards.
         """
-        unknown = set(settings) - set(LINK_ATTRS_V6 + LINK_ATTRS_V4)
+        unknown = set(settings) - set(LINK_SETTINGS)
         if unknown:
             raise UsageError(f"unknown link setting(s): {', '.join(sorted(unknown))}")
         iface = self._iface(ifname)
@@ -100,7 +123,7 @@ class NodeHandle:
             msg = read_link(sock, iface.ifindex)
         finally:
             sock.close()
-        keys = LINK_ATTRS_V6 + LINK_ATTRS_V4 + ("tso_max_size", "tso_max_segs")
+        keys = LINK_SETTINGS + ("tso_max_size", "tso_max_segs")
         return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
 
     def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
@@ -116,7 +139,7 @@ class NodeHandle:
             raise UsageError(f"bad /etc file name '{filename}'")
         directory = Path(netns.ETC_DIR) / self.netns
         if not directory.exists():
-            self.lab.record.append({"t": "etc", "path": str(directory)})
+            self.lab.record.append(EtcDir(str(directory)))
             directory.mkdir(parents=True, mode=0o755)
         path = directory / filename
         path.write_text(content)
@@ -156,9 +179,8 @@ class NodeHandle:
                                **kwargs)
         except FileNotFoundError:
             raise UsageError(f"{self.name}: command not found: {argv[0]}") from None
-        self.lab.record.append({"t": "process", "pid": proc.pid,
-                                "start": process_start_time(proc.pid), "argv": list(argv),
-                                "node": self.name})
+        self.lab.record.append(ProcessStarted(proc.pid, process_start_time(proc.pid),
+                                              tuple(argv), self.name))
         log.info("started %s in %s (pid %d)", " ".join(argv), self.name, proc.pid)
         return proc
 
@@ -166,10 +188,12 @@ class NodeHandle:
 class Lab:
     """A topology as a set of kernel objects; a context manager that tears down on exit."""
 
-    def __init__(self, topology: Topology, name: str | None = None):
+    def __init__(self, topology: Topology, name: str | None = None,
+                 datapaths: Sequence[LabHooks] = ()):
         if name is not None:
             topology.name = check_lab_name(name)
         self.topology = topology
+        self.datapaths = tuple(datapaths)
         self.name = topology.name
         self.record = LabRecord(self.name)
         self.instance = ""
@@ -178,17 +202,20 @@ class Lab:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_file(cls, path: str | Path, name: str | None = None) -> Lab:
-        return cls(load_topology(path, name))
+    def from_file(cls, path: str | Path, name: str | None = None,
+                  datapaths: Sequence[LabHooks] = ()) -> Lab:
+        return cls(load_topology(path, name, datapaths), datapaths=datapaths)
 
     @classmethod
-    def running(cls, name: str) -> Lab:
-        """The lab NAME brought up earlier (by this or another process)."""
+    def running(cls, name: str, datapaths: Sequence[LabHooks] = ()) -> Lab:
+        """The lab NAME brought up earlier (by this or another process); its model is the
+        one `up()` saved, derived parts included, so DATAPATHS are needed only to stop()."""
         record = LabRecord(check_lab_name(name))
         if not record.exists():
             raise UsageError(f"no lab named '{name}' is up (see `lab status`)")
-        lab = cls(Topology.from_json(record.load_topology()))
-        lab.instance = record.inventory().header.get("instance", "")
+        lab = cls(Topology.from_json(record.load_topology()), datapaths=datapaths)
+        created = record.inventory().created
+        lab.instance = created.instance if created else ""
         return lab
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -205,16 +232,14 @@ class Lab:
         with self.record.locked():
             self.record.create(topology=self.topology.file, instance=self.instance)
             try:
-                Builder(self.topology, self.record, self.pin_dir).build()
+                Builder(self.topology, self.record, self.pin_dir, self.object_setups()).build()
                 self.record.save_topology(self.topology.to_json())
                 for node in self.nodes.values():
                     if node.model.hosts:
                         node.write_etc("hosts", hosts_file(node.model.hosts))
-                for module in datapath_modules(self.topology).values():
-                    if hasattr(module, "start"):
-                        module.start(self)
-                kubeproxy_feature.start(self)
-                self.record.append({"t": "up"})
+                for d in self.datapaths:
+                    d.start(self)
+                self.record.append(LabUp())
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)
                 self._teardown()
@@ -223,10 +248,21 @@ class Lab:
                  time.monotonic() - started, len(self.nodes), len(self.topology.links))
         return self
 
+    def object_setups(self) -> dict[str, ObjectSetup]:
+        """Per BPF object, the set-up of the feature that owns it."""
+        out: dict[str, ObjectSetup] = {}
+        for d in self.datapaths:
+            for name, setup in d.object_setups().items():
+                if name in out:
+                    raise LabError(f"two datapath features set up BPF object '{name}'")
+                out[name] = setup
+        return out
+
     def down(self) -> list[str]:
         with self.record.locked():
             try:
-                kubeproxy_feature.stop(self)
+                for d in reversed(self.datapaths):
+                    d.stop(self)
             finally:
                 removed = self._teardown()
         return removed
@@ -262,7 +298,7 @@ def hosts_file(names: dict[str, str]) -> str:
 def teardown_record(record: LabRecord) -> list[str]:
     """Remove what RECORD lists, including processes marked with the lab's instance variable."""
     inv = record.inventory()
-    instance = inv.header.get("instance")
+    instance = inv.created.instance if inv.created else ""
     if instance:
         marker = f"{INSTANCE_ENV}={instance}".encode()
         extra = []
@@ -272,8 +308,7 @@ def teardown_record(record: LabRecord) -> list[str]:
                 continue
             for pid in by_inode.get(netns.inode(name), []):
                 if pid not in inv.processes and _has_env(pid, marker):
-                    extra.append({"t": "process", "pid": pid, "start": process_start_time(pid),
-                                  "argv": [f"pid {pid}"]})
+                    extra.append(ProcessStarted(pid, process_start_time(pid), (f"pid {pid}",)))
         if extra:
             record.append(*extra)
     return record.teardown()

@@ -50,12 +50,13 @@ class LabPool:
         self.labs: dict[Path, object] = {}
 
     def get(self, path: Path):
+        from lab.datapath.registry import DATAPATHS
         from lab.lab import Lab
 
         path = path.resolve()
         if path not in self.labs:
             name = f"pt{os.getpid() % 100000}-{len(self.labs)}"
-            lab = Lab.from_file(path, name)
+            lab = Lab.from_file(path, name, DATAPATHS)
             lab.up()
             self.labs[path] = lab
         return self.labs[path]

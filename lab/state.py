@@ -1,8 +1,9 @@
 """The state record: what each lab created, written before it is created.
 
 Every lab has a directory under the run directory (/run/lab, or $LAB_RUN_DIR) holding
-`journal.jsonl`, an append-only log. Before the lab creates a kernel object or starts a process
-it appends what it is about to create, so `lab down` (also after `lab up` died from SIGKILL
+`journal.jsonl`, an append-only log of typed records (lab/journal.py). Before the lab creates a
+kernel object or starts a process it appends what it is about to create (LabRecord.append, the
+one writer), so `lab down` (also after `lab up` died from SIGKILL
 half-way) removes exactly what the lab made and nothing else: namespaces by name and inode,
 its own bpffs pin directory, the processes it started (pid and start time, so a reused pid is
 never killed), and the /etc/netns files it wrote. /run is a tmpfs: the record and the objects
@@ -19,13 +20,16 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import netns
-from lab.libc import libc
+from lab import netfilter, netns
 from lab.errors import LabError, UsageError
+from lab.journal import (EtcDir, LabCreated, LabUp, NamespaceCreated, NamespaceNotOurs,
+                         NamespacePlanned, NetfilterTables, PinDir, ProcessExited,
+                         ProcessStarted, Record, decode, encode)
+from lab.libc import libc
 
 log = logging.getLogger("lab")
 
@@ -50,15 +54,16 @@ def process_start_time(pid: int) -> int | None:
 
 @dataclass
 class Inventory:
-    """What a journal says a lab owns (later entries refine earlier ones)."""
+    """What a journal says a lab owns (later records refine earlier ones)."""
 
     name: str
-    header: dict = field(default_factory=dict)
+    created: LabCreated | None = None
     namespaces: dict[str, int | None] = field(default_factory=dict)  # name -> inode
     abandoned: set[str] = field(default_factory=set)  # names found taken: not ours
     pin_dirs: list[str] = field(default_factory=list)
-    processes: dict[int, dict] = field(default_factory=dict)
+    processes: dict[int, ProcessStarted] = field(default_factory=dict)
     etc_dirs: list[str] = field(default_factory=list)
+    netfilter: list[NetfilterTables] = field(default_factory=list)
     complete: bool = False
 
 
@@ -75,7 +80,7 @@ class LabRecord:
     def exists(self) -> bool:
         return self.journal.exists()
 
-    def create(self, **header) -> None:
+    def create(self, topology: str | None = None, instance: str = "") -> None:
         """Start a new record; a lab of this name must not be up already."""
         self.dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         try:
@@ -84,8 +89,7 @@ class LabRecord:
             if self.exists():
                 raise UsageError(f"a lab named '{self.name}' is already up (or was not torn "
                                  f"down): run `lab down {self.name}` first") from None
-        self.append({"t": "lab", "name": self.name, "pid": os.getpid(),
-                     "created": time.time(), **header})
+        self.append(LabCreated(self.name, os.getpid(), time.time(), topology, instance))
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -98,8 +102,8 @@ class LabRecord:
         finally:
             os.close(fd)
 
-    def append(self, *entries: dict) -> None:
-        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+    def append(self, *records: Record) -> None:
+        data = "".join(json.dumps(encode(r), separators=(",", ":")) + "\n" for r in records)
         fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data.encode())
@@ -108,7 +112,8 @@ class LabRecord:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def entries(self) -> list[dict]:
+    def replay(self) -> list[Record]:
+        """The journal's records in the order they were appended."""
         try:
             lines = self.journal.read_text().splitlines()
         except FileNotFoundError:
@@ -116,33 +121,36 @@ class LabRecord:
         out = []
         for line in lines:
             try:
-                out.append(json.loads(line))
+                data = json.loads(line)
             except json.JSONDecodeError:
                 break  # a line cut short by a crash: nothing after it was acted on
+            out.append(decode(data))
         return out
 
     def inventory(self) -> Inventory:
         inv = Inventory(self.name)
-        for e in self.entries():
-            t = e["t"]
-            if t == "lab":
-                inv.header = e
-            elif t == "netns":
-                inv.namespaces.setdefault(e["name"], None)
-            elif t == "netns-created":
-                inv.namespaces[e["name"]] = e["inode"]
-            elif t == "netns-not-ours":
-                inv.abandoned.add(e["name"])
-            elif t == "pins":
-                inv.pin_dirs.append(e["path"])
-            elif t == "process":
-                inv.processes[e["pid"]] = e
-            elif t == "process-exited":
-                inv.processes.pop(e["pid"], None)
-            elif t == "etc":
-                inv.etc_dirs.append(e["path"])
-            elif t == "up":
-                inv.complete = True
+        for r in self.replay():
+            match r:
+                case LabCreated():
+                    inv.created = r
+                case NamespacePlanned(name=name):
+                    inv.namespaces.setdefault(name, None)
+                case NamespaceCreated(name=name, inode=inode):
+                    inv.namespaces[name] = inode
+                case NamespaceNotOurs(name=name):
+                    inv.abandoned.add(name)
+                case PinDir(path=path):
+                    inv.pin_dirs.append(path)
+                case ProcessStarted(pid=pid):
+                    inv.processes[pid] = r
+                case ProcessExited(pid=pid):
+                    inv.processes.pop(pid, None)
+                case EtcDir(path=path):
+                    inv.etc_dirs.append(path)
+                case NetfilterTables():
+                    inv.netfilter.append(r)
+                case LabUp():
+                    inv.complete = True
         return inv
 
     # -- the state of a running lab -------------------------------------------------------------
@@ -180,6 +188,9 @@ class LabRecord:
             for pid in by_inode.get(netns.inode(name), []):
                 log.warning("process %d still runs in namespace %s (not started by the lab; "
                             "left alone)", pid, name)
+            for tables in (t for t in inv.netfilter if t.netns == name):
+                removed += [f"{g} in {name}" for g in
+                            netfilter.remove_tables(name, tables.nft, tables.legacy)]
             netns.remove(name)
             removed.append(f"netns {name}")
         for path in inv.etc_dirs:
@@ -193,24 +204,24 @@ class LabRecord:
         return removed
 
 
-def stop_processes(procs) -> list[str]:
+def stop_processes(procs: Iterable[ProcessStarted]) -> list[str]:
     """SIGTERM, then SIGKILL after a grace period, every recorded process still alive."""
     alive = []
     for p in procs:
-        if process_start_time(p["pid"]) == p["start"]:
+        if process_start_time(p.pid) == p.start:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(p["pid"], signal.SIGTERM)
+                os.kill(p.pid, signal.SIGTERM)
                 alive.append(p)
     deadline = time.monotonic() + 2.0
     for p in alive:
-        while process_start_time(p["pid"]) == p["start"] and time.monotonic() < deadline:
-            _reap(p["pid"])
+        while process_start_time(p.pid) == p.start and time.monotonic() < deadline:
+            _reap(p.pid)
             time.sleep(0.02)
-        if process_start_time(p["pid"]) == p["start"]:
+        if process_start_time(p.pid) == p.start:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(p["pid"], signal.SIGKILL)
-        _reap(p["pid"])
-    return [f"process {p['pid']} ({' '.join(p['argv'])[:60]})" for p in alive]
+                os.kill(p.pid, signal.SIGKILL)
+        _reap(p.pid)
+    return [f"process {p.pid} ({' '.join(p.argv)[:60]})" for p in alive]
 
 
 def _reap(pid: int) -> None:

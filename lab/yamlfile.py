@@ -7,7 +7,6 @@ this loader refuses them, since a duplicated node or link name is almost always 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lab.errors import InputError
+from lab import schema as schema_errors
+from lab.errors import InputError, KeyPath
 
-Path_ = tuple[str | int, ...]
+Path_ = KeyPath
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ class Document:
 
     def error(self, path: Path_, message: str, key: bool = False) -> InputError:
         return self.position(path, key).error(message)
+
+    def place(self, err: InputError, at: Path_ = ()) -> InputError:
+        """ERR (a key path inside the value at AT) at its position in this file."""
+        return self.error(tuple(at) + err.path, err.message, key=err.at_key)
 
 
 def _mark(file: str, node: yaml.Node) -> Position:
@@ -113,44 +117,6 @@ def parse(text: str, file: str = "<string>") -> Document:
     return Document(data, conv.positions, conv.key_positions, file)
 
 
-def _describe(path: Path_) -> str:
-    parts = []
-    for p in path:
-        parts.append(f"[{p}]" if isinstance(p, int) else (f".{p}" if parts else str(p)))
-    return "".join(parts) or "the top level"
-
-
-def _schema_message(err: jsonschema.ValidationError, at: Path_ = ()
-                    ) -> tuple[Path_, str, bool]:
-    """A message a user can act on, the path it concerns, and whether it points at a key."""
-    path = tuple(at) + tuple(err.absolute_path)
-    where = _describe(path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = [k for k in err.instance if k not in allowed]
-        if extra:
-            key = extra[0]
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            msg = f"unknown key '{key}' in {where}"
-            if hint:
-                msg += f" (did you mean '{hint[0]}'?)"
-            elif allowed:
-                msg += f" (allowed: {', '.join(allowed)})"
-            return path + (key,), msg, True
-    if err.validator == "required":
-        return path, f"{where}: {err.message}", False
-    if err.validator == "enum":
-        choices = ", ".join(str(c) for c in err.validator_value)
-        return path, f"{where}: {err.instance!r} is not one of: {choices}", False
-    if err.validator == "pattern":
-        return path, f"{where}: {err.instance!r} is not a valid name here", False
-    if err.validator == "propertyNames":
-        return path, f"{where}: invalid name: {err.message}", False
-    if err.validator == "type":
-        return path, f"{where}: expected {err.validator_value}, got {err.instance!r}", False
-    return path, f"{where}: {err.message}", False
-
-
 _WHOLE = object()
 
 
@@ -170,14 +136,9 @@ def validate(doc: Document, schema: dict, at: Path_ = (), data: Any = _WHOLE,
     errors = sorted(validator.iter_errors(data),
                     key=lambda e: (doc.position(tuple(at) + tuple(e.absolute_path)).line,
                                    -len(e.path)))
-    if not errors:
-        return
-    best = jsonschema.exceptions.best_match(errors)
-    # best_match prefers the most specific error; report it at its own position.
-    while best.context:
-        best = jsonschema.exceptions.best_match(best.context)
-    path, message, is_key = _schema_message(best, at)
-    raise doc.error(path, message + note, key=is_key)
+    err = schema_errors.input_error(errors, at)
+    if err is not None:
+        raise doc.error(err.path, err.message + note, key=err.at_key)
 
 
 def load_schema(path: Path) -> dict:

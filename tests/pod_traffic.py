@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lab import netns
+from lab.datapath.registry import DATAPATHS
 from lab.lab import Lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,8 @@ def make_lab(tmp_path, lab_name, bpf_build):
     labs = []
 
     def make(**mode) -> Lab:
-        lab = Lab.from_file(pods_topology(tmp_path, **mode), f"{lab_name[:22]}{len(labs)}")
+        lab = Lab.from_file(pods_topology(tmp_path, **mode), f"{lab_name[:22]}{len(labs)}",
+                            datapaths=DATAPATHS)
         labs.append(lab.up())
         return lab
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from ipaddress import ip_network
 
 from lab.build import BASE_SYSCTLS, netns_name
+from lab.journal import NamespacePlanned
 from lab.lab import Lab
 from lab.state import LabRecord
 from lab.topology import Topology, parse
@@ -102,7 +103,7 @@ def time_ip_script(pods: int, name: str) -> float:
     record = LabRecord(name)
     with record.locked():
         record.create(topology="<bench build: ip script>")
-        record.append(*({"t": "netns", "name": netns_name(name, n)} for n in topo.nodes))
+        record.append(*(NamespacePlanned(netns_name(name, n)) for n in topo.nodes))
         with tempfile.TemporaryDirectory() as tmp:
             up_path, down_path = os.path.join(tmp, "up.sh"), os.path.join(tmp, "down.sh")
             with open(up_path, "w") as f:

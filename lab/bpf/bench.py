@@ -10,26 +10,21 @@ on the second repetition, because the kernel reuses the buffer; their cases set 
 are timed one run per syscall instead (which adds a constant timer overhead, also visible in
 the baseline).
 
-Datapath modules register their programs with their own mix and set-up (`register`); the
-modules listed in BENCH_MODULES are imported to find them.
+Each datapath feature offers its programs as BenchCases, with their own mix and set-up;
+`lab bench prog` (lab/commands/bench.py) gathers them.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lab.bpf import libbpf, testrun
 from lab.bpf.object import BpfObject, Program
 from lab.errors import UsageError
-
-# Modules whose import registers bench cases; datapath modules append theirs.
-BENCH_MODULES: list[str] = ["lab.bpf.pktcount", "lab.datapath.translator",
-                            "lab.datapath.gateway.bench"]
 
 Packets = list[tuple[str, bytes]]  # (label, Ethernet frame)
 
@@ -47,20 +42,14 @@ class BenchCase:
     description: str = ""
 
 
-_CASES: dict[str, BenchCase] = {}
-
-
-def register(case: BenchCase) -> BenchCase:
-    if case.name in _CASES and _CASES[case.name] is not case:
-        raise ValueError(f"bench case {case.name} registered twice")
-    _CASES[case.name] = case
-    return case
-
-
-def cases() -> dict[str, BenchCase]:
-    for module in BENCH_MODULES:
-        importlib.import_module(module)
-    return dict(_CASES)
+def by_name(*groups: Iterable[BenchCase]) -> dict[str, BenchCase]:
+    """The cases of GROUPS by name; a name offered twice is a mistake in the lab."""
+    out: dict[str, BenchCase] = {}
+    for case in (c for group in groups for c in group):
+        if case.name in out:
+            raise ValueError(f"bench case {case.name} is offered twice")
+        out[case.name] = case
+    return out
 
 
 def default_mix() -> Packets:
@@ -85,9 +74,8 @@ def default_mix() -> Packets:
     return [(label, bytes(p)) for label, p in mix]
 
 
-def case_for(name: str) -> BenchCase:
-    """A registered case, or OBJECT:PROGRAM with the default mix."""
-    known = cases()
+def case_for(name: str, known: Mapping[str, BenchCase]) -> BenchCase:
+    """One of the KNOWN cases, or OBJECT:PROGRAM with the default mix."""
     if name in known:
         return known[name]
     if ":" in name:

@@ -96,9 +96,10 @@ def table(rows: Iterable[Count]) -> str:
     return "\n".join(lines)
 
 
-bench.register(bench.BenchCase(
-    "pktcount-tc", OBJECT, TC_PROGRAM, bench.default_mix,
-    description="packet counter at tc (per-CPU hash update per packet)"))
-bench.register(bench.BenchCase(
-    "pktcount-xdp", OBJECT, XDP_PROGRAM, bench.default_mix,
-    description="packet counter at XDP (per-CPU hash update per packet)"))
+# `lab bench prog` cases of the counter itself.
+BENCH_CASES = (
+    bench.BenchCase("pktcount-tc", OBJECT, TC_PROGRAM, bench.default_mix,
+                    description="packet counter at tc (per-CPU hash update per packet)"),
+    bench.BenchCase("pktcount-xdp", OBJECT, XDP_PROGRAM, bench.default_mix,
+                    description="packet counter at XDP (per-CPU hash update per packet)"),
+)

@@ -5,54 +5,38 @@ Per node, each object is loaded once, so its programs on several devices of that
 maps; the maps are pinned under <lab pin dir>/<node>/<object>/ and the links under
 <lab pin dir>/<node>/. The pin directory is journaled before anything is pinned, so `lab down`
 (also after a crash) removes maps and links with it; tc filters go with the namespaces. Every
-attachment is journaled too ({"t": "bpf", ...}), for `lab status` and for scenarios that
+attachment is journaled too (BpfAttached), for `lab status` and for scenarios that
 detach or replace a program.
 
-Objects that need configuring (the translator's prefix, the gateway's tables) get it from a
-datapath module that registers an `ObjectSetup` under the object's name; the modules listed
-in SETUP_MODULES are imported to find them.
+Objects that need configuring (the translator's prefix, the gateway's tables) get it from the
+datapath feature that owns them: the caller hands in an `ObjectSetup` per object name.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lab.bpf import attach, bpffs
 from lab.bpf.object import BpfObject
 from lab.errors import LabError, UsageError
+from lab.journal import BpfAttached, PinDir
+from lab.state import LabRecord
+from lab.topology import Topology
 
 log = logging.getLogger("lab.bpf")
 
-# Modules whose import registers object setups; datapath modules add theirs.
-SETUP_MODULES: list[str] = ["lab.datapath.gateway.topology", "lab.datapath.hostrouting",
-                             "lab.datapath.translator_topology"]
-
 # (object, topology, node name) -> None
-SetupFn = Callable[[BpfObject, Any, str], None]
+SetupFn = Callable[[BpfObject, Topology, str], None]
 
 
 @dataclass(frozen=True)
 class ObjectSetup:
-    before_load: SetupFn | None = None   # e.g. set `const volatile` globals
+    """How a node's instance of an object is prepared, by the feature that owns the object."""
+    before_load: SetupFn | None = None   # e.g. set `const volatile` globals, map sizes
     after_load: SetupFn | None = None    # e.g. fill maps from the topology's datapath section
-
-
-_SETUPS: dict[str, ObjectSetup] = {}
-
-
-def register_setup(object_name: str, setup: ObjectSetup) -> None:
-    _SETUPS[object_name] = setup
-
-
-def setups() -> dict[str, ObjectSetup]:
-    for module in SETUP_MODULES:
-        importlib.import_module(module)
-    return dict(_SETUPS)
 
 
 def node_pin_dir(pin_dir: Path | str, node: str) -> Path:
@@ -64,7 +48,7 @@ def maps_pin_dir(pin_dir: Path | str, node: str, object_name: str) -> Path:
     return node_pin_dir(pin_dir, node) / object_name
 
 
-def check(topo: Any) -> None:
+def check(topo: Topology) -> None:
     """Refuse, before anything is built, programs that do not exist or do not fit their hook
     (objects are opened, not loaded: no kernel involved)."""
     opened: dict[str, BpfObject] = {}
@@ -92,13 +76,14 @@ def check(topo: Any) -> None:
             obj.close()
 
 
-def attach_programs(builder: Any) -> list[attach.Attachment]:
-    """Load and attach what BUILDER's topology names; return the attachments made."""
-    topo, record, pin_dir = builder.topo, builder.record, Path(builder.pin_dir)
+def attach_programs(topo: Topology, record: LabRecord, pin_dir: Path,
+                    netns_of: Callable[[str], str],
+                    setups: Mapping[str, ObjectSetup]) -> list[attach.Attachment]:
+    """Load and attach what TOPO names, each node's programs in its namespace (NETNS_OF a
+    node name), objects prepared by SETUPS (by object name); return the attachments made."""
     check(topo)
-    record.append({"t": "pins", "path": str(pin_dir)})
+    record.append(PinDir(str(pin_dir)))
     bpffs.make_dir(pin_dir)
-    known = setups()
     done: list[attach.Attachment] = []
     for node in topo.nodes.values():
         wanted = [(iface, prog) for iface in node.interfaces.values() for prog in iface.bpf]
@@ -109,14 +94,13 @@ def attach_programs(builder: Any) -> list[attach.Attachment]:
             for iface, prog in wanted:
                 obj = objects.get(prog.object)
                 if obj is None:
-                    obj = objects[prog.object] = _load(prog.object, known.get(prog.object),
+                    obj = objects[prog.object] = _load(prog.object, setups.get(prog.object),
                                                        topo, node.name, pin_dir)
                 rec = attach.attach(obj.program(prog.program), prog.hook, iface.ifname,
                                     pin_dir=str(node_pin_dir(pin_dir, node.name)),
                                     pin_name=f"{iface.ifname}:{prog.hook}:{prog.program}",
-                                    netns=builder.ns(node.name))
-                record.append({"t": "bpf", "node": node.name, "object": prog.object,
-                               **rec.to_dict()})
+                                    netns=netns_of(node.name))
+                record.append(BpfAttached(node.name, prog.object, rec.to_dict()))
                 done.append(rec)
         except LabError as e:
             kind = UsageError if isinstance(e, UsageError) else LabError
@@ -127,7 +111,7 @@ def attach_programs(builder: Any) -> list[attach.Attachment]:
     return done
 
 
-def _load(name: str, setup: ObjectSetup | None, topo: Any, node: str,
+def _load(name: str, setup: ObjectSetup | None, topo: Topology, node: str,
           pin_dir: Path) -> BpfObject:
     obj = BpfObject(name, str(maps_pin_dir(pin_dir, node, name)))
     try:
@@ -144,7 +128,7 @@ def _load(name: str, setup: ObjectSetup | None, topo: Any, node: str,
     return obj
 
 
-def recorded_attachments(record: Any) -> list[tuple[str, attach.Attachment]]:
+def recorded_attachments(record: LabRecord) -> list[tuple[str, attach.Attachment]]:
     """(node, attachment) for each program `lab up` attached, from the lab's journal."""
-    return [(e["node"], attach.Attachment.from_dict(e)) for e in record.entries()
-            if e.get("t") == "bpf"]
+    return [(r.node, attach.Attachment.from_dict(r.attachment)) for r in record.replay()
+            if isinstance(r, BpfAttached)]

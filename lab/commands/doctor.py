@@ -6,8 +6,6 @@ import json
 import platform
 
 from lab import features
-from lab.bpf import features as bpf_features
-from lab.datapath.kubeproxy import probe as kubeproxy_probe
 
 
 def register(sub) -> None:
@@ -18,22 +16,8 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_doctor)
 
 
-def collect() -> list[features.Capability]:
-    caps = [features.privileges()]
-    if caps[0].ok:
-        ok, detail = features.link_kind("veth")
-        caps.append(features.Capability("veth", ok, detail))
-        ok, detail = features.netkit()
-        caps.append(features.Capability("netkit", ok, detail))
-        caps += features.big_tcp().values()
-        caps += kubeproxy_probe.collect()
-    caps += bpf_features.collect()
-    caps += [features.tool(name) for name in features.TOOLS]
-    return caps
-
-
 def cmd_doctor(args) -> int:
-    caps = collect()
+    caps = features.collect()
     if args.json:
         print(json.dumps({"kernel": platform.release(),
                           "capabilities": [c.as_dict() for c in caps]}, indent=2))

@@ -10,6 +10,7 @@ import sys
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
 from lab import netns, state
+from lab.datapath.registry import DATAPATHS
 from lab.errors import UsageError
 from lab.lab import INSTANCE_ENV, Lab, teardown_record
 from lab.netlink import rtnl
@@ -50,7 +51,7 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    lab = Lab.from_file(args.file, args.name)
+    lab = Lab.from_file(args.file, args.name, DATAPATHS)
     lab.up()
     if args.json:
         print(json.dumps(_lab_summary(lab), indent=2))
@@ -135,10 +136,11 @@ def cmd_status(args) -> int:
             raise UsageError(f"no lab named '{name}'")
         inv = record.inventory()
         alive = [p for p in inv.processes.values()
-                 if state.process_start_time(p["pid"]) == p["start"]]
+                 if state.process_start_time(p.pid) == p.start]
         entry = {"name": name, "state": "up" if inv.complete else "incomplete (run lab down)",
-                 "topology": inv.header.get("topology"), "namespaces": len(inv.namespaces),
-                 "processes": [{"pid": p["pid"], "node": p.get("node"), "argv": p["argv"]}
+                 "topology": inv.created.topology if inv.created else None,
+                 "namespaces": len(inv.namespaces),
+                 "processes": [{"pid": p.pid, "node": p.node, "argv": list(p.argv)}
                                for p in alive],
                  "pins": inv.pin_dirs}
         if args.name and inv.complete:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from lab.datapath.registry import DATAPATHS
 from lab.lab import Lab
 from lab.reach import reachability
 
@@ -21,7 +22,7 @@ def register(sub) -> None:
 
 def cmd_reach(args) -> int:
     if args.lab.endswith((".yaml", ".yml")):
-        with Lab.from_file(args.lab) as lab:
+        with Lab.from_file(args.lab, datapaths=DATAPATHS) as lab:
             probes = reachability(lab)
     else:
         probes = reachability(Lab.running(args.lab))

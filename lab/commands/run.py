@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from lab.errors import EXIT_FAILURE, UsageError
-from lab.scenarios import default_suite, kinds, load, scenarios_dir
+from lab.datapath.registry import catalogue
+from lab.scenarios import default_suite, load, scenarios_dir
 from lab.scenarios.progress import Progress
 from lab.scenarios.results import RunResults
 
@@ -36,6 +37,10 @@ def register(sub) -> None:
                         "VM (lab vm) instead of skipping them")
     p.add_argument("--vm-kernel", metavar="VERSION", help="kernel for --vm (default: newest "
                                                           "cloud kernel)")
+    p.add_argument("--kernels", metavar="LIST",
+                   help="a kernel matrix: run the scenarios on each kernel of LIST (e.g. "
+                        "host,6.12,7.2,7.3: `host` natively, the others in one lab vm boot "
+                        "each) into one results.json and report with a kernel column")
     p.add_argument("--list", action="store_true", help="list scenarios and step kinds")
     p.add_argument("--check", action="store_true",
                    help="only load and check the scenario files")
@@ -73,17 +78,17 @@ def _resolve(names: list[str]):
         if not path.exists():
             known = ", ".join(p.stem for p in sorted(scenarios_dir().glob("*.yaml")))
             raise UsageError(f"no scenario '{name}' (a file, or one of: {known})")
-        out.append(load(path))
+        out.append(load(path, catalogue()))
     return out
 
 
 def _list() -> int:
     print("scenarios (scenarios/):")
     for path in sorted(scenarios_dir().glob("*.yaml")):
-        sc = load(path)
+        sc = load(path, catalogue())
         print(f"  {sc.name:<20} {sc.suite:<8} {sc.description.strip()[:90]}")
     print("step kinds:")
-    for name, kind in kinds().items():
+    for name, kind in catalogue().kinds.items():
         print(f"  {name:<20} {kind.description}")
     return 0
 
@@ -97,7 +102,7 @@ def cmd_run(args) -> int:
         return _list()
     if args.repeat is not None and args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite()
+    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite(catalogue())
     if not scenarios:
         raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
     if args.check:
@@ -113,6 +118,8 @@ def cmd_run(args) -> int:
     features.require_privileges()
     out = args.out or Path("results") / datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
     progress = Progress()
+    if args.kernels:
+        return _run_kernels(args, scenarios, out, progress)
     runner = Runner(out, quick=args.quick, repeats=args.repeat, vm=args.vm,
                     vm_kernel=args.vm_kernel, progress=progress, command=["lab", *sys.argv[1:]])
     old = signal.signal(signal.SIGTERM, _sigterm)
@@ -128,6 +135,37 @@ def cmd_run(args) -> int:
     if results.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if results.status != "passed" else 0
+
+
+def _run_kernels(args, scenarios, out: Path, progress: Progress) -> int:
+    from lab.scenarios.kernels import KernelMatrix, parse_kernels
+    from lab.scenarios.report import write_reports
+
+    if args.vm or args.vm_kernel:
+        raise UsageError("--kernels says where each run happens: without --vm/--vm-kernel")
+    labels = parse_kernels(args.kernels)
+    matrix = KernelMatrix(out, labels, quick=args.quick, repeats=args.repeat,
+                          progress=progress, command=["lab", *sys.argv[1:]])
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        doc = matrix.run(scenarios)
+    except KeyboardInterrupt:
+        progress.message(f"lab run: interrupted; what each kernel wrote is in {out}/kernels")
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        progress.finish()
+    paths = write_reports(doc, out)
+    if args.out is None:
+        _point_latest(out)
+    print(f"lab run --kernels {','.join(labels)}: {doc['status']}")
+    for s in doc["scenarios"]:
+        reason = f": {s['reason']}" if s["reason"] and s["status"] != "passed" else ""
+        print(f"  {s['name']:<28} {s['status']:<11}{reason[:150]}")
+    print(f"results: {out / 'results.json'}")
+    for p in paths:
+        print(f"report:  {p}")
+    return EXIT_FAILURE if doc["status"] != "passed" else 0
 
 
 def _point_latest(out: Path) -> None:

@@ -1,6 +1,7 @@
 """Scenarios: declarative experiments on a lab (scenarios/*.yaml), run by `lab run`.
 
-    registry   step kinds: `@step(name, schema=..., metrics=...)` registers a Python function
+    registry   step kinds: `@step(name, schema=..., metrics=...)` makes a Python function one;
+               a Catalogue: the step kinds and datapath features scenarios may use
     context    StepContext: what a step kind's function gets (lab, parameters, point, repeat,
                results sink, captures, servers)
     model      scenario files -> checked Scenario objects (schema.yaml)
@@ -18,9 +19,9 @@ from pathlib import Path
 
 from lab.scenarios.context import StepContext
 from lab.scenarios.model import Scenario, load, parse
-from lab.scenarios.registry import Metric, StepKind, kinds, step
+from lab.scenarios.registry import Catalogue, Metric, StepKind, step
 
-__all__ = ["Metric", "Scenario", "StepContext", "StepKind", "kinds", "load", "parse", "step",
+__all__ = ["Catalogue", "Metric", "Scenario", "StepContext", "StepKind", "load", "parse", "step",
            "scenarios_dir", "default_suite"]
 
 
@@ -30,7 +31,7 @@ def scenarios_dir() -> Path:
     return checkout if checkout.is_dir() else Path.cwd() / "scenarios"
 
 
-def default_suite() -> list[Scenario]:
+def default_suite(catalogue: Catalogue | None = None) -> list[Scenario]:
     """Every scenario file of scenarios_dir() whose suite is `default`, by file name."""
-    loaded = [load(p) for p in sorted(scenarios_dir().glob("*.yaml"))]
+    loaded = [load(p, catalogue) for p in sorted(scenarios_dir().glob("*.yaml"))]
     return [s for s in loaded if s.suite == "default"]

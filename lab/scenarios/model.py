@@ -13,6 +13,7 @@ import copy
 import difflib
 import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from typing import Any
 from lab import topology as topology_mod
 from lab import yamlfile
 from lab.errors import InputError
-from lab.scenarios.registry import Metric, StepKind, kinds
+from lab.lab import LabHooks
+from lab.scenarios.registry import Catalogue, Metric, StepKind, builtin
 from lab.topology import Topology
-from lab.topology.model import from_document as topology_from_document
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 CONFIG = "config"  # the matrix dimension of `configs`
@@ -47,9 +48,10 @@ class Config:
     requires: list[str]
     description: str
     topology: Topology  # as loaded at check time (the runner loads it again, renamed)
+    datapaths: Sequence[LabHooks] = ()  # the features its sections may configure
 
     def load_topology(self, lab_name: str) -> Topology:
-        return _load_topology(self.topology_file, self.patch, lab_name)
+        return _load_topology(self.topology_file, self.patch, self.datapaths, lab_name)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Scenario:
     charts: list[dict]
     quick_spec: dict
     doc: yamlfile.Document = field(repr=False)
+    catalogue: Catalogue = field(repr=False, default_factory=builtin)
     quick: bool = False
 
     # -- views ------------------------------------------------------------------------------
@@ -190,23 +193,19 @@ def _merge(base: Any, patch: Any) -> Any:
     return copy.deepcopy(patch)
 
 
-def _load_topology(path: Path, patch: dict, name: str | None = None) -> Topology:
+def _load_topology(path: Path, patch: dict, datapaths: Sequence[LabHooks],
+                   name: str | None = None) -> Topology:
     doc = yamlfile.load(path)
     if patch:
         doc.data = _merge(doc.data, patch)
-    yamlfile.validate(doc, topology_mod.schema())
-    if name is not None:
-        topology_mod.check_lab_name(name)
-    topo = topology_from_document(doc, name, "lab")
-    topology_mod.check_datapath(doc, topo)
-    return topo
+    return topology_mod.from_document(doc, name, "lab", datapaths)
 
 
 # -- loading ------------------------------------------------------------------------------------
 
 class _Loader:
-    def __init__(self, doc: yamlfile.Document):
-        self.doc = doc
+    def __init__(self, doc: yamlfile.Document, catalogue: Catalogue):
+        self.doc, self.catalogue = doc, catalogue
         self.data = doc.data
         self.base = Path(doc.file).resolve().parent
 
@@ -222,8 +221,9 @@ class _Loader:
     def configs(self, default_topology: Path) -> tuple[list[Config], bool]:
         specs = self.data.get("configs")
         if not specs:
-            topo = _load_topology(default_topology, {})
-            return [Config("default", default_topology, {}, [], "", topo)], False
+            topo = _load_topology(default_topology, {}, self.catalogue.datapaths)
+            return [Config("default", default_topology, {}, [], "", topo,
+                           self.catalogue.datapaths)], False
         out = []
         for name, spec in specs.items():
             spec = spec or {}
@@ -231,17 +231,17 @@ class _Loader:
             file = (self.topology_path(spec["topology"], path + ("topology",))
                     if "topology" in spec else default_topology)
             try:
-                topo = _load_topology(file, spec.get("patch", {}))
+                topo = _load_topology(file, spec.get("patch", {}), self.catalogue.datapaths)
             except InputError as e:
                 if not spec.get("patch"):
                     raise
                 raise self.err(path + ("patch",), f"with this patch, {e}") from None
             out.append(Config(name, file, spec.get("patch", {}), spec.get("requires", []),
-                              spec.get("description", ""), topo))
+                              spec.get("description", ""), topo, self.catalogue.datapaths))
         return out, True
 
     def steps(self) -> list[Step]:
-        registry = kinds()
+        registry = self.catalogue.kinds
         steps, names = [], {}
         for i, spec in enumerate(self.data["steps"]):
             path = ("steps", i)
@@ -265,20 +265,22 @@ class _Loader:
         return steps
 
 
-def load(path: str | Path) -> Scenario:
-    """Load and check a scenario file; raises InputError (file:line:col) on bad input."""
-    return from_document(yamlfile.load(path))
+def load(path: str | Path, catalogue: Catalogue | None = None) -> Scenario:
+    """Load and check a scenario file against CATALOGUE (default: the built-in step kinds, no
+    datapath feature); raises InputError (file:line:col) on bad input."""
+    return from_document(yamlfile.load(path), catalogue)
 
 
-def parse(text: str, file: str = "<string>") -> Scenario:
+def parse(text: str, file: str = "<string>", catalogue: Catalogue | None = None) -> Scenario:
     """Like load(), from a string; relative topology paths are taken from the current dir."""
-    return from_document(yamlfile.parse(text, file))
+    return from_document(yamlfile.parse(text, file), catalogue)
 
 
-def from_document(doc: yamlfile.Document) -> Scenario:
+def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) -> Scenario:
+    catalogue = catalogue or builtin()
     yamlfile.validate(doc, schema())
     data = doc.data
-    ld = _Loader(doc)
+    ld = _Loader(doc, catalogue)
     topology_file = ld.topology_path(data["topology"], ("topology",))
     configs, has_configs = ld.configs(topology_file)
     default_name = re.sub(r"[^a-z0-9_-]", "-", Path(doc.file).stem.lower())
@@ -288,7 +290,8 @@ def from_document(doc: yamlfile.Document) -> Scenario:
         configs=configs, has_configs=has_configs, params=data.get("params", {}),
         matrix=data.get("matrix", {}), repeats=data.get("repeats", 3), steps=ld.steps(),
         assertions=data.get("assert", []), comparisons=data.get("compare", []),
-        charts=data.get("charts", []), quick_spec=data.get("quick", {}), doc=doc)
+        charts=data.get("charts", []), quick_spec=data.get("quick", {}), doc=doc,
+        catalogue=catalogue)
     _check(scenario, ld)
     return scenario
 

@@ -1,4 +1,4 @@
-"""Step kinds: the things a scenario step can do, written in Python and registered by name.
+"""Step kinds: the things a scenario step can do, written in Python, known by name.
 
     from lab.scenarios import Metric, step
 
@@ -16,28 +16,23 @@ direction is better, used by reports and `lab compare`), what it requires (names
 `lab doctor`) and optionally a check of its parameters against the topology (nodes it
 names). Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
 
-Modules that register step kinds are listed in STEP_MODULES and imported on first use;
-a team member's module adds itself there (as command modules do in lab/cli.py).
+`@step` makes the function a StepKind; nothing is registered anywhere by importing a module.
+A scenario is loaded against a `Catalogue`: the step kinds it may use (the built-in ones of
+lab/scenarios/steps.py, and those each datapath feature offers) and the datapath features its
+topologies may configure, handed in by the caller (`lab run`: the registry of lab/datapath/).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
-BETTER = ("higher", "lower", "none")
+from lab.lab import LabHooks
 
-# Modules whose import registers step kinds, in the order `lab run --list` shows them.
-STEP_MODULES: list[str] = [
-    "lab.scenarios.steps",
-    "lab.scenarios.bigtcp",
-    "lab.scenarios.translator",
-    "lab.datapath.kubeproxy.steps",
-]
+BETTER = ("higher", "lower", "none")
 
 
 @dataclass(frozen=True)
@@ -79,37 +74,43 @@ class StepKind:
         return out
 
 
-_registry: dict[str, StepKind] = {}
-_loaded = False
-
-
 def step(name: str, *, schema: dict, metrics: dict[str, Metric] | None = None,
          requires: list[str] | tuple[str, ...] = (),
-         check: Callable[[dict, Any], tuple[str, str] | None] | None = None) -> Callable:
-    """Register the decorated function as step kind NAME (see the module's docstring)."""
+         check: Callable[[dict, Any], tuple[str, str] | None] | None = None
+         ) -> Callable[[Callable], StepKind]:
+    """Make the decorated function step kind NAME (see the module's docstring)."""
     jsonschema.Draft202012Validator.check_schema(schema)
 
-    def register(func: Callable) -> Callable:
-        existing = _registry.get(name)
-        if existing is not None and existing.module != func.__module__:
-            raise ValueError(f"step kind '{name}' is registered twice: by {existing.module} "
-                             f"and by {func.__module__}")
-        _registry[name] = StepKind(name, func, schema, dict(metrics or {}), tuple(requires),
-                                   func.__module__, check)
-        return func
+    def make(func: Callable) -> StepKind:
+        return StepKind(name, func, schema, dict(metrics or {}), tuple(requires),
+                        func.__module__, check)
 
-    return register
+    return make
 
 
-def kinds() -> dict[str, StepKind]:
-    """Every registered step kind, after importing STEP_MODULES."""
-    global _loaded
-    if not _loaded:
-        for module in STEP_MODULES:
-            importlib.import_module(module)
-        _loaded = True
-    return _registry
+def by_name(*groups: Iterable[StepKind]) -> dict[str, StepKind]:
+    """The step kinds of GROUPS by name, in order; one name offered twice is a mistake."""
+    out: dict[str, StepKind] = {}
+    for k in (k for group in groups for k in group):
+        existing = out.get(k.name)
+        if existing is not None:
+            raise ValueError(f"step kind '{k.name}' is offered twice: by {existing.module} "
+                             f"and by {k.module}")
+        out[k.name] = k
+    return out
 
 
-def kind(name: str) -> StepKind | None:
-    return kinds().get(name)
+@dataclass(frozen=True)
+class Catalogue:
+    """What scenarios may use: step kinds by name, and the datapath features (lab.lab.LabHooks)
+    their topologies may configure and their labs run."""
+
+    kinds: Mapping[str, StepKind]
+    datapaths: Sequence[LabHooks] = ()
+
+
+def builtin() -> Catalogue:
+    """The built-in step kinds and no datapath feature (what the scenario layer has alone)."""
+    from lab.scenarios import netem, steps   # they build on this module
+
+    return Catalogue(by_name(steps.STEP_KINDS, (netem.netem,)))

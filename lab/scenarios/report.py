@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.scenarios import matrix
 from lab.scenarios.model import matches
 from lab.scenarios.results import point_label
 
@@ -99,6 +100,7 @@ def build(doc: dict, chart_dir: Path, base: Path) -> list[Block]:
     blocks.append(("table", ["scenario", "status", "time", "note"], [
         [s["name"], s["status"], f"{s.get('duration_s', 0):.0f} s", s["reason"] or ""]
         for s in doc["scenarios"]]))
+    blocks += matrix.blocks(doc)  # a kernel matrix (lab run --kernels): kernels side by side
     for s in doc["scenarios"]:
         blocks += _scenario(s, chart_dir, base)
     return blocks

@@ -4,7 +4,7 @@ A requirement is a capability or tool as `lab doctor` names it (privileges, veth
 big_tcp_ipv6, big_tcp_ipv4, iperf3, tcpdump, ...; also the BPF features doctor lists when the
 BPF layer is present) or a kernel build option (CONFIG_NET_SCH_NETEM: built in or a module).
 Every scenario needs privileges (labs are network namespaces). The machine is probed once per
-run, through doctor's own collect(), so a scenario and `lab doctor` never disagree.
+run, through the probes doctor lists (lab.features.collect), so a scenario and `lab doctor` never disagree.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ class Requirements:
 
     def _collect(self) -> dict[str, Capability]:
         if self._caps is None:
-            from lab.commands.doctor import collect
-
-            self._caps = {c.name: c for c in collect()}
+            self._caps = {c.name: c for c in features.collect()}
         return self._caps
 
     def probe(self, name: str) -> Capability | None:

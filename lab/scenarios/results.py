@@ -18,7 +18,8 @@ from typing import Any
 
 import jsonschema
 
-from lab.errors import UsageError
+from lab.errors import InputError, UsageError
+from lab.schema import OBJECT, input_error
 from lab.scenarios.model import Scenario, matches
 from lab.scenarios.registry import Metric
 
@@ -49,12 +50,11 @@ def load(path: str | Path) -> dict:
     if version != SCHEMA_VERSION:
         raise UsageError(f"{path}: results schema version {version!r}, this lab reads "
                          f"version {SCHEMA_VERSION}")
-    try:
-        validate(doc)
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "the top level"
-        raise UsageError(f"{path}: not a valid results document at {where}: {e.message}"
-                         ) from None
+    err = input_error(jsonschema.Draft202012Validator(schema()).iter_errors(doc),
+                      wording=OBJECT)
+    if err is not None:
+        where = "/".join(str(p) for p in err.path) or "the top level"
+        raise InputError(f"not a valid results document at {where}: {err.message}", str(path))
     return doc
 
 

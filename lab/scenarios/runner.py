@@ -183,7 +183,7 @@ class Runner:
                 name = f"{self.lab_prefix}s{index}c{ci}"
                 self.progress.step(f"{sc.name}: bringing up {config.name} ({name})")
                 topo = config.load_topology(name)
-                labs[config.name] = stack.enter_context(Lab(topo))
+                labs[config.name] = stack.enter_context(Lab(topo, datapaths=config.datapaths))
                 summary = datapath_summary(topo)
                 sr.configs.append({"name": config.name, "status": "up", "lab": name,
                                    "topology": str(config.topology_file),

@@ -1,5 +1,6 @@
 """The built-in step kinds: traffic between two nodes (iperf3, rr, crr, netperf_rr,
-netperf_crr, netperf_stream, rr_crosscheck, sockperf, ping) and reachability across the lab. Other modules register their own (lab/scenarios/registry.py).
+netperf_crr, netperf_stream, rr_crosscheck, sockperf, ping) and reachability across the lab.
+Datapath features offer their own (lab/scenarios/registry.py).
 
 Every traffic step names a client and a server node, the address family (the server's first
 address of that family, or an explicit `address`, e.g. a translated one) and the CPU placement.
@@ -320,3 +321,8 @@ def reach_step(ctx: StepContext, p: dict) -> None:
         ctx.record("rtt_median", statistics.median(rtts))
     ctx.check(not failed, "every node pair sharing a family reaches each other",
               measured=failed or None, expected=[] if failed else None)
+
+
+# The built-in step kinds, in the order `lab run --list` shows them.
+STEP_KINDS = (iperf3_step, rr_step, crr_step, netperf_rr_step, netperf_crr_step,
+              netperf_stream_step, rr_crosscheck_step, sockperf_step, ping_step, reach_step)

@@ -29,23 +29,15 @@ ROLE_FAMILIES: dict[str, frozenset[int]] = {
     "pod": frozenset({6}),
 }
 
-LINK_SETTINGS = ("mtu", "gso_max_size", "gro_max_size", "gso_ipv4_max_size",
-                 "gro_ipv4_max_size", "txqueuelen")
+# A link end's device settings, as the file and NodeHandle.set_link name them (the kernel's
+# IFLA_<NAME>). The kernel resets the IPv4 GSO/GRO sizes whenever gso_max_size is set to
+# 64 KiB or less, so the builder sets the IPv6 group first.
+LINK_SETTINGS_V6 = ("mtu", "txqueuelen", "gso_max_size", "gro_max_size")
+LINK_SETTINGS_V4 = ("gso_ipv4_max_size", "gro_ipv4_max_size")
+LINK_SETTINGS = LINK_SETTINGS_V6 + LINK_SETTINGS_V4
 POD_HOST_LINKLOCAL = ip_interface("fe80::1/64")  # the node side of every pod device
 POD_HOST_IFNAME = "lxc{i}"
 POD_IFNAME = "eth0"
-
-# `pods: {routing: bpf}`: the programs of bpf/hostrouting.c and where each goes. On a pod's
-# device, the node side's ingress for veth; for netkit the peer hook, which is attached
-# through the primary and runs as the pod transmits. On every other interface of the node
-# (its uplinks), ingress: packets for the node's pods.
-HOST_ROUTING_OBJECT = "hostrouting"
-HOST_ROUTING_FROM_POD = {
-    "veth": ("hr_from_pod", "ingress"),
-    "netkit": ("hr_from_netkit_pod", "netkit-peer"),
-    "netkit-l2": ("hr_from_netkit_pod", "netkit-peer"),
-}
-HOST_ROUTING_UPLINK = ("hr_to_pod", "ingress")
 
 
 @dataclass
@@ -425,15 +417,8 @@ class _Builder:
                        sysctls={k: str(v) for k, v in spec.get("sysctls", {}).items()})
             self.nodes[name] = pod
             host_if = POD_HOST_IFNAME.format(i=i)
-            bpf = list(host_bpf)
-            if routing == "bpf":
-                program, hook = HOST_ROUTING_FROM_POD[device]
-                bpf.append({"object": HOST_ROUTING_OBJECT, "program": program, "hook": hook})
-                # bpf_fib_lookup refuses to route for a device without IPv6 forwarding, even
-                # where the node's stack itself forwards nothing (all.forwarding 0).
-                node.sysctls[f"net.ipv6.conf.{host_if}.forwarding"] = "1"
             host_spec = {"node": node.name, "ifname": host_if,
-                         "addresses": [str(POD_HOST_LINKLOCAL)], "bpf": bpf}
+                         "addresses": [str(POD_HOST_LINKLOCAL)], "bpf": list(host_bpf)}
             pod_spec = {"node": name, "ifname": POD_IFNAME, "addresses": [str(addr)],
                         "bpf": spec.get("bpf", {}).get("pod", [])}
             settings = {k: spec[k] for k in ("mtu", "gso_max_size", "gro_max_size")
@@ -471,18 +456,6 @@ class _Builder:
                            "ingress; a tc-ingress program there would take its tc priority "
                            "(use hook ingress or tcx-ingress, which chain)")
 
-    def attach_host_routing_uplinks(self) -> None:
-        """With `routing: bpf`, every interface of the node that is not a pod's device (its
-        uplinks) gets the program that sends packets for the node's pods into them."""
-        program, hook = HOST_ROUTING_UPLINK
-        for node in self.nodes.values():
-            if node.pods.get("routing") != "bpf":
-                continue
-            pod_names = {p.name for p in self.nodes.values() if p.pod_of == node.name}
-            for iface in node.interfaces.values():
-                if iface.peer_node not in pod_names:
-                    iface.bpf.append(BpfAttach(HOST_ROUTING_OBJECT, program, hook))
-
     def check_route_devices(self) -> None:
         for name, spec in self.doc.data["nodes"].items():
             node = self.nodes[name]
@@ -506,7 +479,6 @@ def from_document(doc: Document, name: str | None = None, default_name: str = "l
             b.add_pods(b.nodes[node_name], spec["pods"], ("nodes", node_name, "pods"))
     for i, link in enumerate(data.get("links", [])):
         b.add_link(link, ("links", i))
-    b.attach_host_routing_uplinks()
     b.check_route_devices()
     for node_name, spec in data["nodes"].items():
         b.add_routes(b.nodes[node_name], spec.get("routes", []), ("nodes", node_name, "routes"))

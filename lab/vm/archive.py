@@ -1,17 +1,21 @@
 """Debian archive access without apt: a suite's signed index, its package list, and .deb files.
 
-The VM runner needs packages from a suite this machine's apt is not configured for
-(bookworm-backports' cloud kernels and iproute2) and must leave the host's apt configuration as
-it was. So it does what apt does, for one suite: InRelease is verified with gpgv against
-Debian's archive keyring, the Packages index is checked against the SHA256 that InRelease lists,
-and each .deb against the SHA256 the index lists. Downloads land in a temporary file and are
-renamed into place only once verified.
+The VM runner needs packages from suites this machine's apt is not configured for (the cloud
+kernels of bookworm-backports, trixie-backports, sid and experimental; iproute2 built for the
+host's release) and must leave the host's apt configuration as it was. So it does what apt
+does, suite by suite: InRelease is verified with gpgv against Debian's archive keyring, the
+Packages index is checked against the SHA256 that InRelease lists, and each .deb against the
+SHA256 the index lists. Downloads land in a temporary file and are renamed into place only once
+verified. An index past its Valid-Until is refused, as apt refuses it, unless the user waives
+that one check ($LAB_VM_ALLOW_EXPIRED_INDEX=1, `lab vm --allow-expired-index`): the signature
+is still required.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import lzma
 import os
 import shutil
@@ -24,8 +28,15 @@ from email.utils import parsedate_to_datetime
 
 from lab.errors import LabError, UsageError
 
+log = logging.getLogger(__name__)
+
 MIRROR = "http://deb.debian.org/debian"
-SUITE = "bookworm-backports"
+# Suites whose cloud kernels `lab vm` offers, oldest first. The first is the default (its newest
+# kernel boots when no version is asked for) and the one guest tools come from: their programs
+# run on the host's own libraries inside the guest, so they must be built for the host's
+# release (Debian 12), not for the kernel's.
+SUITES = ("bookworm-backports", "trixie-backports", "sid", "experimental")
+SUITE = SUITES[0]
 COMPONENT = "main"
 ARCH = "amd64"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -33,7 +44,31 @@ HTTP_TIMEOUT = 60
 
 
 class ArchiveError(LabError):
-    """The archive could not be reached, or what it served failed verification."""
+    """The archive could not be reached, or what it served failed verification. Nothing
+    unverified is kept or booted; the CLI exits with 125, as when the VM cannot run."""
+
+    exit_code = 125
+
+
+def suites() -> tuple[str, ...]:
+    """The suites kernels come from: $LAB_VM_SUITES (comma-separated, for a local mirror),
+    else SUITES. The first is the default one."""
+    names = tuple(n.strip() for n in os.environ.get("LAB_VM_SUITES", "").split(",") if n.strip())
+    return names or SUITES
+
+
+def mirror_url() -> str:
+    """The Debian mirror: $LAB_VM_MIRROR (a local mirror, file:// or http://), else Debian's."""
+    return os.environ.get("LAB_VM_MIRROR") or MIRROR
+
+
+def keyring_path() -> str:
+    """The keyring InRelease must verify against: $LAB_VM_KEYRING, else Debian's."""
+    return os.environ.get("LAB_VM_KEYRING") or KEYRING
+
+
+def expired_index_allowed() -> bool:
+    return os.environ.get("LAB_VM_ALLOW_EXPIRED_INDEX", "") not in ("", "0")
 
 
 # --- deb822 and Debian versions ----------------------------------------------------------------
@@ -259,37 +294,53 @@ def release_sha256(release_text: str) -> dict[str, tuple[str, int]]:
     return table
 
 
-def check_valid_until(release_text: str, now: float | None = None) -> None:
-    """Refuse a Release file past its Valid-Until (a replayed old index would pin old kernels)."""
+def check_valid_until(release_text: str, now: float | None = None, suite: str = "",
+                      allow_expired: bool = False) -> str | None:
+    """Refuse a Release file past its Valid-Until (a replayed old index would pin old kernels).
+    With ALLOW_EXPIRED, return the expiry date instead (the caller warns and records it)."""
     fields = parse_deb822(release_text)[0]
     if "Valid-Until" not in fields:
-        return
+        return None
     until = parsedate_to_datetime(fields["Valid-Until"]).timestamp()
     if (now if now is not None else time.time()) > until:
-        raise ArchiveError(f"the index expired at {fields['Valid-Until']} (Valid-Until); "
-                           "is the clock right?")
+        if allow_expired:
+            return fields["Valid-Until"]
+        raise ArchiveError(f"the {suite + ' ' if suite else ''}index expired at "
+                           f"{fields['Valid-Until']} (Valid-Until); is the clock right? (a "
+                           "mirror that stopped updating: LAB_VM_ALLOW_EXPIRED_INDEX=1 or "
+                           "`lab vm --allow-expired-index` waives this check, the signature "
+                           "is still verified)")
+    return None
 
 
 class Archive:
     """One suite of a Debian mirror, with its verified index cached in CACHE_DIR."""
 
-    def __init__(self, cache_dir: str, mirror: str = MIRROR, suite: str = SUITE,
-                 component: str = COMPONENT, arch: str = ARCH, keyring: str = KEYRING):
+    def __init__(self, cache_dir: str, mirror: str | None = None, suite: str | None = None,
+                 component: str = COMPONENT, arch: str = ARCH, keyring: str | None = None,
+                 allow_expired: bool | None = None):
         self.cache_dir = cache_dir
-        self.mirror = mirror.rstrip("/")
-        self.suite, self.component, self.arch, self.keyring = suite, component, arch, keyring
+        self.mirror = (mirror or mirror_url()).rstrip("/")
+        self.suite, self.component, self.arch = suite or suites()[0], component, arch
+        self.keyring = keyring or keyring_path()
+        self.allow_expired = expired_index_allowed() if allow_expired is None else allow_expired
 
     @property
     def _index_path(self) -> str:
         return os.path.join(self.cache_dir, f"{self.suite}_{self.component}_{self.arch}_Packages")
 
     def cached_index(self) -> PackageIndex | None:
+        """The cached index, None if there is none (or none with its verified Release). Its
+        Release's Valid-Until is checked again: a cached index outlives its expiry too."""
         try:
             with open(self._index_path, encoding="utf-8") as f:
                 text = f.read()
+            with open(self._index_path + ".Release", encoding="utf-8") as f:
+                release = f.read()
             fetched = os.path.getmtime(self._index_path)
         except FileNotFoundError:
             return None
+        check_valid_until(release, suite=self.suite, allow_expired=self.allow_expired)
         return PackageIndex.parse(text, self.suite, fetched)
 
     def index(self, max_age: float = 86400.0) -> PackageIndex:
@@ -302,7 +353,10 @@ class Archive:
     def refresh(self) -> PackageIndex:
         base = f"{self.mirror}/dists/{self.suite}"
         release = verify_inrelease(_get(f"{base}/InRelease"), self.keyring)
-        check_valid_until(release)
+        expired = check_valid_until(release, suite=self.suite, allow_expired=self.allow_expired)
+        if expired:
+            log.warning("lab vm: the %s index expired at %s; used anyway (its signature "
+                        "verifies; LAB_VM_ALLOW_EXPIRED_INDEX)", self.suite, expired)
         member = f"{self.component}/binary-{self.arch}/Packages.xz"
         sums = release_sha256(release)
         if member not in sums:
@@ -314,10 +368,12 @@ class Archive:
         text = lzma.decompress(data).decode("utf-8")
         index = PackageIndex.parse(text, self.suite, time.time())
         os.makedirs(self.cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".part-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.rename(tmp, self._index_path)
+        for path, content in ((self._index_path + ".Release", release),
+                              (self._index_path, text)):
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=".part-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(content)
+            os.rename(tmp, path)
         return index
 
     def download(self, package: Package, dest_dir: str) -> str:

@@ -363,6 +363,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         raise UsageError("lab vm needs root (virtiofsd shares the host's files)")
     cache = cache or KernelCache()
     k = kernel if isinstance(kernel, Kernel) else cache.kernel(kernel)
+    k.expose_config()  # kernels cached before this was done at install time
     qemu_path = qemu.find_qemu()
     daemon = qemu.find_virtiofsd()
     packages = [cache.guest_package(name) for name in GUEST_PACKAGES]

@@ -7,7 +7,7 @@ import pytest
 
 from lab import netns
 from lab.bpf import bench, features
-from lab.cli import main
+from lab.commands import main
 
 pytestmark = pytest.mark.root
 

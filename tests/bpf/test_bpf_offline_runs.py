@@ -10,7 +10,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
 from lab.bpf import pcap, pktcount
-from lab.cli import main
+from lab.commands import main
 
 pytestmark = pytest.mark.root
 

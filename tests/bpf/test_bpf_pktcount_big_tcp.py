@@ -72,3 +72,23 @@ def test_super_packets_land_in_buckets_above_64k(gso, expect_big, veth_pair, loa
         assert all(r.segments > r.packets for r in tcp6 if r.bucket >= pktcount.BIG_BUCKET)
     else:
         assert big == 0, pktcount.table(rows)
+
+
+def test_the_wire_form_probe_agrees_with_the_counter(veth_pair, load_bpf, pin_dir):
+    """lab.bigtcp_form reads the first super-packet off a packet socket; the BPF
+    counter classifies every one at tc egress: two independent readings of the same kernel
+    (the translator builds IPv6 super-packets in the form the probe finds)."""
+    from lab import bigtcp_form
+
+    form = bigtcp_form.probe()
+    assert form in bigtcp_form.FORMS
+    _set_gso(veth_pair, BIG)
+    obj = load_bpf("pktcount")
+    rec = attach.attach(obj.program("pktcount_tc"), "tc-egress", veth_pair.a_if,
+                        netns=veth_pair.a)
+    try:
+        _transfer(veth_pair)
+    finally:
+        with netns.entered(veth_pair.a):
+            attach.detach(rec)
+    assert pktcount.lenfields(pktcount.read(obj.map(pktcount.MAP)), 6) == {form}

@@ -9,6 +9,7 @@ import pytest
 from lab import netns, state
 from lab.bpf import maps, pktcount
 from lab.bpf.topology import maps_pin_dir, recorded_attachments
+from lab.datapath.registry import DATAPATHS
 from lab.errors import UsageError
 from lab.lab import Lab
 
@@ -38,7 +39,7 @@ def _write(tmp_path, xdp_program="pktcount_xdp"):
 
 
 def test_lab_up_attaches_and_lab_down_removes(tmp_path, lab_name):
-    with Lab.from_file(_write(tmp_path), lab_name) as lab:
+    with Lab.from_file(_write(tmp_path), lab_name, datapaths=DATAPATHS) as lab:
         recs = recorded_attachments(lab.record)
         assert [(node, r.hook) for node, r in recs] == [
             ("b", "tc-ingress"), ("b", "tcx-egress"), ("b", "xdp")]
@@ -64,6 +65,6 @@ def test_lab_up_attaches_and_lab_down_removes(tmp_path, lab_name):
 ])
 def test_programs_that_do_not_fit_fail_lab_up_cleanly(tmp_path, lab_name, program, message):
     with pytest.raises(UsageError, match=message):
-        Lab.from_file(_write(tmp_path, program), lab_name).up()
+        Lab.from_file(_write(tmp_path, program), lab_name, datapaths=DATAPATHS).up()
     assert not (state.PIN_ROOT / lab_name).exists()
     assert not [n for n in netns.list_names() if n.startswith(f"{lab_name}-")]

@@ -16,7 +16,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 
 from lab import netns
-from lab.datapath import hostrouting as hr
+from lab.datapath.hostrouting import control as hr
 from lab.errors import LabError
 from lab.bpf.testing import run_packet
 

@@ -18,6 +18,7 @@ import pytest
 from lab import features, netns
 from lab.bpf import pktcount
 from lab.datapath import bigtcp
+from lab.datapath.registry import DATAPATHS
 from lab.errors import UsageError
 from lab.lab import Lab
 
@@ -42,7 +43,7 @@ def _require(caps, family):
 
 @pytest.fixture
 def lab(lab_name, bpf_build):
-    with Lab.from_file(TOPOLOGY, lab_name) as running:
+    with Lab.from_file(TOPOLOGY, lab_name, datapaths=DATAPATHS) as running:
         yield running
 
 
@@ -193,7 +194,7 @@ def test_counter_records_how_this_kernel_marks_packets_above_64k(lab, big_tcp_ca
 
 
 def test_counter_left_attached_is_removed_with_the_lab(lab_name, bpf_build):
-    lab = Lab.from_file(TOPOLOGY, lab_name).up()
+    lab = Lab.from_file(TOPOLOGY, lab_name, datapaths=DATAPATHS).up()
     try:
         path = bigtcp.path(lab, "client", "router", "server")
         counter = bigtcp.BigPacketCounter(lab, path.ends_on("router", "server")).attach()

@@ -24,6 +24,7 @@ import yaml
 from lab.bpf.topology import maps_pin_dir
 from lab.datapath.gateway import Backend, Gateway
 from lab.datapath.gateway.agent import default_socket, request
+from lab.datapath.registry import DATAPATHS
 from lab.lab import Lab
 from lab.topology import parse
 
@@ -45,13 +46,14 @@ def topology(hook: str, name: str):
                     end["bpf"] = [{"object": "gateway", "program": "gw_xdp", "hook": "xdp"}]
                 else:
                     end["offloads"] = {"tx-checksumming": "off"}
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"gateway.yaml ({hook})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"gateway.yaml ({hook})",
+                 datapaths=DATAPATHS)
 
 
 @pytest.fixture(scope="module", params=["tc", "xdp"])
 def lab(request):
     name = f"gw{request.param}{os.getpid() % 100000}"
-    with Lab(topology(request.param, name)) as lab:
+    with Lab(topology(request.param, name), datapaths=DATAPATHS) as lab:
         for pod in lab.pods():
             srv = pod.popen([sys.executable, str(HERE / "name_server.py"), pod.name, "8080"],
                             stdout=subprocess.PIPE, text=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab import netns, state
+from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV, Lab
 from lab.netlink import rtnl
 from lab.netlink.batch import open_socket, request
@@ -49,7 +50,7 @@ def link_attrs(node, ifname: str) -> rtnl.LinkMessage:
 
 
 def test_nat46_reference_topology_up_reach_down(lab_name):
-    with Lab.from_file(ROOT / "topologies/nat46.yaml", lab_name) as lab:
+    with Lab.from_file(ROOT / "topologies/nat46.yaml", lab_name, datapaths=DATAPATHS) as lab:
         assert f"{lab_name}-gw" in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                   text=True).stdout
         client, gw, server = lab.node("client"), lab.node("gw"), lab.node("server4")
@@ -66,7 +67,7 @@ def test_nat46_reference_topology_up_reach_down(lab_name):
 
 
 def test_bigtcp_sizes_and_offloads_read_back_from_the_kernel(lab_name):
-    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS) as lab:
         for node, ifname in (("client", "eth0"), ("router", "eth-client"),
                              ("router", "eth-server"), ("server", "eth0")):
             msg = link_attrs(lab.node(node), ifname)
@@ -82,8 +83,10 @@ def test_bigtcp_sizes_and_offloads_read_back_from_the_kernel(lab_name):
 
 
 def test_two_labs_with_different_names_coexist(lab_name):
-    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name + "a") as one, \
-            Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name + "b") as two:
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name + "a",
+                       datapaths=DATAPATHS) as one, \
+            Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name + "b",
+                          datapaths=DATAPATHS) as two:
         ping(one.node("client"), one.node("server").address(4))
         ping(two.node("client"), two.node("server").address(4))
         one.down()
@@ -93,7 +96,7 @@ def test_two_labs_with_different_names_coexist(lab_name):
 
 
 def test_processes_started_by_the_lab_are_stopped_and_others_left_alone(lab_name):
-    lab = Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name).up()
+    lab = Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS).up()
     try:
         tracked = lab.node("server").popen(["sleep", "300"])
         # As if the lab died between starting a process and recording it: only the marker.
@@ -231,7 +234,7 @@ def test_doctor_reports_each_capability_with_a_reason():
 
 
 def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
-    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS) as lab:
         router = lab.node("router")
         # One call that lowers the IPv6 size to 64 KB and raises the IPv4 one: the kernel
         # resets the IPv4 size when gso_max_size <= 64 KB, so the order matters.
@@ -247,7 +250,7 @@ def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
 
 
 def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
-    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name) as lab:
+    with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS) as lab:
         client = lab.node("client")
         path = client.write_etc("resolv.conf", "nameserver 2001:db8:2::2\n")
         assert "2001:db8:2::2" in client.run(["cat", "/etc/resolv.conf"]).stdout

@@ -19,6 +19,7 @@ import yaml
 
 from lab import netns, state
 from lab.datapath.kubeproxy import node as kp_node
+from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV, Lab
 from lab.traffic.process import listening
 
@@ -63,7 +64,8 @@ def legacy_lab(tmp_path, lab_name):
     labs = []
 
     def make(mode: str, **kw) -> Lab:
-        lab = Lab.from_file(legacy_topology(tmp_path, mode, **kw), f"{lab_name[:22]}{len(labs)}")
+        lab = Lab.from_file(legacy_topology(tmp_path, mode, **kw), f"{lab_name[:22]}{len(labs)}",
+                            datapaths=DATAPATHS)
         labs.append(lab.up())
         return lab
 
@@ -272,7 +274,7 @@ def test_ipv4_rules_carry_ipv4_service_traffic(tmp_path, lab_name, mode):
     data = yaml.safe_load((ROOT / "topologies/bigtcp.yaml").read_text())
     data["nodes"]["client"]["routes"].append({"dst": "10.96.0.0/16", "via": "198.51.100.1"})
     (tmp_path / "v4.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    with Lab.from_file(tmp_path / "v4.yaml", lab_name) as lab:
+    with Lab.from_file(tmp_path / "v4.yaml", lab_name, datapaths=DATAPATHS) as lab:
         router, client = lab.node("router"), lab.node("client")
         if mode == "iptables":
             router.run(iptables.restore_command(4), input=iptables.Ruleset([svc], cfg).initial())
@@ -284,3 +286,35 @@ def test_ipv4_rules_carry_ipv4_service_traffic(tmp_path, lab_name, mode):
         assert len(entries) == 3
         assert all(e.reply_src == "203.0.113.2" for e in entries)      # DNAT to the endpoint
         assert all(e.reply_dst == "203.0.113.1" for e in entries)      # masqueraded
+
+
+@pytest.mark.parametrize("mode, backend", [("iptables", "nft"), ("iptables", "legacy"),
+                                           ("nftables", "nft")])
+def test_down_empties_the_tables_even_if_the_namespace_outlives_it(tmp_path, lab_name, mode,
+                                                                   backend):
+    """`lab down` from another process, with a process the lab did not start holding the
+    node's namespace: the journal's netfilter record has the tables emptied before the
+    namespace is let go, so nothing of kube-proxy's rules lives on in it."""
+    topo = legacy_topology(tmp_path, mode, services=10)
+    data = yaml.safe_load(topo.read_text())
+    data["nodes"]["node1"]["pods"]["kube_proxy"]["backend"] = backend
+    topo.write_text(yaml.safe_dump(data))
+    subprocess.run(LAB + ["up", str(topo), "--name", lab_name], check=True,
+                   capture_output=True, timeout=120)
+    journal = state.LabRecord(lab_name).journal.read_text()
+    assert '"t":"netfilter"' in journal
+    holder = subprocess.Popen(["ip", "netns", "exec", f"{lab_name}-node1", "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        inside = ["nsenter", "-t", str(holder.pid), "-n"]
+        listing = [f"ip6tables-{backend}-save"] if mode == "iptables" else \
+            ["nft", "list", "ruleset"]
+        before = subprocess.run(inside + listing, capture_output=True, text=True).stdout
+        assert ("KUBE-SERVICES" if mode == "iptables" else "table ip6 kube-proxy") in before
+        subprocess.run(LAB + ["down", lab_name], check=True, capture_output=True, timeout=120)
+        assert not netns.exists(f"{lab_name}-node1")  # its name is gone, the holder keeps it
+        after = subprocess.run(inside + listing, capture_output=True, text=True).stdout
+        assert "KUBE-" not in after and "kube-proxy" not in after, after
+    finally:
+        holder.kill()
+        holder.wait()

@@ -11,6 +11,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest
 from scapy.utils import rdpcap
 
 from lab import state
+from lab.datapath.registry import DATAPATHS
 from lab.errors import LabError
 from lab.lab import Lab
 from lab.traffic import iperf3, ping, placement, rr, sockperf
@@ -24,7 +25,7 @@ TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
 @pytest.fixture(scope="module")
 def lab():
     name = f"tt{os.getpid() % 100000}"
-    with Lab.from_file(ROOT / "topologies" / "bigtcp.yaml", name) as lab:
+    with Lab.from_file(ROOT / "topologies" / "bigtcp.yaml", name, datapaths=DATAPATHS) as lab:
         yield lab
     assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")]
 
@@ -99,7 +100,7 @@ def test_ping_and_a_capture_readable_by_scapy(lab, tmp_path):
 
 def test_servers_are_stopped_at_teardown(tmp_path):
     name = f"tu{os.getpid() % 100000}"
-    with Lab.from_file(ROOT / "topologies" / "bigtcp.yaml", name) as lab:
+    with Lab.from_file(ROOT / "topologies" / "bigtcp.yaml", name, datapaths=DATAPATHS) as lab:
         srv = iperf3.start(lab.node("server"), tmp_path, port=5400)
         pid = srv.pid
         assert state.process_start_time(pid) is not None

@@ -28,7 +28,10 @@ import pytest
 import yaml
 
 from lab import netns
-from lab.datapath import dns64, translator_topology
+from lab.datapath.registry import DATAPATHS
+from lab.datapath.translator import dns64
+from lab.datapath.translator import topology as translator_topology
+from lab.journal import BpfAttached, ProcessStarted
 from lab.lab import Lab
 from lab.topology import parse
 from tcp_exchange import tcp_exchange
@@ -48,7 +51,8 @@ def topology(hook: str, name: str):
     data = yaml.safe_load((ROOT / "topologies/nat46.yaml").read_text())
     data["name"] = name
     data["datapath"]["translator"]["hook"] = hook
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46.yaml ({hook})",
+                 datapaths=DATAPATHS)
 
 
 @pytest.fixture(scope="module", params=["tc", "tcx", "xdp"])
@@ -56,7 +60,8 @@ def lab(request, bpf_build):
     from lab.bpf import features
     if request.param == "tcx" and not features.has_tcx():
         pytest.skip("kernel lacks tcx (6.6+)")
-    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}")) as lab:
+    with Lab(topology(request.param, f"xe{request.param}{os.getpid() % 100000}"),
+             datapaths=DATAPATHS) as lab:
         yield lab
 
 
@@ -229,12 +234,12 @@ def test_pod_connects_to_the_ipv4_only_name(lab):
 
 def test_dns64_servers_and_resolv_conf_go_with_the_lab(bpf_build):
     from lab.state import process_start_time
-    with Lab(topology("tc", f"xd{os.getpid() % 100000}")) as lab:
-        procs = [e for e in lab.record.entries() if e["t"] == "process"]
-        assert sorted(Path(e["argv"][0]).name for e in procs) == ["unbound", "unbound"]
+    with Lab(topology("tc", f"xd{os.getpid() % 100000}"), datapaths=DATAPATHS) as lab:
+        procs = [r for r in lab.record.replay() if isinstance(r, ProcessStarted)]
+        assert sorted(Path(r.argv[0]).name for r in procs) == ["unbound", "unbound"]
         etc = Path("/etc/netns") / lab.node("node1-pod0").netns / "resolv.conf"
         assert etc.read_text().startswith("nameserver fd00:0:0:1::1")
-    assert all(process_start_time(e["pid"]) != e["start"] for e in procs)
+    assert all(process_start_time(r.pid) != r.start for r in procs)
     assert not etc.exists()
 
 
@@ -246,14 +251,15 @@ def bench_topology(engine: str, name: str, pod0: str | None = None):
     data["datapath"]["translator"]["engine"] = engine
     if pod0:
         data["nodes"]["client"]["hosts"] = {"pod0.bench": pod0}
-    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})")
+    return parse(yaml.safe_dump(data, sort_keys=False), file=f"nat46-bench.yaml ({engine})",
+                 datapaths=DATAPATHS)
 
 
 def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
     from lab.state import process_start_time
-    with Lab(bench_topology("tayga", f"xt{os.getpid() % 100000}")) as lab:
-        (proc,) = [e for e in lab.record.entries() if e["t"] == "process"]
-        assert Path(proc["argv"][0]).name == "tayga"
+    with Lab(bench_topology("tayga", f"xt{os.getpid() % 100000}"), datapaths=DATAPATHS) as lab:
+        (proc,) = [r for r in lab.record.replay() if isinstance(r, ProcessStarted)]
+        assert Path(proc.argv[0]).name == "tayga"
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")   # /etc/hosts
         peer, ok = tcp_exchange(lab.node("node1-pod0").netns, socket.AF_INET6,
                                  lab.node("client").netns, socket.AF_INET, POD0_4)
@@ -264,12 +270,14 @@ def test_tayga_translates_the_same_mapping_and_goes_with_the_lab():
         assert ok and peer == POD1_4
         hosts = Path("/etc/netns") / lab.node("client").netns / "hosts"
         assert "203.0.113.16\tpod0.bench" in hosts.read_text()
-    assert process_start_time(proc["pid"]) != proc["start"]
+    assert process_start_time(proc.pid) != proc.start
     assert not hosts.exists()
 
 
 def test_engine_none_is_plain_ipv6_routing():
-    with Lab(bench_topology("none", f"xn{os.getpid() % 100000}", POD0_6)) as lab:
-        assert not [e for e in lab.record.entries() if e["t"] in ("bpf", "process")]
+    with Lab(bench_topology("none", f"xn{os.getpid() % 100000}", POD0_6),
+             datapaths=DATAPATHS) as lab:
+        assert not [r for r in lab.record.replay()
+                    if isinstance(r, (BpfAttached, ProcessStarted))]
         assert " 0% packet loss" in _ping(lab.node("client"), "pod0.bench")
         assert " 100% packet loss" in _ping(lab.node("client"), POD0_4)   # nothing translates

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 import pytest
 from hypothesis import given, strategies as st
 
-from lab.datapath.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError, AddressMapper,
+from lab.datapath.translator.addrmap import (NON_GLOBAL_V4, PREFIX_LENGTHS, AddressMapError, AddressMapper,
                                   EamEntry, EamTable, Rfc6052Prefix, embed, extract)
 from lab.errors import UsageError
 

@@ -90,7 +90,7 @@ def test_netkit_failure_names_what_is_missing(monkeypatch):
 
 def test_cli_without_bpf_privileges_says_what_is_needed(monkeypatch, tmp_path, capsys):
     import builtins
-    from lab.cli import main
+    from lab.commands import main
     real_open = builtins.open
 
     def fake_open(path, *a, **kw):  # a process with no capabilities

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from lab import topology
-from lab.datapath import dns64
-from lab.datapath import translator_topology as tt
+from lab.datapath.registry import DATAPATHS
+from lab.datapath.translator import dns64
+from lab.datapath.translator import topology as tt
 from lab.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def nat46(extra: str = "", dns: str | None = None):
     head, _, _ = text.partition("    dns64:")
     block = dns if dns is not None else \
         "    dns64:\n      zone: {name: ipv4only.lab, A: 198.51.100.10}\n"
-    return topology.parse(head + extra + block, file="t.yaml")
+    return topology.parse(head + extra + block, file="t.yaml", datapaths=DATAPATHS)
 
 
 def test_defaults():
@@ -75,7 +76,7 @@ def test_a_prefix_is_needed():
     text = (ROOT / "topologies/nat46.yaml").read_text()
     text = text.replace('    prefix: "64:ff9b:1::/96"', "    exclude: []")
     with pytest.raises(InputError) as info:
-        topology.parse(text, file="t.yaml")
+        topology.parse(text, file="t.yaml", datapaths=DATAPATHS)
     assert "set `prefix`" in info.value.message
 
 

@@ -6,7 +6,9 @@ from ipaddress import IPv4Address, IPv6Address
 import pytest
 
 from lab.datapath.gateway.model import (Backend, ConflictError, Frontend, GatewayConfig,
-                                        GatewayError, Service, Settings, check_service)
+                                        Service, Settings, check_service,
+                                        http_status)
+from lab.errors import InputError
 
 
 def svc_dict(**kw):
@@ -48,11 +50,11 @@ def test_service_from_dict_with_defaults():
     ({"backends": [{"address": "2001:db8::1", "port": 80}] * 2}, "backends[1]", "twice"),
 ])
 def test_bad_service(change, path, words):
-    with pytest.raises(GatewayError) as e:
+    with pytest.raises(InputError) as e:
         Service.from_dict(svc_dict(**change))
     assert e.value.path == tuple(_path(path))
     assert words in e.value.message
-    assert e.value.status in (400, 409)
+    assert http_status(e.value) in (400, 409)
 
 
 def _path(text):
@@ -71,16 +73,16 @@ def test_cli_forms():
     assert (b.port, b.weight, b.state) == (8080, 2, "quarantined")
     for bad in ("2001:db8::1:80", "192.0.2.1", "192.0.2.1:x", "192.0.2.1:80,weight=0",
                 "192.0.2.1:80,colour=red", "[2001:db8::1]:80/icmp"):
-        with pytest.raises(GatewayError):
+        with pytest.raises(InputError):
             (Frontend if "/" in bad else Backend).parse(bad)
 
 
 def test_service_needs_the_snat_family_and_a_distinct_vip():
     svc = Service.from_dict(svc_dict())
-    with pytest.raises(GatewayError, match="no IPv6 SNAT address") as e:
+    with pytest.raises(InputError, match="no IPv6 SNAT address") as e:
         check_service(svc, Settings(snat4=IPv4Address("192.0.2.1")))
     assert e.value.path == ("backends", 0, "address")
-    with pytest.raises(GatewayError, match="SNAT address"):
+    with pytest.raises(InputError, match="SNAT address"):
         check_service(svc, Settings(snat4=IPv4Address("192.0.2.100"),
                                     snat6=IPv6Address("2001:db8::1")))
 
@@ -95,7 +97,7 @@ def test_settings():
                       ({"ports": {"min": 3000, "max": 2000}}, ("ports", "min")),
                       ({"snat4": "2001:db8::1"}, ("snat4",)),
                       ({"timeouts": {"close": 0}}, ("timeouts", "close"))):
-        with pytest.raises(GatewayError) as e:
+        with pytest.raises(InputError) as e:
             Settings.from_dict(bad)
         assert e.value.path == path
 

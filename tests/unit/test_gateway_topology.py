@@ -7,6 +7,7 @@ import pytest
 
 from lab import topology
 from lab.datapath.gateway.topology import config_for, gateway_nodes
+from lab.datapath.registry import DATAPATHS
 from lab.errors import InputError
 
 BASE = """\
@@ -37,7 +38,7 @@ SERVICE = """\
 
 
 def load(text):
-    return topology.parse(text, file="t.yaml")
+    return topology.parse(text, file="t.yaml", datapaths=DATAPATHS)
 
 
 def test_defaults_come_from_the_gateway_node():
@@ -47,6 +48,9 @@ def test_defaults_come_from_the_gateway_node():
     assert cfg.settings.snat4 == IPv4Address("192.0.2.1")
     assert cfg.settings.snat6 == IPv6Address("fd00:0:0:1::1")
     assert cfg.services[0].type == "NAT46" and cfg.conntrack_entries is None
+    assert cfg.max_services is None
+    assert config_for(load(BASE + "    max_services: 10240\n" + SERVICE), "gw").max_services \
+        == 10240
 
 
 @pytest.mark.parametrize("section, line, col, words", [
@@ -58,6 +62,9 @@ def test_defaults_come_from_the_gateway_node():
     ("    settings: {table_size: 1000}\n", 17, 28, "not a prime"),
     ("    settings: {snat6: 192.0.2.1}\n", 17, 23, "not an IPv6 address"),
     ("    conntrack_entries: 10\n", 17, 24, "out of range"),
+    ("    max_services: 1\n", 17, 19, "out of range"),
+    ("    max_services: 2\n" + SERVICE + "      - frontend: {address: 203.0.113.81, port: 80}\n",
+     17, 19, "2 services do not fit max_services 2"),
     ("    colour: red\n", 17, 5, "unknown field 'colour'"),
     (SERVICE + "      - frontend: {address: 203.0.113.80, port: 80}\n", 21, 19,
      "already services[0]"),
@@ -87,6 +94,6 @@ def test_a_section_without_a_gateway_is_refused():
 
 def test_reference_topology_loads():
     from pathlib import Path
-    topo = topology.load(Path(__file__).parents[2] / "topologies/gateway.yaml")
+    topo = topology.load(Path(__file__).parents[2] / "topologies/gateway.yaml", datapaths=DATAPATHS)
     cfg = config_for(topo, "gw")
     assert [b.weight for b in cfg.services[0].backends] == [1, 1, 2, 4]

@@ -10,6 +10,7 @@ import pytest
 
 from lab import topology
 from lab.datapath.kubeproxy import config
+from lab.datapath.registry import DATAPATHS
 from lab.errors import EXIT_USAGE, InputError
 
 BASE = """\
@@ -31,7 +32,7 @@ links:
 
 def topo_of(pods: str):
     return topology.parse(BASE.format(pods=textwrap.indent(textwrap.dedent(pods), " " * 6)),
-                          file="t.yaml")
+                          file="t.yaml", datapaths=DATAPATHS)
 
 
 def error_of(pods: str) -> InputError:

@@ -9,9 +9,10 @@ import textwrap
 import pytest
 
 from lab import topology
+from lab.datapath.registry import DATAPATHS
 from lab.errors import EXIT_USAGE, InputError
 from lab.topology import Topology
-from lab.topology.model import HOST_ROUTING_OBJECT
+from lab.datapath.hostrouting import OBJECT as HOST_ROUTING_OBJECT
 
 BASE = """\
 name: t
@@ -32,7 +33,7 @@ links:
 
 def topo_of(pods: str) -> Topology:
     return topology.parse(BASE.format(pods=textwrap.indent(textwrap.dedent(pods), " " * 6)),
-                          file="t.yaml")
+                          file="t.yaml", datapaths=DATAPATHS)
 
 
 def error_of(pods: str) -> InputError:
@@ -139,5 +140,5 @@ def test_unknown_routing_is_a_schema_error():
 def test_reference_pod_topology_loads():
     from pathlib import Path
     root = Path(__file__).resolve().parents[2]
-    topo = topology.load(root / "topologies/pods.yaml")
+    topo = topology.load(root / "topologies/pods.yaml", datapaths=DATAPATHS)
     assert [p.name for p in topo.pods("node1")] == ["node1-pod0", "node1-pod1"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab import scenarios
+from lab.datapath.registry import catalogue
 from lab.errors import InputError
 from lab.scenarios import Metric, registry, step
 from lab.scenarios.model import load
@@ -47,7 +48,7 @@ def test_shipped_scenarios_load_and_check():
     files = sorted(scenarios.scenarios_dir().glob("*.yaml"))
     assert {f.stem for f in files} >= {"reachability", "baseline"}
     for f in files:
-        sc = load(f)
+        sc = load(f, catalogue())
         assert sc.steps and sc.repeats >= 1
 
 
@@ -162,11 +163,12 @@ def test_step_kinds_register_with_schema_and_metrics():
     def kind(ctx, p):
         """Doc line one."""
 
-    k = registry.kind("unit-test-kind")
+    k = registry.by_name([kind])["unit-test-kind"]
     assert k.description == "Doc line one." and k.with_defaults({}) == {"n": 3}
-    with pytest.raises(ValueError, match="registered twice"):
-        registry._registry["unit-test-kind"].module = "elsewhere"
-        step("unit-test-kind", schema={"type": "object"})(kind)
-    del registry._registry["unit-test-kind"]
+    assert k.metrics["things"].unit == "things/s" and k.module == __name__
+    other = step("unit-test-kind", schema={"type": "object"})(kind.run)
+    with pytest.raises(ValueError, match="offered twice"):
+        registry.by_name(registry.builtin().kinds.values(), [kind], [other])
+    assert "unit-test-kind" not in registry.builtin().kinds     # nothing registered globally
     with pytest.raises(ValueError, match="better"):
         Metric("x", "faster")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab import topology
+from lab.datapath.registry import DATAPATHS
 from lab.errors import EXIT_USAGE, InputError
 from lab.topology import Topology
 
@@ -27,13 +28,13 @@ links:
 
 def error_of(text: str) -> InputError:
     with pytest.raises(InputError) as info:
-        topology.parse(textwrap.dedent(text), file="t.yaml")
+        topology.parse(textwrap.dedent(text), file="t.yaml", datapaths=DATAPATHS)
     assert info.value.exit_code == EXIT_USAGE
     return info.value
 
 
 def test_good_file_loads():
-    topo = topology.parse(GOOD)
+    topo = topology.parse(GOOD, datapaths=DATAPATHS)
     assert set(topo.nodes) == {"a", "b"}
     assert topo.node("b").sysctls["net.ipv4.ip_forward"] == "1"
     a, b = topo.links[0].a, topo.links[0].b
@@ -44,7 +45,7 @@ def test_good_file_loads():
 @pytest.mark.parametrize("path", sorted((ROOT / "topologies").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_reference_topologies_load(path):
-    topo = topology.load(path)
+    topo = topology.load(path, datapaths=DATAPATHS)
     assert topo.links
 
 
@@ -130,7 +131,7 @@ def test_pods_expand_compactly():
       - ends: [{node: gw, ifname: eth0, addresses: ["fd00::1/64"]},
                {node: node1, ifname: eth0, addresses: ["fd00::2/64"]}]
     """
-    topo = topology.parse(textwrap.dedent(text))
+    topo = topology.parse(textwrap.dedent(text), datapaths=DATAPATHS)
     pods = topo.pods("node1")
     assert len(pods) == 500 and len(topo.links) == 501
     last = topo.node("node1-pod499")
@@ -151,12 +152,12 @@ def test_pods_refuse_ipv4_and_non_node_roles():
 def test_lab_name_from_file_stem(tmp_path):
     path = tmp_path / "My_Lab.yaml"
     path.write_text(GOOD.replace("name: t\n", ""))
-    assert topology.load(path).name == "my-lab"
-    assert topology.load(path, name="other").name == "other"
+    assert topology.load(path, datapaths=DATAPATHS).name == "my-lab"
+    assert topology.load(path, name="other", datapaths=DATAPATHS).name == "other"
 
 
 def test_json_round_trip_is_lossless():
-    topo = topology.load(ROOT / "topologies" / "nat46.yaml")
+    topo = topology.load(ROOT / "topologies" / "nat46.yaml", datapaths=DATAPATHS)
     again = Topology.from_json(topo.to_json())
     assert again.to_json() == topo.to_json()
     assert again.interface("gw", "eth-node").addresses == topo.interface("gw", "eth-node").addresses

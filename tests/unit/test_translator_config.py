@@ -5,8 +5,9 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address
 
 import pytest
 
-from lab.datapath.addrmap import NON_GLOBAL_V4
-from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
+from lab.datapath.translator.addrmap import NON_GLOBAL_V4
+from lab.datapath.translator import TranslatorConfig
+from lab.errors import InputError
 from lab.errors import UsageError
 
 
@@ -43,14 +44,14 @@ def test_full_config_from_a_mapping():
     ({"prefix": "64:ff9b::/96", "prefx": "x"}, ("prefx",), "unknown setting"),
 ])
 def test_errors_name_the_setting(data, path, why):
-    with pytest.raises(TranslatorConfigError, match=why) as e:
+    with pytest.raises(InputError, match=why) as e:
         TranslatorConfig.from_dict(data)
     assert e.value.path == path
     assert isinstance(e.value, UsageError)
 
 
 def test_error_text_locates_list_items():
-    with pytest.raises(TranslatorConfigError) as e:
+    with pytest.raises(InputError) as e:
         TranslatorConfig.from_dict({"prefix": "64:ff9b::/96",
                                     "eam": ["2001:db8::/120=10.0.0.0/24", "bad"]})
     assert str(e.value).startswith("translator eam[1]: EAM 'bad'")
@@ -82,9 +83,9 @@ def test_own_addresses():
     assert e.own and str(e.v4) == "192.0.2.1/32" and str(e.v6) == "2001:db8::1/128"
     assert cfg.mapper().to6("192.0.2.1") == IPv6Address("2001:db8::1")
     assert TranslatorConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(TranslatorConfigError, match="expected") as err:
+    with pytest.raises(InputError, match="expected") as err:
         TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48", "own": ["192.0.2.1"]})
     assert err.value.path == ("own", 0)
-    with pytest.raises(TranslatorConfigError, match="does not appear"):
+    with pytest.raises(InputError, match="does not appear"):
         TranslatorConfig.from_dict({"prefix": "64:ff9b:1::/48",
                                     "own": [{"ipv4": "192.0.2.0/24", "ipv6": "2001:db8::1"}]})

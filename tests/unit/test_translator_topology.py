@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lab import topology
-from lab.datapath import translator_topology as tt
+from lab.datapath.registry import DATAPATHS
+from lab.datapath.translator import topology as tt
 from lab.errors import InputError
 from lab.topology import Topology
 
@@ -44,7 +45,7 @@ SECTION = """\
 
 
 def load(text: str) -> Topology:
-    return topology.parse(text, file="t.yaml")
+    return topology.parse(text, file="t.yaml", datapaths=DATAPATHS)
 
 
 def error_of(text: str) -> InputError:
@@ -185,7 +186,7 @@ def test_section_without_a_single_gateway():
 
 
 def test_reference_topology():
-    topo = topology.load(ROOT / "topologies/nat46.yaml")
+    topo = topology.load(ROOT / "topologies/nat46.yaml", datapaths=DATAPATHS)
     p = tt.placement(topo)
     assert p.dev4 == ["eth-client", "eth-server"] and p.dev6 == ["eth-node"]
     assert [b.program for b in topo.nodes["gw"].interfaces["eth-server"].bpf] == [
@@ -231,8 +232,8 @@ def test_neighbour_and_onlink_errors(old, new, line, words):
 # --- engine tayga -------------------------------------------------------------------------------
 
 def test_tayga_configuration():
-    from lab.datapath import tayga
-    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    from lab.datapath.translator import tayga
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml", datapaths=DATAPATHS)
     p = tt.placement(topo)
     text = tayga.conf(p.config, Path("/run/lab/x/tayga"))
     assert "prefix 2001:db8:64::/96\n" in text
@@ -244,8 +245,8 @@ def test_tayga_configuration():
 @pytest.mark.parametrize("prefix,refused", [("64:ff9b:1::/96", True), ("64:ff9b:1::/48", True),
                                             ("64:ff9b::/96", False), ("2001:db8:64::/96", False)])
 def test_tayga_refuses_prefixes_inside_the_reserved_range(prefix, refused):
-    from lab.datapath import tayga
-    from lab.datapath.addrmap import Rfc6052Prefix
+    from lab.datapath.translator import tayga
+    from lab.datapath.translator.addrmap import Rfc6052Prefix
     assert (tayga.check_prefix(Rfc6052Prefix.parse(prefix)) is not None) == refused
 
 
@@ -264,7 +265,7 @@ def test_engine_tayga_derives_nothing_into_the_model():
 
 
 def test_hosts_of_a_node():
-    topo = topology.load(ROOT / "topologies/nat46-bench.yaml")
+    topo = topology.load(ROOT / "topologies/nat46-bench.yaml", datapaths=DATAPATHS)
     assert topo.nodes["client"].hosts == {"pod0.bench": "203.0.113.16"}
     err = error_of(NEIGH.replace("role: router\n    neighbours",
                                  "role: router\n    hosts: {x: nope}\n    neighbours"))

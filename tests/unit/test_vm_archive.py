@@ -119,8 +119,10 @@ def test_select_kernel(index, wanted, release):
 
 @pytest.mark.parametrize("wanted", ["6.1", "6.12.9", "6.13", "6.12.95+deb12-amd64"])
 def test_select_kernel_not_found_lists_what_there_is(index, wanted):
-    with pytest.raises(UsageError, match=r"available: 6\.12\.95\+deb12-cloud-amd64, "):
+    with pytest.raises(UsageError, match=r"available:\n  bookworm-backports: "
+                                         r"6\.12\.95\+deb12-cloud-amd64, ") as e:
         kernels.select_kernel(index, wanted)
+    assert e.value.exit_code == 2
 
 
 # --- the verification chain, against a local mirror -------------------------------------------
@@ -268,3 +270,220 @@ def test_valid_until_in_the_future_passes():
     archive.check_valid_until(f"Valid-Until: {until}\n")
     with pytest.raises(archive.ArchiveError):
         archive.check_valid_until(f"Valid-Until: {until}\n", now=time.time() + 7200)
+
+
+# --- several suites, and the split packaging of 7.x ------------------------------------------
+
+H = "ab" * 32
+
+
+def _entry(name: str, version: str, size: int = 1000, depends: str = "") -> str:
+    return (f"Package: {name}\nVersion: {version}\n"
+            + (f"Depends: {depends}\n" if depends else "")
+            + f"Filename: pool/main/l/x/{name}_{version}_amd64.deb\nSize: {size}\n"
+              f"SHA256: {H}\n\n")
+
+
+def _split_kernel(release: str, version: str, with_parts=("binary", "base", "modules")) -> str:
+    parts = ",\n ".join(f"linux-{p}-{release} (= {version})" for p in ("base", "binary",
+                                                                     "modules"))
+    text = _entry(f"linux-image-{release}", version, 1928,
+                  f"dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool,\n {parts}")
+    for part in with_parts:
+        text += _entry(f"linux-{part}-{release}", version, 1 << 20)
+    return text
+
+
+@pytest.fixture
+def split_index() -> archive.PackageIndex:
+    text = (_split_kernel("7.3.4+deb13-cloud-amd64", "7.3.4-1~bpo13+1")
+            + _split_kernel("7.2.12+deb13-cloud-amd64", "7.2.12-1~bpo13+1")
+            # parts gone from the index (superseded): not offered
+            + _split_kernel("7.1.13+deb13-cloud-amd64", "7.1.13-1~bpo13+1", ("binary",))
+            + _entry("linux-image-7.3.4+deb13-cloud-amd64-dbg", "7.3.4-1~bpo13+1")
+            + _entry("linux-image-cloud-amd64", "7.3.4-1~bpo13+1", depends="linux-image-7.3."
+                     "4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1)")
+            + _entry("linux-image-6.18.15+deb13-cloud-amd64", "6.18.15-1~bpo13+1", 49_000_000,
+                     "kmod, linux-base (>= 4.3~)"))
+    return archive.PackageIndex.parse(text, "trixie-backports")
+
+
+def test_split_packaging_offers_its_three_parts(split_index):
+    offers = kernels.offers_in(split_index)
+    assert [o.release for o in offers] == ["7.3.4+deb13-cloud-amd64", "7.2.12+deb13-cloud-amd64",
+                                           "6.18.15+deb13-cloud-amd64"]
+    newest = offers[0]
+    assert newest.split and newest.suite == "trixie-backports"
+    assert [p.name for p in newest.files] == [f"linux-{p}-7.3.4+deb13-cloud-amd64"
+                                              for p in ("binary", "base", "modules")]
+    assert newest.size == 3 << 20
+    one = offers[-1]
+    assert not one.split and one.files == (one.image,)
+
+
+def test_experimental_release_without_debian_revision():
+    assert kernels.parse_kernel_package("linux-image-7.3-cloud-amd64") == ("7.3-cloud-amd64",
+                                                                           "7.3")
+    assert kernels.parse_kernel_package("linux-image-7.3-cloud-amd64-dbg") is None
+    assert kernels.matches("7.3-cloud-amd64", "7.3")
+    assert kernels.matches("7.3-cloud-amd64", "7")
+    assert not kernels.matches("7.3-cloud-amd64", "7.3.4")
+    assert not kernels.matches("7.30.1+deb14-cloud-amd64", "7.3")
+    # 7.3~rc7 sorts before the release 7.3.4: --kernel 7.3 takes the release
+    assert archive.DebianVersion("7.3~rc7-1~exp1") < archive.DebianVersion("7.3.4-1~bpo13+1")
+
+
+def test_not_found_lists_every_suite_and_why_one_is_missing(split_index, index):
+    offers = kernels.offers_in(split_index) + kernels.offers_in(index)
+    err = kernels.not_found("9.1", offers, ["bookworm-backports", "trixie-backports", "sid"],
+                            {"sid": "the sid index expired at X"})
+    text = str(err)
+    assert err.exit_code == 2
+    assert "  bookworm-backports: 6.12.95+deb12-cloud-amd64," in text
+    assert "  trixie-backports: 7.3.4+deb13-cloud-amd64, 7.2.12+deb13-cloud-amd64," in text
+    assert "  sid: not available (the sid index expired at X)" in text
+
+
+KCONFIG = "".join(f"{o}=y\n" for o in kernels.REQUIRED_BUILTIN) + "CONFIG_NETKIT=y\n"
+
+
+def _deb(tmp: Path, name: str, version: str, files: dict[str, str]) -> bytes:
+    root = tmp / f"root-{name}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: lab <lab@test>\n"
+        "Description: test\n")
+    for path, content in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(content)
+    out = tmp / f"{name}.deb"
+    subprocess.run(["dpkg-deb", "-Zxz", "--root-owner-group", "-b", str(root), str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return out.read_bytes()
+
+
+def _kernel_mirror(tmp: Path, signer, *, tamper: str = "") -> Path:
+    """Two signed suites: test-old with a one-package 6.12 kernel, test-new with a split 7.3
+    one (TAMPER: the name of a part whose .deb differs from what the index says)."""
+    home, _ = signer
+    mirror = tmp / "mirror"
+    suites = {
+        "test-old": [("linux-image-6.12.95+deb12-cloud-amd64", "6.12.95-1", "kmod", {
+            "boot/vmlinuz-6.12.95+deb12-cloud-amd64": "not really a kernel",
+            "boot/config-6.12.95+deb12-cloud-amd64": KCONFIG,
+            "lib/modules/6.12.95+deb12-cloud-amd64/modules.order": ""})],
+        "test-new": [
+            ("linux-image-7.3.4+deb13-cloud-amd64", "7.3.4-1",
+             ", ".join(f"linux-{p}-7.3.4+deb13-cloud-amd64 (= 7.3.4-1)"
+                       for p in ("base", "binary", "modules")), {}),
+            ("linux-binary-7.3.4+deb13-cloud-amd64", "7.3.4-1", "", {
+                "usr/lib/modules/7.3.4+deb13-cloud-amd64/vmlinuz": "not really a kernel"}),
+            ("linux-base-7.3.4+deb13-cloud-amd64", "7.3.4-1", "", {
+                "usr/lib/modules/7.3.4+deb13-cloud-amd64/config": KCONFIG,
+                "usr/lib/modules/7.3.4+deb13-cloud-amd64/modules.builtin": ""}),
+            ("linux-modules-7.3.4+deb13-cloud-amd64", "7.3.4-1", "", {
+                "usr/lib/modules/7.3.4+deb13-cloud-amd64/modules.order": ""})],
+    }
+    for suite, debs in suites.items():
+        packages = ""
+        for name, version, depends, files in debs:
+            deb = _deb(tmp, name, version, files)
+            rel = f"pool/main/l/{name}_{version}_amd64.deb"
+            (mirror / rel).parent.mkdir(parents=True, exist_ok=True)
+            (mirror / rel).write_bytes(deb + (b"x" if name == tamper else b""))
+            packages += _entry(name, version, len(deb), depends).replace(
+                f"pool/main/l/x/{name}_{version}_amd64.deb", rel).replace(
+                H, hashlib.sha256(deb).hexdigest())
+        xz = lzma.compress(packages.encode(), format=lzma.FORMAT_XZ)
+        dists = mirror / "dists" / suite
+        (dists / "main" / "binary-amd64").mkdir(parents=True)
+        (dists / "main" / "binary-amd64" / "Packages.xz").write_bytes(xz)
+        until = datetime.now(UTC) + timedelta(days=7)
+        release = (f"Suite: {suite}\nValid-Until: {format_datetime(until, usegmt=True)}\n"
+                   f"SHA256:\n {hashlib.sha256(xz).hexdigest()} {len(xz)} "
+                   f"main/binary-amd64/Packages.xz\n")
+        (dists / "InRelease").write_bytes(_gpg(home, "--clearsign", input=release.encode()))
+    return mirror
+
+
+@pytest.fixture
+def kernel_mirror_env(tmp_path, signer, monkeypatch):
+    def use(**kw) -> Path:
+        mirror = _kernel_mirror(tmp_path, signer, **kw)
+        monkeypatch.setenv("LAB_VM_MIRROR", f"file://{mirror}")
+        monkeypatch.setenv("LAB_VM_KEYRING", str(signer[1]))
+        monkeypatch.setenv("LAB_VM_CACHE", str(tmp_path / "cache"))
+        return tmp_path / "cache"
+    if shutil.which("depmod") is None or shutil.which("dpkg-deb") is None:
+        pytest.skip("needs depmod and dpkg-deb")
+    return use
+
+
+def test_both_packagings_install_from_their_suites(kernel_mirror_env):
+    cache_root = kernel_mirror_env()
+    cache = kernels.KernelCache(suites=("test-old", "test-new"))
+    old = cache.kernel(None)  # the first suite's newest, as before there were several
+    assert (old.release, old.suite) == ("6.12.95+deb12-cloud-amd64", "test-old")
+    assert old.bzimage.endswith("/root/boot/vmlinuz-6.12.95+deb12-cloud-amd64")
+    new = cache.kernel("7.3")
+    assert (new.release, new.suite) == ("7.3.4+deb13-cloud-amd64", "test-new")
+    assert new.bzimage == os.path.join(new.modules, "vmlinuz")
+    assert os.path.realpath(new.modules) == os.path.join(
+        new.root, "usr", "lib", "modules", new.release)
+    assert os.path.exists(os.path.join(new.modules, "modules.dep"))  # depmod ran
+    assert new.config()["CONFIG_NETKIT"] == "y"
+    for k in (old, new):  # what the guest reads as /lib/modules/RELEASE/config
+        assert kernels.read_kconfig(os.path.join(k.modules, "config")) == k.config()
+    import json
+    meta = json.loads((Path(new.path) / "kernel.json").read_text())
+    assert meta["layout"] == "split" and meta["suite"] == "test-new"
+    assert sorted(meta["files"]) == [f"linux-{p}-7.3.4+deb13-cloud-amd64"
+                                     for p in ("base", "binary", "modules")]
+    assert sorted(os.listdir(cache_root / "kernels")) == [old.release, new.release]
+    with pytest.raises(UsageError, match=r"(?s)no cloud-amd64 kernel 7\.4 .*test-new: "
+                                         r"7\.3\.4\+deb13-cloud-amd64"):
+        cache.kernel("7.4")
+
+
+def test_a_part_failing_verification_is_deleted_and_nothing_is_cached(kernel_mirror_env):
+    cache_root = kernel_mirror_env(tamper="linux-modules-7.3.4+deb13-cloud-amd64")
+    cache = kernels.KernelCache(suites=("test-old", "test-new"))
+    with pytest.raises(archive.ArchiveError, match="SHA256 .* does not match") as e:
+        cache.kernel("7.3")
+    assert e.value.exit_code == 125
+    assert os.listdir(cache_root / "kernels") == []  # no kernel, no partial download
+
+
+def test_cli_unknown_version_exit_2_and_failed_verification_exit_125(kernel_mirror_env):
+    import sys
+    kernel_mirror_env(tamper="linux-binary-7.3.4+deb13-cloud-amd64")
+    env = {**os.environ, "LAB_VM_SUITES": "test-old,test-new"}
+    run = [sys.executable, "-m", "lab", "vm"]
+    proc = subprocess.run([*run, "--kernel", "9.1", "--", "true"], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "test-new: 7.3.4+deb13-cloud-amd64" in proc.stderr
+    proc = subprocess.run([*run, "--kernel", "7.3", "--", "true"], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 125, proc.stderr
+    assert "does not match" in proc.stderr
+    proc = subprocess.run([*run, "--list"], env=env, text=True, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:-1]}
+    assert rows["7.3.4+deb13-cloud-amd64"][2] == "test-new"
+    assert rows["6.12.95+deb12-cloud-amd64"][2] == "test-old"
+
+
+def test_a_cached_index_expires_too(tmp_path, signer):
+    mirror = _make_mirror(tmp_path, signer,
+                          valid_until=datetime.now(UTC) + timedelta(seconds=2))
+    arch = _archive(tmp_path, mirror, signer[1])
+    arch.refresh()
+    assert arch.index().newest("lab-test")
+    time.sleep(2.5)
+    with pytest.raises(archive.ArchiveError, match="expired"):
+        arch.index()
+    waived = archive.Archive(arch.cache_dir, mirror=arch.mirror, suite=SUITE,
+                             keyring=arch.keyring, allow_expired=True)
+    assert waived.index().newest("lab-test").version == "1.0"

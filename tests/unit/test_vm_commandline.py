@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from lab import cli
+from lab import commands as cli
 from lab.errors import UsageError
 from lab.vm import guest, kernels, qemu, runner
 

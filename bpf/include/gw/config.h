@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The gateway's settings and statistics.
  *
- * Filled by lab/datapath/gateway.py; layouts are read from this object's BTF by the Python
+ * Filled by lab/datapath/gateway/control.py; layouts are read from this object's BTF by the Python
  * side, so they are defined only here. All maps are pinned: the control plane (the `lab
  * service` command, the agent) re-opens them, and state survives its restarts.
  */
@@ -29,7 +29,8 @@ struct gw_config {
 	__u16 mtu4;		/* next-hop MTUs for Packet Too Big arithmetic, 0: unknown */
 	__u16 mtu6;
 	__u8 zero_tos;		/* RFC 7915 option: traffic class / TOS set to 0 */
-	__u8 pad[3];
+	__u8 jumbo_hbh;		/* IPv6 BIG TCP form toward IPv6 backends, as xlat_config's */
+	__u8 pad[2];
 };
 
 /* What the gateway did with a packet. */

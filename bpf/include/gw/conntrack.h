@@ -26,7 +26,7 @@
 #include "config.h"
 #include "lb.h"
 
-#define GW_CT_ENTRIES 262144	/* both directions; lab/datapath/gateway.py may resize */
+#define GW_CT_ENTRIES 262144	/* both directions; a topology's conntrack_entries resizes it */
 #define GW_SNAT_TRIES 32	/* source ports tried per new connection */
 #define GW_NSEC 1000000000ULL
 

@@ -252,7 +252,7 @@ static __always_inline int gw4_nat_body(const struct pkt *p)
 			return GW_DROP_ERROR;
 		s->saddr = nat->saddr;
 		s->daddr = nat->daddr;
-		rc = xlat46_commit(p, s, cfg->zero_tos);
+		rc = xlat46_commit(p, s, cfg->zero_tos, cfg->jumbo_hbh);
 		return rc == XLAT_DONE46 ? 0 : GW_INVALID(rc);
 	}
 	if (gw_nat4_addrs(p, ETH_HLEN, &s->out.ip, gw_addr_to4(&nat->saddr),

@@ -4,7 +4,7 @@
  * A service is a frontend (VIP, port, protocol) with a selection table: an array of backend
  * ids, each backend appearing in proportion to its weight. Maglev indexes the table with the
  * flow's hash (the table is the Maglev lookup table, NSDI 2016, computed by
- * lab/datapath/maglev.py), random selection with a random number. Only active backends are in
+ * lab/datapath/gateway/maglev.py), random selection with a random number. Only active backends are in
  * a table; terminating and quarantined ones keep their entry in gw_backends (existing
  * connections carry their backend's address in conntrack and finish), but get no new flows.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Stateless address mapping: explicit address mappings (RFC 7757) first, then the RFC 6052
- * prefix. The same rules as lab/datapath/addrmap.py, which fills the maps. */
+ * prefix. The same rules as lab/datapath/translator/addrmap.py, which fills the maps. */
 #ifndef XLAT_ADDRMAP_H
 #define XLAT_ADDRMAP_H
 

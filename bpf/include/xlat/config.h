@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* The stateless translator's configuration and statistics maps.
  *
- * Filled by lab/datapath/translator.py (TranslatorConfig.apply); the layouts below are read
+ * Filled by lab/datapath/translator/config.py (TranslatorConfig.apply); the layouts below are read
  * from this object's BTF by the Python side, so they are defined only here.
  */
 #ifndef XLAT_CONFIG_H
@@ -24,7 +24,11 @@ struct xlat_config {
 	__u16 mtu6;              /* IPv6-side next-hop MTU, 0 = unknown */
 	__u8  use_eam;           /* xlat_eam4/6 have entries (lookups in empty tries skipped) */
 	__u8  use_excl4;         /* xlat_excl4 has entries */
-	__u16 pad;
+	__u8  jumbo_hbh;         /* IPv6 BIG TCP packets built 4->6 carry a Hop-by-Hop Jumbo
+				  * Payload option (6.12, 6.18), else only payload length 0
+				  * (7.2, 7.3): the form this kernel's own stack emits, found at run
+				  * time (lab/datapath/bigtcp_form.py) */
+	__u8  pad;
 	__be32 pool4;            /* RFC 6791 source of ICMPv4 errors from untranslatable IPv6
 				  * sources, 0 = drop such errors */
 	__be32 src4;             /* source of ICMPv4 errors the translator sends itself */

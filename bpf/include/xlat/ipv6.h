@@ -120,8 +120,8 @@ static __always_inline int ip6_parse(const struct pkt *p, __u32 off, __u32 avail
 }
 
 /* The IPv6 header (and Fragment header for IPv4 fragments, or the Hop-by-Hop Jumbo Payload
- * header for a BIG TCP GSO packet above 64 KiB) of a packet translated from IPv4 (RFC 7915
- * 4.1). Returns the length written to `hdr` (40 or 48). */
+ * header for a BIG TCP GSO packet above 64 KiB when `jumbo_hbh`) of a packet translated from
+ * IPv4 (RFC 7915 4.1). Returns the length written to `hdr` (40 or 48). */
 struct ip6_hdrs {
 	struct ipv6hdr ip;
 	struct ip6_frag fh;
@@ -129,7 +129,7 @@ struct ip6_hdrs {
 
 static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_info *h4,
 				       __u8 nexthdr, const struct in6_addr *saddr,
-				       const struct in6_addr *daddr, bool zero_tos)
+				       const struct in6_addr *daddr, bool zero_tos, bool jumbo_hbh)
 {
 	__u8 tc = zero_tos ? 0 : h4->ip.tos;
 	__u32 hlen = IP6_HLEN;
@@ -143,10 +143,17 @@ static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_in
 	out->ip.saddr = *saddr;
 	out->ip.daddr = *daddr;
 	if (hlen - IP6_HLEN + h4->plen > 0xffff) {
-		/* RFC 2675, as this kernel's IPv6 BIG TCP (up to 2025's kernels) marks its
-		 * super-packets: payload length 0 and the length in a Jumbo Payload option, which
-		 * the receiving stack checks and GSO segmentation removes. A GSO packet is never a
+		/* A BIG TCP GSO packet, in the form the kernel's own IPv6 stack gives its
+		 * super-packets, so that its GSO and receive paths take ours as theirs: 7.2/7.3
+		 * write payload length 0 and take the length from the skb (as IPv4's tot_len 0);
+		 * 6.12/6.18 add an RFC 2675 Jumbo Payload option, which their
+		 * receiving stack checks and GSO segmentation removes. A GSO packet is never a
 		 * fragment, so the option takes the Fragment header's place. */
+		out->ip.payload_len = 0;
+		if (!jumbo_hbh) {
+			out->ip.nexthdr = nexthdr;
+			return IP6_HLEN;
+		}
 		out->ip.nexthdr = NEXTHDR_HOP_;
 		out->fh.nexthdr = nexthdr;
 		out->fh.reserved = 0;                                   /* Hdr Ext Len 0 */

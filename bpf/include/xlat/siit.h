@@ -98,7 +98,7 @@ static __always_inline enum xlat_outcome siit46_body(const struct pkt *p)
 		return PKT_CALL(p, siit46_bounce, TYPE_CODE(ICMP_DEST_UNREACH, ICMP_PKT_FILTERED),
 				0, rc);
 	if (s->l4 != XLAT_L4_ICMP_ERROR)
-		return xlat46_commit(p, s, cfg->zero_tos);
+		return xlat46_commit(p, s, cfg->zero_tos, cfg->jumbo_hbh);
 	if (siit_4to6(cfg, s->in.ip.saddr, &s->in_saddr) == XLAT_MAP_NONE ||
 	    siit_4to6(cfg, s->in.ip.daddr, &s->in_daddr) == XLAT_MAP_NONE)
 		return XLAT_DROP_ICMP_INNER;

@@ -180,7 +180,8 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 	__u32 in_hlen6, rest, keep, len6, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
 	__u16 check;
 
-	in_hlen6 = ip6_build(&inner, &s->in, s->in_proto6, &s->in_saddr, &s->in_daddr, zero_tos);
+	in_hlen6 = ip6_build(&inner, &s->in, s->in_proto6, &s->in_saddr, &s->in_daddr, zero_tos,
+			     false);
 	rest = s->in_avail - s->in.hlen;
 	keep = XLAT_ICMP6_ERR_MAX - IP6_HLEN - ICMP_HLEN - in_hlen6;
 	if (rest < keep)
@@ -199,7 +200,7 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 	if (csum_fold(sum))
 		return XLAT_DROP_ICMP_CSUM;
 
-	ip6_build(&outer, &s->out, IPPROTO_ICMPV6, &s->saddr, &s->daddr, zero_tos);
+	ip6_build(&outer, &s->out, IPPROTO_ICMPV6, &s->saddr, &s->daddr, zero_tos, false);
 	outer.ip.payload_len = bpf_htons(len6);
 
 	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
@@ -253,13 +254,14 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 
 /* Rewrite the validated IPv4 packet into IPv6 with the addresses in `s`; ICMP errors
  * (s->l4 == XLAT_L4_ICMP_ERROR) go to xlat46_commit_error() instead. */
-static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, bool zero_tos)
+static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, bool zero_tos,
+					 bool jumbo_hbh)
 {
 	struct ip6_hdrs h;
 	__u32 hlen6, l4off, sum;
 	__u16 check;
 
-	hlen6 = ip6_build(&h, &s->out, s->proto6, &s->saddr, &s->daddr, zero_tos);
+	hlen6 = ip6_build(&h, &s->out, s->proto6, &s->saddr, &s->daddr, zero_tos, jumbo_hbh);
 	/* Ethernet padding and anything past the announced length goes. */
 	if (pkt_trim(p, ETH_HLEN + s->out.hlen + s->out.plen) ||
 	    pkt_change_l3(p, ETH_P_IPV6, s->out.hlen, hlen6))

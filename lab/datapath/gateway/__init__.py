@@ -14,9 +14,8 @@
 
 from lab.datapath.gateway.control import OBJECT, PROG_TC, PROG_XDP, Connection, Gateway
 from lab.datapath.gateway.model import (Backend, ConflictError, Frontend, GatewayConfig,
-                                        GatewayError, NotFoundError, Service, Settings,
-                                        Timeouts)
+                                        NotFoundError, Service, Settings, Timeouts)
 
 __all__ = ["OBJECT", "PROG_TC", "PROG_XDP", "Backend", "ConflictError", "Connection",
-           "Frontend", "Gateway", "GatewayConfig", "GatewayError", "NotFoundError", "Service",
-           "Settings", "Timeouts"]
+           "Frontend", "Gateway", "GatewayConfig", "NotFoundError", "Service", "Settings",
+           "Timeouts"]

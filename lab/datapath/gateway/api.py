@@ -16,8 +16,8 @@ from http import HTTPStatus
 from typing import Any
 
 from lab.datapath.gateway.control import Gateway
-from lab.datapath.gateway.model import (Backend, GatewayError, Service, check, describe,
-                                        openapi)
+from lab.datapath.gateway.model import Backend, Service, check, http_status, openapi
+from lab.errors import InputError, describe
 
 log = logging.getLogger("lab.gateway")
 
@@ -36,16 +36,16 @@ class _Request:
         try:
             length = int(self.environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            raise GatewayError("bad Content-Length") from None
+            raise InputError("bad Content-Length") from None
         if length > MAX_BODY:
-            raise GatewayError(f"the body is larger than {MAX_BODY} bytes")
+            raise InputError(f"the body is larger than {MAX_BODY} bytes")
         raw = self.environ["wsgi.input"].read(length) if length else b""
         if not raw:
-            raise GatewayError("this request needs a JSON body")
+            raise InputError("this request needs a JSON body")
         try:
             return json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise GatewayError(f"the body is not JSON: {e}") from None
+            raise InputError(f"the body is not JSON: {e}") from None
 
     def query_int(self, name: str, low: int, high: int) -> int | None:
         from urllib.parse import parse_qs
@@ -59,9 +59,9 @@ def _int(text: str, name: str, low: int, high: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise GatewayError(f"'{text}' is not an integer", (name,)) from None
+        raise InputError(f"'{text}' is not an integer", path=(name,)) from None
     if not low <= value <= high:
-        raise GatewayError(f"{value} is out of range ({low}..{high})", (name,))
+        raise InputError(f"{value} is out of range ({low}..{high})", path=(name,))
     return value
 
 
@@ -98,8 +98,8 @@ class GatewayApi:
         headers: list[tuple[str, str]] = []
         try:
             status, payload = self._dispatch(req, headers)
-        except GatewayError as e:
-            status, payload = e.status, {"error": e.message}
+        except InputError as e:
+            status, payload = http_status(e), {"error": e.message}
             if e.path:
                 payload["field"] = describe(e.path)
         except Exception:  # a bug, not the client's fault: say so, keep serving

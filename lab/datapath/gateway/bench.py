@@ -14,9 +14,9 @@ connection only the first time.
 from __future__ import annotations
 
 from ipaddress import ip_address
-from typing import Any
 
 from lab.bpf import bench, testrun
+from lab.bpf.object import BpfObject
 from lab.datapath.gateway.control import OBJECT, PROG_TC, PROG_XDP, Gateway
 from lab.datapath.gateway.model import Backend, Frontend, Service, Settings
 
@@ -72,7 +72,7 @@ def mix() -> list[tuple[str, bytes]]:
     return [(label, bytes(p)) for label, p in packets]
 
 
-def setup(obj: Any) -> None:
+def setup(obj: BpfObject) -> None:
     """Configure, add the services and open their connections."""
     from ipaddress import IPv4Address, IPv6Address
 
@@ -87,7 +87,7 @@ def setup(obj: Any) -> None:
             raise RuntimeError(f"gateway bench set-up: a first packet got {r.code}")
 
 
-for _hook, _program in (("tc", PROG_TC), ("xdp", PROG_XDP)):
-    bench.register(bench.BenchCase(
-        f"gateway-{_hook}", OBJECT, _program, mix, after_load=setup, rewrites=True,
-        description=f"stateful NAT46/NAT64 gateway at {_hook}, open connections"))
+BENCH_CASES = tuple(
+    bench.BenchCase(f"gateway-{hook}", OBJECT, program, mix, after_load=setup, rewrites=True,
+                    description=f"stateful NAT46/NAT64 gateway at {hook}, open connections")
+    for hook, program in (("tc", PROG_TC), ("xdp", PROG_XDP)))

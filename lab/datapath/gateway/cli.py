@@ -1,4 +1,4 @@
-"""`lab service add|del|list` and `lab agent`: the gateway's command line.
+"""`lab service add|del|list`, `lab agent` and `lab bench gateway`: the gateway's command line.
 
 Both reach a running gateway through its pinned maps: a lab's (`--lab`, `--node`; by default
 the one lab that is up and the one node that attaches the gateway) or any pin directory
@@ -14,13 +14,14 @@ import logging
 import signal
 from pathlib import Path
 
+from lab.cli import SubParsers
 from lab.errors import UsageError
 
 SNAT_NOTE = ("SNAT: backends see the gateway ({addrs}) as the client; the client's own "
              "address is not preserved (docs/gateway.md).")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     svc = sub.add_parser("service", help="the stateful gateway's services",
                          description="Services of the stateful NAT46/NAT64 gateway and load "
                                      "balancer (bpf/gateway.c) of a running lab.")
@@ -62,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "directory)")
     agent.set_defaults(handler=cmd_agent)
 
-    from lab.cli import subcommand_group
-    group = subcommand_group(sub, "bench", "benchmarks (medians of repeats, side by side)")
-    b = group.add_parser(
+
+def register_bench(bench: SubParsers) -> None:
+    """`lab bench gateway`."""
+    b = bench.add_parser(
         "gateway", help="stateful gateway vs stateless translator vs plain IPv6",
         description="Connections/s and request/response latency from one client to one pod "
                     "through the stateful gateway, the stateless translator and plain IPv6 "
@@ -120,7 +122,7 @@ def locate(args: argparse.Namespace) -> tuple[Path, str | None, str | None]:
 
 
 def _open(args: argparse.Namespace):
-    from lab.bpf.cli import require_bpf_privileges
+    from lab.features import require_bpf_privileges
     from lab.datapath.gateway.control import Gateway
 
     require_bpf_privileges(f"lab {args.command}")
@@ -185,7 +187,7 @@ def cmd_del(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from lab import features
-    from lab.benchmarks import gateway
+    from lab.datapath.gateway import sidebyside as gateway
 
     features.require_privileges()
     result = gateway.run(args.repeat, args.seconds, args.placement)

@@ -33,13 +33,15 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
+from lab import bigtcp_form
 from lab.bpf import libbpf
 from lab.bpf.maps import InnerSpec, Map, MapOfMaps, open_pinned
+from lab.bpf.object import BpfObject
 from lab.datapath.gateway import maglev
 from lab.datapath.gateway.model import (PROTOCOLS, Backend, ConflictError, Frontend,
-                                        GatewayError, IPAddress, NotFoundError, Service,
-                                        Settings, Timeouts, check_service, endpoint)
-from lab.errors import UsageError
+                                        IPAddress, NotFoundError, Service, Settings, Timeouts,
+                                        check_service, endpoint)
+from lab.errors import InputError, UsageError
 
 OBJECT = "gateway"
 PROG_TC = "gw_ingress"
@@ -112,7 +114,7 @@ class Gateway:
                         if self.pin_dir is not None else None)
 
     @classmethod
-    def from_object(cls, obj: Any) -> Gateway:
+    def from_object(cls, obj: BpfObject) -> Gateway:
         """The maps of a loaded bpf/gateway.c object (pinned where it pinned them)."""
         pins = obj.pinned_maps()
         pin_dir = os.path.dirname(next(iter(pins.values()))) if pins else None
@@ -195,7 +197,7 @@ class Gateway:
     def _require_settings(self) -> Settings:
         s = self.settings()
         if s is None:
-            raise GatewayError("the gateway is not configured yet (no settings: see "
+            raise InputError("the gateway is not configured yet (no settings: see "
                                "Gateway.configure or the topology's datapath.gateway)")
         return s
 
@@ -207,11 +209,11 @@ class Gateway:
             services = self.services()
             if current is not None and services:
                 if settings.table_size != current.table_size:
-                    raise GatewayError(f"the table size is {current.table_size} and services "
-                                       "exist: delete them to change it", ("table_size",))
+                    raise InputError(f"the table size is {current.table_size} and services "
+                                       "exist: delete them to change it", path=("table_size",))
                 if settings.hash_seed != current.hash_seed:
-                    raise GatewayError("the hash seed cannot change while services exist",
-                                       ("hash_seed",))
+                    raise InputError("the hash seed cannot change while services exist",
+                                       path=("hash_seed",))
             for svc in services:
                 check_service(svc, settings)
             cfg = self.maps["gw_cfg"]
@@ -225,6 +227,8 @@ class Gateway:
             v.timeout_syn, v.timeout_tcp = t.syn, t.tcp
             v.timeout_close, v.timeout_other = t.close, t.other
             v.mtu4, v.mtu6, v.zero_tos = settings.mtu4, settings.mtu6, int(settings.zero_tos)
+            # IPv6 BIG TCP packets toward IPv6 backends in the running kernel's own form
+            v.jumbo_hbh = int(bigtcp_form.resolve(None) == bigtcp_form.LEN_JUMBO_HBH)
             cfg.update(0, v)
 
     # --- reading services ------------------------------------------------------------------
@@ -282,11 +286,11 @@ class Gateway:
             for other in existing:
                 if other.frontend == svc.frontend:
                     raise ConflictError(f"{svc.frontend} exists already (service {other.id})",
-                                        ("frontend",))
+                                        path=("frontend",))
             used = {s.id for s in existing}
             sid = next((i for i in range(1, self._max_services()) if i not in used), None)
             if sid is None:
-                raise GatewayError(f"no room for another service ({len(used)} exist)")
+                raise InputError(f"no room for another service ({len(used)} exist)")
             new = replace(svc, id=sid,
                           backends=self._with_ids(svc.backends, len(svc.backends)))
             self._write(None, new, settings)
@@ -305,12 +309,12 @@ class Gateway:
                 check_service(svc, settings, (i,))
                 if svc.frontend in taken:
                     raise ConflictError(f"{svc.frontend} exists already (service "
-                                        f"{taken[svc.frontend]})", (i, "frontend"))
+                                        f"{taken[svc.frontend]})", path=(i, "frontend"))
                 taken[svc.frontend] = 0
             used = {s.id for s in existing}
             free = [i for i in range(1, self._max_services()) if i not in used]
             if len(free) < len(services):
-                raise GatewayError(f"no room for {len(services)} more services ({len(used)} "
+                raise InputError(f"no room for {len(services)} more services ({len(used)} "
                                    f"of {self._max_services() - 1} used)")
             bids = iter(self._ids(sum(len(s.backends) for s in services)))
             new = [svc.with_ids(sid, [next(bids) for _ in svc.backends])
@@ -386,7 +390,7 @@ class Gateway:
             for other in self.services():
                 if other.id != service_id and other.frontend == svc.frontend:
                     raise ConflictError(f"{svc.frontend} exists already (service {other.id})",
-                                        ("frontend",))
+                                        path=("frontend",))
             kept = {b.endpoint: b.id for b in current.backends}
             fresh = [b for b in svc.backends if b.endpoint not in kept]
             new_ids = iter(self._ids(len(fresh)))
@@ -442,7 +446,7 @@ class Gateway:
         used = {int(k) for k in self.maps["gw_backends"].keys()}
         limit = self.maps["gw_backends"].info.max_entries
         if len(used) + n > limit:
-            raise GatewayError(f"no room for {n} more backends ({len(used)} of {limit} used)")
+            raise InputError(f"no room for {n} more backends ({len(used)} of {limit} used)")
         out, candidate = [], max(used, default=0)
         while len(out) < n:
             candidate = candidate % 0xFFFFFFFF + 1

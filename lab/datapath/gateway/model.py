@@ -24,7 +24,8 @@ import jsonschema
 import yaml
 
 from lab.datapath.gateway import maglev
-from lab.errors import UsageError
+from lab.errors import InputError
+from lab.schema import OBJECT, input_error
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
@@ -36,32 +37,21 @@ SELECTIONS = ("maglev", "random")
 STATES = ("active", "terminating", "quarantined")
 
 
-class GatewayError(UsageError):
-    """A request the gateway refuses. `path` locates the bad value in the input (a JSON body,
-    a topology section); `status` is the HTTP status the API answers with."""
-
-    status = 400
-
-    def __init__(self, message: str, path: PathT = ()):
-        self.message, self.path = message, tuple(path)
-        where = describe(self.path)
-        super().__init__(f"{where}: {message}" if where else message)
+class NotFoundError(InputError):
+    """The request names a service or backend that does not exist (HTTP 404)."""
 
 
-class NotFoundError(GatewayError):
-    status = 404
+class ConflictError(InputError):
+    """The request conflicts with what exists (HTTP 409)."""
 
 
-class ConflictError(GatewayError):
-    status = 409
-
-
-def describe(path: PathT) -> str:
-    """backends[1].weight"""
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
+def http_status(e: InputError) -> int:
+    """The HTTP status the API answers a refused request with: bad input is 400."""
+    if isinstance(e, NotFoundError):
+        return 404
+    if isinstance(e, ConflictError):
+        return 409
+    return 400
 
 
 # --- schemas ----------------------------------------------------------------------------------
@@ -89,44 +79,10 @@ def schema_default(name: str, prop: str) -> Any:
 
 
 def check(name: str, data: Any, path: PathT = ()) -> None:
-    """Check DATA against component schema NAME; raise GatewayError at the first problem."""
-    errors = list(_validator(name).iter_errors(data))
-    if not errors:
-        return
-    err = jsonschema.exceptions.best_match(errors)
-    while err.context and not all(e.validator == "format" for e in err.context):
-        err = jsonschema.exceptions.best_match(err.context)
-    where = path + tuple(err.absolute_path)
-    raise GatewayError(_message(err), where)
-
-
-def _message(err: jsonschema.ValidationError) -> str:
-    v, value = err.validator, err.instance
-    if v == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
-        return (f"unknown field '{extra[0]}' (known: {', '.join(allowed)})" if extra
-                else err.message)
-    if v == "required":
-        return err.message.replace("is a required property", "is required")
-    if v == "type":
-        want = err.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
-        return f"expected {'an' if want[0] in 'aeiou' else 'a'} {want}, got {value!r}"
-    if v in ("minimum", "maximum"):
-        lo, hi = err.schema.get("minimum"), err.schema.get("maximum")
-        return f"{value!r} is out of range ({lo}..{hi})"
-    if v == "enum":
-        return f"{value!r} is not one of: {', '.join(map(str, err.validator_value))}"
-    if v == "anyOf" and isinstance(value, str):      # Address: ipv4 or ipv6
-        return f"'{value}' is not an IPv4 or IPv6 address"
-    if v == "format" and err.validator_value in ("ipv4", "ipv6"):
-        return f"'{value}' is not an IPv{err.validator_value[-1]} address"
-    if v == "minProperties":
-        return "give at least one field to change"
-    if v == "maxItems":
-        return f"at most {err.validator_value} items"
-    return err.message
+    """Check DATA against component schema NAME; raise InputError at the first problem."""
+    err = input_error(_validator(name).iter_errors(data), path, OBJECT)
+    if err is not None:
+        raise err
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -135,13 +91,13 @@ def parse_address(text: Any, path: PathT, what: str = "address") -> IPAddress:
     try:
         addr = ipaddress.ip_address(str(text).strip())
     except ValueError:
-        raise GatewayError(f"'{text}' is not an IPv4 or IPv6 {what}", path) from None
+        raise InputError(f"'{text}' is not an IPv4 or IPv6 {what}", path=path) from None
     if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
-        raise GatewayError(f"{addr} cannot be a {what} (multicast, unspecified or loopback)",
-                           path)
+        raise InputError(f"{addr} cannot be a {what} (multicast, unspecified or loopback)",
+                           path=path)
     if addr.version == 6 and addr.ipv4_mapped is not None:
-        raise GatewayError(f"{addr} is IPv4-mapped: write the IPv4 address "
-                           f"{addr.ipv4_mapped}", path)
+        raise InputError(f"{addr} is IPv4-mapped: write the IPv4 address "
+                           f"{addr.ipv4_mapped}", path=path)
     return addr
 
 
@@ -154,19 +110,20 @@ def _split_endpoint(text: str, path: PathT, what: str) -> tuple[IPAddress, int]:
     """ADDR:PORT with IPv6 in brackets."""
     host, sep, port = text.rpartition(":")
     if not sep or not host:
-        raise GatewayError(f"'{text}': expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)", path)
+        raise InputError(f"'{text}': expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)",
+                         path=path)
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise GatewayError(f"'{text}': write an IPv6 {what} in brackets, [ADDRESS]:PORT",
-                           path)
+        raise InputError(f"'{text}': write an IPv6 {what} in brackets, [ADDRESS]:PORT",
+                           path=path)
     addr = parse_address(host, path, what)
     try:
         p = int(port)
     except ValueError:
-        raise GatewayError(f"'{text}': port '{port}' is not a number", path) from None
+        raise InputError(f"'{text}': port '{port}' is not a number", path=path) from None
     if not 1 <= p <= 65535:
-        raise GatewayError(f"'{text}': port {p} is out of range (1..65535)", path)
+        raise InputError(f"'{text}': port {p} is out of range (1..65535)", path=path)
     return addr, p
 
 
@@ -206,7 +163,7 @@ class Frontend:
         addr, port = _split_endpoint(ep, (), "frontend address")
         proto = (proto or "tcp").lower()
         if proto not in PROTOCOLS:
-            raise GatewayError(f"'{text}': protocol '{proto}' is not one of: "
+            raise InputError(f"'{text}': protocol '{proto}' is not one of: "
                                f"{', '.join(PROTOCOLS)}")
         return cls(addr, port, proto)
 
@@ -262,15 +219,15 @@ class Backend:
                 try:
                     kw["weight"] = int(value)
                 except ValueError:
-                    raise GatewayError(f"'{text}': weight '{value}' is not a number") from None
+                    raise InputError(f"'{text}': weight '{value}' is not a number") from None
             elif key == "state" and sep:
                 kw["state"] = value
             else:
-                raise GatewayError(f"'{text}': unknown option '{opt}' (weight=W, state=S)")
+                raise InputError(f"'{text}': unknown option '{opt}' (weight=W, state=S)")
         try:
             return cls(addr, port, **kw)
-        except GatewayError as e:
-            raise GatewayError(f"'{text}': {e.message}") from None
+        except InputError as e:
+            raise InputError(f"'{text}': {e.message}") from None
 
     def spec(self) -> dict[str, Any]:
         return {"address": str(self.address), "port": self.port, "weight": self.weight,
@@ -299,7 +256,7 @@ class Service:
         for i, b in enumerate(self.backends):
             if b.endpoint in seen:
                 raise ConflictError(f"backend {b.name} is listed twice (also at "
-                                    f"backends[{seen[b.endpoint]}])", ("backends", i))
+                                    f"backends[{seen[b.endpoint]}])", path=("backends", i))
             seen[b.endpoint] = i
 
     def with_ids(self, id: int, backend_ids: Sequence[int]) -> Service:
@@ -317,8 +274,8 @@ class Service:
         selection = data.get("selection", schema_default("ServiceSpec", "selection"))
         try:
             return cls(frontend, backends, selection)
-        except GatewayError as e:
-            raise type(e)(e.message, path + e.path) from None
+        except InputError as e:
+            raise e.within(*path) from None
 
     @property
     def type(self) -> str:
@@ -374,12 +331,12 @@ class Settings:
     def __post_init__(self) -> None:
         check("Settings", self.to_dict())
         if self.port_min > self.port_max:
-            raise GatewayError(f"{self.port_min} is above max {self.port_max}",
-                               ("ports", "min"))
+            raise InputError(f"{self.port_min} is above max {self.port_max}",
+                               path=("ports", "min"))
         try:
             maglev.check_table_size(self.table_size)
         except ValueError as e:
-            raise GatewayError(str(e), ("table_size",)) from None
+            raise InputError(str(e), path=("table_size",)) from None
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = ()) -> Settings:
@@ -389,7 +346,8 @@ class Settings:
             if key in data:
                 addr = parse_address(data[key], path + (key,), "SNAT address")
                 if addr.version != version:
-                    raise GatewayError(f"{addr} is not an IPv{version} address", path + (key,))
+                    raise InputError(f"{addr} is not an IPv{version} address",
+                                     path=path + (key,))
                 kw[key] = addr
         if "ports" in data:
             kw["port_min"], kw["port_max"] = int(data["ports"]["min"]), int(data["ports"]["max"])
@@ -402,8 +360,8 @@ class Settings:
             kw["timeouts"] = Timeouts(**{k: int(v) for k, v in data["timeouts"].items()})
         try:
             return cls(**kw)
-        except GatewayError as e:
-            raise GatewayError(e.message, path + e.path) from None
+        except InputError as e:
+            raise e.within(*path) from None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -429,6 +387,7 @@ class GatewayConfig:
     settings: Settings = field(default_factory=Settings)
     services: tuple[Service, ...] = ()
     conntrack_entries: int | None = None   # None: the object's own size
+    max_services: int | None = None        # None: the object's own (GW_MAX_SERVICES)
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = (),
@@ -443,24 +402,28 @@ class GatewayConfig:
         for i, svc in enumerate(services):
             if svc.frontend in seen:
                 raise ConflictError(f"frontend {svc.frontend} is already services"
-                                    f"[{seen[svc.frontend]}]", path + ("services", i,
+                                    f"[{seen[svc.frontend]}]", path=path + ("services", i,
                                                                        "frontend"))
             seen[svc.frontend] = i
             check_service(svc, settings, path + ("services", i))
-        entries = data.get("conntrack_entries")
-        return cls(settings, services, int(entries) if entries is not None else None)
+        entries, most = data.get("conntrack_entries"), data.get("max_services")
+        if most is not None and len(services) > int(most) - 1:
+            raise InputError(f"{len(services)} services do not fit max_services {most} (one "
+                             "slot is never used)", path=path + ("max_services",))
+        return cls(settings, services, int(entries) if entries is not None else None,
+                   int(most) if most is not None else None)
 
 
 def check_service(svc: Service, settings: Settings, path: PathT = ()) -> None:
     """What a service needs from the gateway's settings."""
     for i, b in enumerate(svc.backends):
         if settings.snat(b.family) is None:
-            raise GatewayError(f"backend {b.name} is IPv{b.family}, but the gateway has no "
+            raise InputError(f"backend {b.name} is IPv{b.family}, but the gateway has no "
                                f"IPv{b.family} SNAT address (settings.snat{b.family})",
-                               path + ("backends", i, "address"))
+                               path=path + ("backends", i, "address"))
     if svc.frontend.address in (settings.snat4, settings.snat6):
-        raise GatewayError(f"{svc.frontend.address} is the gateway's SNAT address: a VIP "
-                           "must be another address", path + ("frontend", "address"))
+        raise InputError(f"{svc.frontend.address} is the gateway's SNAT address: a VIP "
+                           "must be another address", path=path + ("frontend", "address"))
     if len(svc.active()) > settings.table_size:
-        raise GatewayError(f"{len(svc.active())} active backends do not fit a selection "
-                           f"table of {settings.table_size}", path + ("backends",))
+        raise InputError(f"{len(svc.active())} active backends do not fit a selection "
+                           f"table of {settings.table_size}", path=path + ("backends",))

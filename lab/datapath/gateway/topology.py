@@ -1,11 +1,12 @@
 """A topology file's `datapath.gateway` section: checked when the file loads, errors at their
-line and column (lab.topology.DATAPATH_SECTIONS), and applied when `lab up` loads the gateway
-object on a node (an ObjectSetup of lab.bpf.topology).
+line and column, and applied when `lab up` loads the gateway object on a node (the gateway
+feature's ObjectSetup, feature.py).
 
     datapath:
       gateway:
         settings: {snat6: "fd00:0:0:1::1", table_size: 16381}
         conntrack_entries: 524288
+        max_services: 10240   # service and selection table slots (the object has 1024)
         services:
           - frontend: {address: 203.0.113.80, port: 80}
             backends:
@@ -18,24 +19,23 @@ IPv4 and IPv6 addresses.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lab.bpf.object import BpfObject
-from lab.bpf.topology import ObjectSetup, register_setup
 from lab.datapath.gateway.control import OBJECT, Gateway
-from lab.datapath.gateway.model import GatewayConfig, GatewayError
+from lab.datapath.gateway.model import GatewayConfig
+from lab.errors import InputError
+from lab.topology import Topology
 from lab.yamlfile import Document
 
 SECTION = "gateway"
 
 
-def gateway_nodes(topo: Any) -> list[str]:
+def gateway_nodes(topo: Topology) -> list[str]:
     """Nodes that attach the gateway object somewhere."""
     return [n.name for n in topo.nodes.values()
             if any(p.object == OBJECT for i in n.interfaces.values() for p in i.bpf)]
 
 
-def node_defaults(topo: Any, node: str) -> dict[str, str]:
+def node_defaults(topo: Topology, node: str) -> dict[str, str]:
     """Settings a node gives the gateway it runs: its own addresses for SNAT."""
     out = {}
     for version in (4, 6):
@@ -46,12 +46,12 @@ def node_defaults(topo: Any, node: str) -> dict[str, str]:
     return out
 
 
-def config_for(topo: Any, node: str) -> GatewayConfig:
+def config_for(topo: Topology, node: str) -> GatewayConfig:
     return GatewayConfig.from_dict(topo.datapath.get(SECTION, {}), ("datapath", SECTION),
                                    node_defaults(topo, node))
 
 
-def check_section(doc: Document, path: tuple, topo: Any) -> None:
+def check_section(doc: Document, path: tuple, topo: Topology) -> None:
     """Refuse a bad section at the position of the bad value."""
     nodes = gateway_nodes(topo)
     if not nodes:
@@ -61,23 +61,24 @@ def check_section(doc: Document, path: tuple, topo: Any) -> None:
     for node in nodes:
         try:
             config_for(topo, node)
-        except GatewayError as e:
+        except InputError as e:
             where = f" (for node {node})" if len(nodes) > 1 else ""
-            raise doc.error(e.path, e.message + where) from None
+            raise doc.error(e.path, e.message + where, key=e.at_key) from None
 
 
-def _before_load(obj: BpfObject, topo: Any, node: str) -> None:
-    entries = config_for(topo, node).conntrack_entries
-    if entries is not None:
-        obj.set_max_entries("gw_ct", entries)
+def before_load(obj: BpfObject, topo: Topology, node: str) -> None:
+    cfg = config_for(topo, node)
+    if cfg.conntrack_entries is not None:
+        obj.set_max_entries("gw_ct", cfg.conntrack_entries)
+    if cfg.max_services is not None:
+        obj.set_max_entries("gw_services", cfg.max_services)
+        obj.set_max_entries("gw_tables", cfg.max_services)
 
 
-def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
+def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
     cfg = config_for(topo, node)
     with Gateway.from_object(obj) as gw:
         gw.configure(cfg.settings)
         for svc in cfg.services:
             gw.add_service(svc)
 
-
-register_setup(OBJECT, ObjectSetup(before_load=_before_load, after_load=_after_load))

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from lab.datapath.kubeproxy.services import (ClusterConfig, Endpoint, ServicePort,
                                              check_family)
+from lab.netfilter import IPTABLES_BACKENDS, iptables_program
 
 # Above this many endpoints in total kube-proxy drops the per-endpoint comments ("large
 # cluster mode"): the ruleset shrinks by 40% and restores faster.
@@ -72,28 +73,24 @@ def _chain_line(name: str) -> str:
     return f":{name} - [0:0]"
 
 
-# iptables 1.8 has two backends with the same rules language: nft (the rules become nf_tables
-# rules with xtables matches; what Debian 11+, Ubuntu 21.04+ and RHEL 8+ run as `iptables`) and
-# legacy (the x_tables blob of the kernel's ip_tables/ip6_tables). kube-proxy's image uses
-# whichever the node's own iptables uses.
-BACKENDS = ("nft", "legacy")
-
-
-def program(name: str, family: int, backend: str) -> str:
-    """iptables-nft-restore, ip6tables-legacy-save, ...: the backend's own command."""
-    if backend not in BACKENDS:
-        raise ValueError(f"iptables backend {backend!r}: expected one of {BACKENDS}")
-    base = "iptables" if family == 4 else "ip6tables"
-    return f"{base}-{backend}-{name}"
+# kube-proxy's image uses whichever iptables backend (nft or legacy, lab/netfilter.py) the
+# node's own iptables uses.
+BACKENDS = IPTABLES_BACKENDS
 
 
 def restore_command(family: int, backend: str = "nft") -> list[str]:
     """The command kube-proxy feeds its batches to (-w: wait for the xtables lock)."""
-    return [program("restore", family, backend), "-w", "5", "--noflush", "--counters"]
+    return [iptables_program("restore", family, backend), "-w", "5", "--noflush", "--counters"]
 
 
 def save_command(family: int, backend: str = "nft", table: str = "nat") -> list[str]:
-    return [program("save", family, backend), "-c", "-t", table]
+    return [iptables_program("save", family, backend), "-c", "-t", table]
+
+
+def tables(family: int) -> tuple[str, ...]:
+    """The tables kube-proxy's iptables mode writes in FAMILY, as "family name"."""
+    fam = "ip" if family == 4 else "ip6"
+    return (f"{fam} filter", f"{fam} nat")
 
 
 class Ruleset:

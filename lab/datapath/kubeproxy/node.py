@@ -27,10 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
+from lab import netfilter
 from lab.datapath.kubeproxy import iptables, nftables
 from lab.datapath.kubeproxy.services import (ClusterConfig, Endpoint, ServiceError,
                                              ServicePort, Sweep, capacity, synthesize)
 from lab.errors import LabError
+from lab.journal import NetfilterTables
 
 MODES = ("iptables", "nftables")
 # IPv4 side of the node: kube-proxy runs a proxier per family; the lab's nodes are IPv6-only,
@@ -203,6 +205,17 @@ class KubeProxy:
         self.now.changes += 1
         return seconds
 
+    def journal_record(self) -> NetfilterTables:
+        """What `lab down` must empty in the node's namespace, written before the rules."""
+        if self.config.mode == "nftables":
+            nft = (f"ip {nftables.TABLE}", f"ip6 {nftables.TABLE}")
+        else:
+            nft = iptables.tables(4) + iptables.tables(6)
+        legacy = nft if self.config.mode == "iptables" and self.config.backend == "legacy" \
+            else ()
+        return NetfilterTables(self.node.netns, self.node.name,
+                               () if legacy else nft, legacy)
+
     def stop(self) -> None:
         """Remove every rule kube-proxy's mode wrote (both families) and forget conntrack."""
         self._reset()
@@ -285,62 +298,10 @@ def instance(lab, node: str) -> KubeProxy | None:
 
 # -- conntrack ------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Connection:
-    """One conntrack entry: the original direction's tuple and the reply's."""
-
-    protocol: str
-    orig_src: str
-    orig_dst: str
-    orig_dport: int
-    reply_src: str
-    reply_dst: str
-    state: str
-
-    @property
-    def dnat(self) -> bool:
-        return self.reply_src != self.orig_dst
-
-    @property
-    def snat(self) -> bool:
-        return self.reply_dst != self.orig_src
-
-
-def conntrack(node) -> list[Connection]:
-    """The node's conntrack table (its namespace's /proc/net/nf_conntrack)."""
-    with node.entered():
-        try:
-            with open("/proc/thread-self/net/nf_conntrack") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []  # conntrack never used in this namespace
-    out = []
-    for line in lines:
-        fields = line.split()
-        proto = fields[2]
-        kv = [f.split("=", 1) for f in fields if "=" in f]
-        src = [v for k, v in kv if k == "src"]
-        dst = [v for k, v in kv if k == "dst"]
-        dport = [v for k, v in kv if k == "dport"]
-        if len(src) < 2 or len(dst) < 2:
-            continue
-        state = fields[5] if proto == "tcp" and not fields[5].startswith("src=") else ""
-        out.append(Connection(proto, str(ip_address(src[0])), str(ip_address(dst[0])),
-                              int(dport[0]) if dport else 0, str(ip_address(src[1])),
-                              str(ip_address(dst[1])), state))
-    return out
+def conntrack(node) -> list[netfilter.Connection]:
+    """NODE's conntrack table."""
+    return netfilter.conntrack(node.netns)
 
 
 def flush_conntrack(node) -> None:
-    from pyroute2 import Conntrack
-
-    with node.entered():
-        ct = Conntrack()
-        try:
-            ct.flush()
-        finally:
-            ct.close()
-
-
-def in_network(addr: str, cidr: str) -> bool:
-    return ip_address(addr) in ip_network(cidr)
+    netfilter.flush_conntrack(node.netns)

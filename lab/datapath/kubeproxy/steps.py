@@ -129,3 +129,6 @@ def _gateway_serving(ctx: StepContext, address: str):
         if isinstance(target, GatewayServices) and target.serves(address):
             return target
     return None
+
+
+STEP_KINDS = (services_step, path_proof_step)

@@ -9,7 +9,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.inet import TCP
 
 from lab.bpf.object import BpfObject
-from lab.datapath.gateway.model import ConflictError, GatewayError
+from lab.datapath.gateway.model import ConflictError, NotFoundError
+from lab.errors import InputError
 
 from gw_helpers import ETH, GatewayUnderTest, service, settings
 
@@ -61,7 +62,7 @@ def test_a_refused_batch_writes_nothing(gw):
         gw.gw.add_services(batch)
     assert e.value.path == (5, "frontend")
     assert [str(s.frontend.address) for s in gw.gw.services()] == [vip(5)]
-    with pytest.raises(GatewayError, match="no room"):
+    with pytest.raises(InputError, match="no room"):
         gw.gw.add_services([service(vip(i), [backend(i)]) for i in range(10, 10 + N + 8)])
     assert len(gw.gw.services()) == 1
 
@@ -74,7 +75,7 @@ def test_delete_services_takes_them_away(gw):
     assert {int(k) for k in gw.gw.maps["gw_backends"].keys()} == \
         {b.id for s in left for b in s.backends}
     assert IPv6Address(to(gw, vip(17))) == IPv6Address(backend(17))
-    with pytest.raises(GatewayError, match="not at"):
+    with pytest.raises(NotFoundError, match="not at"):
         gw.gw.delete_services(added[:1])  # gone already
 
 
@@ -91,5 +92,5 @@ def test_change_backends_from_the_callers_record(gw):
     gone = gw.gw.change_backends(new, [fresh])
     assert {int(k) for k in gw.gw.maps["gw_backends"].keys()} >= {gone.backends[0].id}
     assert kept.id not in {int(k) for k in gw.gw.maps["gw_backends"].keys()}
-    with pytest.raises(GatewayError, match="not at"):
+    with pytest.raises(NotFoundError, match="not at"):
         gw.gw.change_backends(added[3].with_ids(999, [1]), [fresh])

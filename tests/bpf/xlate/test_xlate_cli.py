@@ -8,7 +8,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
-from lab.cli import main
+from lab.commands import main
 
 from xlate_helpers import CLIENT4, CLIENT6, EAM4, EAM6, ETH, PREFIX, SERVER4, SERVER6
 

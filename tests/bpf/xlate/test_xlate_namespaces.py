@@ -28,7 +28,8 @@ import pytest
 from pyroute2 import IPRoute
 
 from lab import netns
-from lab.datapath import translator_topology
+from lab.datapath.registry import DATAPATHS
+from lab.datapath.translator import topology as translator_topology
 from lab.lab import Lab
 from lab.topology import parse
 
@@ -87,8 +88,8 @@ def gateway(request, bpf_build):
         pytest.skip("kernel lacks tcx (6.6+)")
     name = unique("x").replace("-", "")[:20]
     topo = parse(TOPOLOGY.replace("HOOK", request.param), name=name,
-                 file=f"translator gateway ({request.param})")
-    with Lab(topo) as lab:
+                 file=f"translator gateway ({request.param})", datapaths=DATAPATHS)
+    with Lab(topo, datapaths=DATAPATHS) as lab:
         yield Gateway(lab.node("ns4").netns, lab.node("gw").netns, lab.node("ns6").netns,
                       request.param, lab)
 

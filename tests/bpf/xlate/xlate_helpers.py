@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import checksum
 
 from lab.bpf.testing import run_packet
-from lab.datapath.addrmap import embed
+from lab.datapath.translator.addrmap import embed
 from lab.datapath.translator import (INGRESS_TC, INGRESS_XDP, TranslatorConfig,
                                      outcome_names)
 

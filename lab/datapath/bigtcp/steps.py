@@ -131,3 +131,6 @@ def big_packet_proof(ctx: StepContext, p: dict) -> None:
     else:
         ctx.fact("expectation", f"BIG TCP for IPv{family} is on at only some link ends: "
                                 "nothing to assert")
+
+
+STEP_KINDS = (bigtcp_sizes, big_packet_proof)

@@ -7,12 +7,11 @@ import argparse
 import json
 import os
 
+from lab.cli import SubParsers, add_pcap_arguments
 from lab.errors import InputError, UsageError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from lab.bpf.cli import add_pcap_arguments
-
+def register(subparsers: SubParsers) -> None:
     p = subparsers.add_parser(
         "xlate", help="translate a pcap IPv4 <-> IPv6 with the stateless translator",
         description="Run every packet of IN.pcap through the stateless NAT46/NAT64 "
@@ -36,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _xlate(args: argparse.Namespace) -> int:
     from lab.bpf import pcap
     from lab.bpf.object import BpfObject
-    from lab.datapath import translator
+    from lab.datapath.translator import config as translator
 
     cfg = translator.TranslatorConfig.from_args(args.prefix, args.eam, args.allow)
     if os.path.abspath(args.input) == os.path.abspath(args.output):

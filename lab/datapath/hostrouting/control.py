@@ -1,7 +1,7 @@
 """BPF host routing's control plane (`pods: {routing: bpf}`, bpf/hostrouting.c).
 
-The topology model puts the programs on the pod devices and the node's uplinks
-(lab/topology/model.py); when `lab up` loads the object for a node, this fills its pod table
+The feature (feature.py) puts the programs on the pod devices and the node's uplinks of the
+topology model; when `lab up` loads the object for a node, this fills its pod table
 (hr_pods): each pod's address -> the node side of its device, with the MAC addresses the
 programs write (both read from the kernel: veth and netkit-l2 pick random ones). The same
 table is what `lab.datapath.hostrouting.pod_table()` returns for tests and tools, and
@@ -14,20 +14,30 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from pyroute2 import IPRoute
 
 from lab import netns
-from lab.build import netns_name
 from lab.bpf import maps
 from lab.bpf.object import BpfObject
-from lab.bpf.topology import ObjectSetup, maps_pin_dir, register_setup
+from lab.bpf.topology import maps_pin_dir
+from lab.build import netns_name
 from lab.errors import LabError
-from lab.topology.model import HOST_ROUTING_OBJECT, POD_IFNAME
+from lab.topology import Topology
+from lab.topology.model import POD_IFNAME
 
-OBJECT = HOST_ROUTING_OBJECT
+OBJECT = "hostrouting"
 PODS_MAP, STATS_MAP = "hr_pods", "hr_stats"
+
+# The programs of bpf/hostrouting.c and where each goes. On a pod's device, the node side's
+# ingress for veth; for netkit the peer hook, which is attached through the primary and runs
+# as the pod transmits. On every other interface of the node (its uplinks), ingress: packets
+# for the node's pods.
+FROM_POD = {
+    "veth": ("hr_from_pod", "ingress"),
+    "netkit": ("hr_from_netkit_pod", "netkit-peer"),
+    "netkit-l2": ("hr_from_netkit_pod", "netkit-peer"),
+}
+TO_POD = ("hr_to_pod", "ingress")
 
 
 class Outcome(enum.IntEnum):
@@ -55,7 +65,7 @@ class PodEntry:
     host_ifindex: int
 
 
-def pod_table(topo: Any, node: str) -> list[PodEntry]:
+def pod_table(topo: Topology, node: str) -> list[PodEntry]:
     """The pods of NODE as the programs see them."""
     out = []
     for pod in topo.pods(node):
@@ -65,7 +75,7 @@ def pod_table(topo: Any, node: str) -> list[PodEntry]:
     return out
 
 
-def _netns(topo: Any, node: str) -> str:
+def _netns(topo: Topology, node: str) -> str:
     return netns_name(topo.name, node)
 
 
@@ -89,7 +99,7 @@ def _key(address: str) -> bytes:
     return ipaddress.IPv6Address(address).packed
 
 
-def fill_pods(pods_map: maps.Map, topo: Any, node: str) -> int:
+def fill_pods(pods_map: maps.Map, topo: Topology, node: str) -> int:
     """Write NODE's pods into the program's table; return how many."""
     value_type = pods_map.value_type
     node_ns = _netns(topo, node)
@@ -118,12 +128,10 @@ def check_outcomes(obj: BpfObject) -> None:
                        f"lab/datapath/hostrouting.py's Outcome is {in_python}: make them agree")
 
 
-def _after_load(obj: BpfObject, topo: Any, node: str) -> None:
+def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
+    """`lab up` loaded the object for NODE: check its outcomes, fill its pod table."""
     check_outcomes(obj)
     fill_pods(obj.map(PODS_MAP), topo, node)
-
-
-register_setup(OBJECT, ObjectSetup(after_load=_after_load))
 
 
 @dataclass(frozen=True)
@@ -161,5 +169,6 @@ def clear_stats(pin_dir: str | Path, node: str) -> None:
         m.clear()
 
 
-__all__ = ["OBJECT", "Outcome", "PodEntry", "StatsEntry", "check_outcomes", "clear_stats",
-           "fill_pods", "packets", "pod_table", "read_stats", "stats"]
+__all__ = ["FROM_POD", "OBJECT", "TO_POD", "Outcome", "PodEntry", "StatsEntry", "after_load",
+           "check_outcomes", "clear_stats", "fill_pods", "packets", "pod_table", "read_stats",
+           "stats"]

@@ -17,12 +17,18 @@ import ctypes
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address
-from typing import Any
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import TYPE_CHECKING, Any
 
-from lab.datapath.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
+from lab import bigtcp_form
+from lab.datapath.translator.addrmap import (AddressMapError, AddressMapper, EamEntry, EamTable,
                                   Rfc6052Prefix)
-from lab.errors import UsageError
+from lab.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from lab.bpf.bench import BenchCase
+    from lab.bpf.maps import Map
+    from lab.bpf.object import BpfObject
 
 OBJECT = "xlate"
 # Programs of bpf/xlate.c by hook (see the comment at its top for the packet path).
@@ -32,14 +38,10 @@ EGRESS_46 = "xlate46_egress"      # on the IPv6-side device: the kernel's IPv4 -
 EGRESS_64 = "xlate64_egress"      # on the IPv4-side device: the kernel's IPv6 -> IPv4
 
 
-class TranslatorConfigError(UsageError):
-    """A bad translator setting; `path` locates it inside the translator's mapping (for a
+def _error(path: tuple[str | int, ...], message: str) -> InputError:
+    """A bad translator setting; PATH locates it inside the translator's mapping (for a
     topology file: under datapath.translator), so callers can point at the file position."""
-
-    def __init__(self, path: tuple[str | int, ...], message: str):
-        self.path, self.message = path, message
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        super().__init__(f"translator {where}: {message}" if where else f"translator: {message}")
+    return InputError(message, path=path, subject="translator")
 
 
 SETTINGS = _KEYS = ("prefix", "eam", "own", "allow", "exclude", "icmp_errors", "icmp_source4",
@@ -62,20 +64,23 @@ class TranslatorConfig:
     mtu4: int = 0                            # next-hop MTUs for PMTU arithmetic, 0: unknown
     mtu6: int = 0
     zero_tos: bool = False                   # RFC 7915 option: traffic class / TOS to 0
+    # How IPv6 BIG TCP packets built from IPv4 ones say their length: "hbh-jumbo" or "zero"
+    # (lab.bigtcp_form); None: as the running kernel's own stack does.
+    big_tcp_form: str | None = None
 
     def __post_init__(self) -> None:
         if self.prefix is None and not len(self.eam):
-            raise TranslatorConfigError((), "nothing to translate: give a prefix, EAM "
+            raise _error((), "nothing to translate: give a prefix, EAM "
                                             "entries, or both")
         if self.icmp_errors and (self.icmp_source4 is None or self.icmp_source6 is None):
-            raise TranslatorConfigError(("icmp_errors",), "sending ICMP errors needs "
+            raise _error(("icmp_errors",), "sending ICMP errors needs "
                                         "icmp_source4 and icmp_source6 (their source "
                                         "addresses)")
         for name in ("mtu4", "mtu6"):
             v = getattr(self, name)
             low = 68 if name == "mtu4" else 1280
             if v and not low <= v <= 65535:
-                raise TranslatorConfigError((name,), f"{v} is not an MTU ({low}..65535, or 0 "
+                raise _error((name,), f"{v} is not an MTU ({low}..65535, or 0 "
                                             "for unknown)")
 
     # --- construction ----------------------------------------------------------------------
@@ -84,10 +89,10 @@ class TranslatorConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TranslatorConfig:
         """From a plain mapping, as in a topology file's `datapath: translator:` section."""
         if not isinstance(data, Mapping):
-            raise TranslatorConfigError((), "expected a mapping of settings")
+            raise _error((), "expected a mapping of settings")
         for key in data:
             if key not in _KEYS:
-                raise TranslatorConfigError((key,), f"unknown setting (known: "
+                raise _error((key,), f"unknown setting (known: "
                                             f"{', '.join(_KEYS)})")
         kw: dict[str, Any] = {}
         if data.get("prefix") is not None:
@@ -100,11 +105,11 @@ class TranslatorConfig:
                 entries.append(_at(("eam", i), EamEntry.parse, str(e["ipv6"]),
                                    str(e["ipv4"])))
             else:
-                raise TranslatorConfigError(("eam", i), "expected {ipv4: PREFIX, ipv6: "
+                raise _error(("eam", i), "expected {ipv4: PREFIX, ipv6: "
                                             "PREFIX} or 'IPV6PREFIX=IPV4PREFIX'")
         for i, e in enumerate(_list(data, "own")):
             if not (isinstance(e, Mapping) and set(e) == {"ipv4", "ipv6"}):
-                raise TranslatorConfigError(("own", i), "expected {ipv4: ADDRESS, ipv6: "
+                raise _error(("own", i), "expected {ipv4: ADDRESS, ipv6: "
                                             "ADDRESS}")
             pair = _at(("own", i), EamEntry.parse, f"{e['ipv6']}/128", f"{e['ipv4']}/32",
                        "own address")
@@ -115,7 +120,7 @@ class TranslatorConfig:
         for key in ("icmp_errors", "zero_tos"):
             if key in data:
                 if not isinstance(data[key], bool):
-                    raise TranslatorConfigError((key,), "expected true or false")
+                    raise _error((key,), "expected true or false")
                 kw[key] = data[key]
         for key, parse in (("icmp_source4", _addr4), ("pool4", _addr4),
                            ("icmp_source6", _addr6)):
@@ -124,7 +129,7 @@ class TranslatorConfig:
         for key in ("mtu4", "mtu6"):
             if key in data:
                 if not isinstance(data[key], int) or isinstance(data[key], bool):
-                    raise TranslatorConfigError((key,), "expected an integer")
+                    raise _error((key,), "expected an integer")
                 kw[key] = data[key]
         return cls(**kw)
 
@@ -137,7 +142,7 @@ class TranslatorConfig:
             data["prefix"] = prefix
         try:
             return cls.from_dict(data)
-        except TranslatorConfigError as e:
+        except InputError as e:
             option = {"prefix": "--prefix", "eam": "--eam", "allow": "--allow"}.get(
                 str(e.path[0]) if e.path else "", "options")
             raise UsageError(f"{option}: {e.message}") from None
@@ -172,7 +177,7 @@ class TranslatorConfig:
 
     # --- the maps --------------------------------------------------------------------------
 
-    def apply(self, obj: Any) -> None:
+    def apply(self, obj: BpfObject) -> None:
         """Write this configuration into the maps of a loaded bpf/xlate.c object, replacing
         what was there. The configuration entry goes last: until then the program still
         acts on a complete earlier configuration (or, first time, on none: it passes all)."""
@@ -190,6 +195,7 @@ class TranslatorConfig:
         v.icmp_errors = int(self.icmp_errors)
         v.allow4 = int(bool(self.allow))
         v.zero_tos = int(self.zero_tos)
+        v.jumbo_hbh = int(bigtcp_form.resolve(self.big_tcp_form) == bigtcp_form.LEN_JUMBO_HBH)
         v.mtu4, v.mtu6 = self.mtu4, self.mtu6
         v.use_eam = int(bool(len(self.eam)))
         v.use_excl4 = int(bool(mapper.excluded_ranges))
@@ -200,7 +206,7 @@ class TranslatorConfig:
         cfg_map.update(0, v)
 
 
-def outcome_names(obj: Any) -> list[str]:
+def outcome_names(obj: BpfObject | Map) -> list[str]:
     """Names of the translator's outcomes (the statistics map's indexes), from the object's
     BTF: XLAT_DONE46 -> "done46"."""
     btf = obj.btf
@@ -209,7 +215,7 @@ def outcome_names(obj: Any) -> list[str]:
     return [n.removeprefix("XLAT_").lower() for n, v in names if n != "XLAT_OUTCOME_MAX"]
 
 
-def statistics(obj: Any) -> dict[str, int]:
+def statistics(obj: BpfObject) -> dict[str, int]:
     """Packets per outcome since load, summed over CPUs."""
     stats = obj.map("xlat_stats")
     return {name: int(stats.lookup_sum(i) or 0) for i, name in enumerate(outcome_names(obj))}
@@ -221,13 +227,13 @@ def _at(path: tuple[str | int, ...], fn, *args):
     try:
         return fn(*args)
     except AddressMapError as e:
-        raise TranslatorConfigError(path, str(e)) from None
+        raise _error(path, str(e)) from None
 
 
 def _list(data: Mapping[str, Any], key: str) -> list:
     v = data.get(key) or []
     if not isinstance(v, list):
-        raise TranslatorConfigError((key,), "expected a list")
+        raise _error((key,), "expected a list")
     return v
 
 
@@ -265,21 +271,21 @@ def _set_in6(field_: Any, addr: Any) -> None:
     ctypes.memmove(ctypes.addressof(field_), IPv6Address(addr).packed, 16)
 
 
-def _lpm4(net: IPv4Network, obj: Any, name: str = "xlat_eam4") -> Any:
+def _lpm4(net: IPv4Network, obj: BpfObject, name: str = "xlat_eam4") -> Any:
     key = obj.map(name).key_type()
     key.prefixlen = net.prefixlen
     key.addr = be32(net.network_address)
     return key
 
 
-def _lpm6(net: Any, obj: Any) -> Any:
+def _lpm6(net: IPv6Network, obj: BpfObject) -> Any:
     key = obj.map("xlat_eam6").key_type()
     key.prefixlen = net.prefixlen
     _set_in6(key.addr, net.network_address)
     return key
 
 
-def _eam_value(e: EamEntry, obj: Any) -> Any:
+def _eam_value(e: EamEntry, obj: BpfObject) -> Any:
     v = obj.map("xlat_eam4").value_type()
     _set_in6(v.v6, e.v6.network_address)
     v.v4 = be32(e.v4.network_address)
@@ -288,7 +294,7 @@ def _eam_value(e: EamEntry, obj: Any) -> Any:
     return v
 
 
-def _replace(m: Any, items: Iterable[tuple[Any, Any]]) -> None:
+def _replace(m: Map, items: Iterable[tuple[Any, Any]]) -> None:
     """Make map M hold exactly ITEMS: new ones first, then the stale ones removed."""
     items = list(items)
     wanted = {bytes(k) for k, _ in items}
@@ -337,18 +343,16 @@ def bench_mix() -> list[tuple[str, bytes]]:
     return [(label, bytes(p)) for label, p in mix]
 
 
-def _bench_setup(obj: Any) -> None:
+def _bench_setup(obj: BpfObject) -> None:
     TranslatorConfig.from_dict(BENCH_CONFIG).apply(obj)
 
 
-def _register_bench() -> None:
-    from lab.bpf import bench
+def bench_cases() -> tuple[BenchCase, ...]:
+    """`lab bench prog xlate-tc|xlate-xdp`."""
+    from lab.bpf.bench import BenchCase
 
-    for hook, program in (("tc", INGRESS_TC), ("xdp", INGRESS_XDP)):
-        bench.register(bench.BenchCase(
-            f"xlate-{hook}", OBJECT, program, bench_mix, after_load=_bench_setup,
-            rewrites=True,
-            description=f"stateless NAT46/NAT64 translator at {hook} (RFC 6052 prefix + EAM)"))
-
-
-_register_bench()
+    return tuple(
+        BenchCase(f"xlate-{hook}", OBJECT, program, bench_mix, after_load=_bench_setup,
+                  rewrites=True, description=f"stateless NAT46/NAT64 translator at {hook} "
+                                             "(RFC 6052 prefix + EAM)")
+        for hook, program in (("tc", INGRESS_TC), ("xdp", INGRESS_XDP)))

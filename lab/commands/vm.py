@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
@@ -25,11 +26,19 @@ def register(subparsers) -> None:
                     "(read-only; /tmp, /run and /var are the guest's own), run COMMAND in it, "
                     "and exit with its exit code.",
         epilog="Exit status: the command's (128+N if signal N killed it), 124 if --timeout "
-               "expired, 125 if the VM failed. Example: lab vm --kernel 6.12 -- ip link add "
-               "type netkit")
+               "expired, 125 if the VM failed or a download failed verification (it is "
+               "deleted, never booted), 2 for a kernel version no suite offers (the available "
+               "ones are listed). Example: lab vm --kernel 7.3 -- ip link add type netkit")
     p.add_argument("--kernel", metavar="VERSION",
-                   help="kernel release or version prefix (e.g. 6.12, 6.12.95); default: the "
-                        "newest cloud kernel in " + archive.SUITE)
+                   help="kernel release or version prefix (e.g. 6.12, 7.3, 7.2.12): the newest "
+                        "cloud kernel that answers it in any of " + ", ".join(archive.SUITES)
+                        + "; default: the newest in " + archive.SUITE)
+    p.add_argument("--suite", metavar="SUITE",
+                   help="look for the kernel in this suite only (one of "
+                        + ", ".join(archive.SUITES) + ")")
+    p.add_argument("--allow-expired-index", action="store_true",
+                   help="use a suite's index past its Valid-Until (a mirror that stopped "
+                        "updating); its signature is still verified")
     p.add_argument("--mem", type=_mem_mib, default=runner.DEFAULT_MEM_MIB, metavar="SIZE",
                    help=f"guest memory (default {runner.DEFAULT_MEM_MIB}M)")
     p.add_argument("--cpus", type=int, default=runner.DEFAULT_CPUS,
@@ -45,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="give up after this long, boot included")
     p.add_argument("--list", action="store_true",
-                   help="list cached kernels and those available in " + archive.SUITE)
+                   help="list cached kernels and those available, with their suite")
     p.add_argument("--fetch", action="store_true",
                    help="only download the kernel (and guest tools) into the cache")
     p.add_argument("--refresh", action="store_true",
@@ -59,45 +68,45 @@ def register(subparsers) -> None:
     p.set_defaults(handler=main)
 
 
-def _list(cache: kernels.KernelCache, refresh: bool) -> int:
+def _list(cache: kernels.KernelCache, refresh: bool, suite: str | None) -> int:
     cached = {k.release: k for k in cache.cached()}
-    try:
-        index = cache.archive.refresh() if refresh else cache.archive.index()
-        available = kernels.available_kernels(index)
-    except archive.ArchiveError as e:
-        print(f"lab vm: {e}", file=sys.stderr)
-        available = []
-    print(f"{'RELEASE':36} {'VERSION':24} WHERE")
+    offers, errors = cache.offers([suite] if suite else None, refresh)
+    for name, why in errors.items():
+        print(f"lab vm: {name}: {why}", file=sys.stderr)
+    offers.sort(key=lambda o: archive.DebianVersion(o.version), reverse=True)
+    print(f"{'RELEASE':36} {'VERSION':24} {'SUITE':20} WHERE")
     seen = set()
-    for pkg in available:
-        release = kernels.parse_kernel_package(pkg.name)[0]
-        seen.add(release)
-        where = "cached" if release in cached else f"{archive.SUITE} ({pkg.size >> 20} MB)"
-        print(f"{release:36} {pkg.version:24} {where}")
+    for o in offers:
+        seen.add(o.release)
+        k = cached.get(o.release)
+        where = "cached" if k and k.version == o.version else \
+            f"{o.size >> 20} MB{', split packages' if o.split else ''}"
+        print(f"{o.release:36} {o.version:24} {o.suite:20} {where}")
     for release, k in cached.items():
-        if release not in seen:
-            print(f"{release:36} {k.version:24} cached")
+        if release not in seen and (suite is None or k.suite == suite):
+            print(f"{release:36} {k.version:24} {k.suite or '?':20} cached")
     print(f"cache: {cache.root}")
     return 0
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.allow_expired_index:
+        os.environ["LAB_VM_ALLOW_EXPIRED_INDEX"] = "1"  # also for `lab run` inside the guest
     cache = kernels.KernelCache()
     if args.list:
-        return _list(cache, args.refresh)
+        return _list(cache, args.refresh, args.suite)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if args.fetch:
-        k = cache.kernel(args.kernel, refresh=args.refresh)
+        k = cache.kernel(args.kernel, refresh=args.refresh, suite=args.suite)
         for name in kernels.GUEST_PACKAGES:
             cache.guest_package(name)
-        print(f"{k.release} {k.version} {k.path}")
+        print(f"{k.release} {k.version} {k.suite} {k.path}")
         return 0
     if not command:
         raise UsageError("lab vm: no command given (lab vm [options] -- COMMAND...)")
-    if args.refresh:
-        cache.kernel(args.kernel, refresh=True)
+    k = cache.kernel(args.kernel, refresh=args.refresh, suite=args.suite)
     # SIGTERM unwinds like Ctrl-C (lab.cli), so the VM is torn down either way.
-    result = runner.run(command, kernel=args.kernel, mem_mib=args.mem, cpus=args.cpus,
+    result = runner.run(command, kernel=k, mem_mib=args.mem, cpus=args.cpus,
                         accel=args.accel, tcg_threads=args.tcg_threads, shares=args.rw,
                         timeout=args.timeout, stdout=sys.stdout.buffer,
                         stderr=sys.stderr.buffer, quiet_kernel=not args.console, cache=cache)

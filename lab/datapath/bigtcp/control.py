@@ -42,6 +42,8 @@ from lab.bpf.object import BpfObject
 from lab.bpf.topology import maps_pin_dir, node_pin_dir
 from lab.errors import LabError, UsageError
 from lab.features import GSO_LEGACY_MAX_SIZE
+from lab.journal import PinDir
+from lab.lab import Lab
 
 log = logging.getLogger("lab.bigtcp")
 
@@ -73,7 +75,7 @@ class End:
 @dataclass(frozen=True)
 class LinkPath:
     """The links joining consecutive nodes, each as its two ends (a towards the first node)."""
-    lab: Any
+    lab: Lab
     nodes: tuple[str, ...]
     hops: tuple[tuple[End, End], ...]
 
@@ -93,7 +95,7 @@ class LinkPath:
         return ", ".join(f"{a.label}--{b.label}" for a, b in self.hops)
 
 
-def path(lab: Any, *nodes: str) -> LinkPath:
+def path(lab: Lab, *nodes: str) -> LinkPath:
     """The path through NODES of LAB (consecutive nodes must share a link)."""
     if len(nodes) < 2:
         raise UsageError("a path needs at least two nodes")
@@ -134,7 +136,7 @@ def resolve_size(size: Size, end: End, tso_max_size: int) -> tuple[int, int]:
     return size, size
 
 
-def set_sizes(lab: Any, ends: Iterable[End], family: int, size: Size) -> dict[str, dict]:
+def set_sizes(lab: Lab, ends: Iterable[End], family: int, size: Size) -> dict[str, dict]:
     """Set FAMILY's GSO and GRO limits on ENDS (None: the legacy 64 KiB); return every end's
     settings as the kernel has them afterwards, by end label.
 
@@ -267,7 +269,7 @@ class BigPacketCounter:
     <lab pin dir>/<node>/. The lab's pin directory is journaled before anything is pinned,
     so `lab down` removes whatever a crashed run left; close() detaches and unpins at once."""
 
-    def __init__(self, lab: Any, ends: Iterable[End]):
+    def __init__(self, lab: Lab, ends: Iterable[End]):
         self.lab = lab
         self.ends = list(ends)
         if not self.ends:
@@ -282,7 +284,7 @@ class BigPacketCounter:
         if self._objects:
             return self
         if str(self.lab.pin_dir) not in self.lab.record.inventory().pin_dirs:
-            self.lab.record.append({"t": "pins", "path": str(self.lab.pin_dir)})
+            self.lab.record.append(PinDir(str(self.lab.pin_dir)))
         try:
             for end in self.ends:
                 node = self.lab.node(end.node)

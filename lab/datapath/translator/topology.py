@@ -12,10 +12,10 @@ on a gateway node, from one mapping.
         eam: [{ipv4: 203.0.113.16/28, ipv6: "fd00:10:244:1::10/124"}]
         own: [{ipv4: 192.0.2.1, ipv6: "fd00:0:0:1::1"}]
 
-The section is checked when the file loads (lab.topology.DATAPATH_SECTIONS), errors at their
-line and column. `derive()` then writes into the topology model what docs/translator.md
-describes and tests/bpf/xlate/test_xlate_namespaces.py once built by hand, so the builder
-creates it like anything else in the file:
+The section is checked when the file loads (the translator feature's check, feature.py),
+errors at their line and column. `derive()` then writes into the topology model what
+docs/translator.md describes and tests/bpf/xlate/test_xlate_namespaces.py once built by hand,
+so the builder creates it like anything else in the file:
 
   - the ingress translator on every dev4 and dev6 at the chosen hook, the two egress
     programs (xlate64_egress on the first dev4, xlate46_egress on the first dev6);
@@ -49,11 +49,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
-from lab.bpf.topology import ObjectSetup, register_setup
-from lab.datapath import dns64, tayga
-from lab.datapath import translator as xlate
-from lab.datapath.addrmap import EamEntry
-from lab.datapath.translator import TranslatorConfig, TranslatorConfigError
+from lab.bpf.object import BpfObject
+from lab.datapath.translator import dns64, tayga
+from lab.datapath.translator.addrmap import EamEntry
+from lab.datapath.translator.config import (EGRESS_46, EGRESS_64, INGRESS_TC, INGRESS_XDP,
+                                            OBJECT, SETTINGS, TranslatorConfig,
+                                            outcome_names)
+from lab.errors import InputError
+from lab.lab import Lab
 from lab.topology.model import BpfAttach, Neighbour, Route, Topology
 from lab.yamlfile import Document
 
@@ -64,9 +67,9 @@ ENGINES = ("bpf", "tayga", "none")
 PLACEMENT_KEYS = ("node", "hook", "engine", "dev4", "dev6", "dns64")
 
 # hook -> (ingress hook, ingress program, egress hook)
-ATTACH = {"tc": ("tc-ingress", xlate.INGRESS_TC, "tc-egress"),
-          "tcx": ("tcx-ingress", xlate.INGRESS_TC, "tcx-egress"),
-          "xdp": ("xdp", xlate.INGRESS_XDP, "tc-egress")}
+ATTACH = {"tc": ("tc-ingress", INGRESS_TC, "tc-egress"),
+          "tcx": ("tcx-ingress", INGRESS_TC, "tcx-egress"),
+          "xdp": ("xdp", INGRESS_XDP, "tc-egress")}
 
 # Next hops that are never resolved (permanent neighbour entries, any MAC): routes through
 # them hand the kernel's own packets to the egress translators.
@@ -75,12 +78,9 @@ NEXT_HOP4 = "169.254.255.1"
 NEXT_HOP_MAC = "02:00:00:00:00:ff"
 
 
-class SectionError(Exception):
+def _bad(path: tuple, message: str, key: bool = False) -> InputError:
     """A bad value at PATH (relative to the section)."""
-
-    def __init__(self, path: tuple, message: str, key: bool = False):
-        super().__init__(message)
-        self.path, self.message, self.key = path, message, key
+    return InputError(message, path=path, at_key=key)
 
 
 @dataclass
@@ -109,24 +109,24 @@ def _names(value: Any, key: str) -> list[str]:
         return [value]
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return list(value)
-    raise SectionError((key,), "expected a device name or a non-empty list of them")
+    raise _bad((key,), "expected a device name or a non-empty list of them")
 
 
 def _gateway_node(topo: Topology, data: Mapping[str, Any]) -> str:
     if "node" in data:
         name = data["node"]
         if not isinstance(name, str) or name not in topo.nodes:
-            raise SectionError(("node",), f"no node '{name}' (nodes: "
+            raise _bad(("node",), f"no node '{name}' (nodes: "
                                           f"{', '.join(sorted(topo.nodes))})")
         node = topo.nodes[name]
         if 4 not in {a.version for a in node.addresses()} or \
                 6 not in {a.version for a in node.addresses()}:
-            raise SectionError(("node",), f"node '{name}' translates between IPv4 and IPv6 "
+            raise _bad(("node",), f"node '{name}' translates between IPv4 and IPv6 "
                                           "but does not have addresses of both families")
         return name
     gateways = [n.name for n in topo.nodes.values() if n.role == "gateway"]
     if len(gateways) != 1:
-        raise SectionError((), "say which node translates (`node:`): the topology has "
+        raise _bad((), "say which node translates (`node:`): the topology has "
                                f"{len(gateways) or 'no'} nodes of role gateway", key=True)
     return gateways[0]
 
@@ -138,7 +138,7 @@ def _devices(topo: Topology, node: str, data: Mapping[str, Any], key: str) -> li
         for i, n in enumerate(names):
             if n not in ifaces:
                 where = (key,) if isinstance(data[key], str) else (key, i)
-                raise SectionError(where, f"node '{node}' has no interface '{n}' (it has: "
+                raise _bad(where, f"node '{node}' has no interface '{n}' (it has: "
                                           f"{', '.join(ifaces)})")
         return names
     if key == "dev4":
@@ -149,7 +149,7 @@ def _devices(topo: Topology, node: str, data: Mapping[str, Any], key: str) -> li
                  and not any(a.version == 4 for a in i.addresses)]
     if not names:
         family = "IPv4" if key == "dev4" else "IPv6 (and no IPv4)"
-        raise SectionError((), f"node '{node}' has no interface with {family} addresses: "
+        raise _bad((), f"node '{node}' has no interface with {family} addresses: "
                                f"name the {key} device(s)", key=True)
     return names
 
@@ -177,27 +177,28 @@ def eam_real_side(topo: Topology, node: str, entry: EamEntry) -> int | None:
 
 
 def placement(topo: Topology) -> Placement:
-    """The section resolved against TOPO; SectionError at the bad value."""
+    """The section resolved against TOPO; InputError at the bad value (a path in the
+    section)."""
     data = section(topo)
     if not isinstance(data, Mapping):
-        raise SectionError((), "expected a mapping")
-    known = PLACEMENT_KEYS + xlate.SETTINGS
+        raise _bad((), "expected a mapping")
+    known = PLACEMENT_KEYS + SETTINGS
     for key in data:
         if key not in known:
-            raise SectionError((key,), f"unknown setting '{key}' (known: {', '.join(known)})",
+            raise _bad((key,), f"unknown setting '{key}' (known: {', '.join(known)})",
                                key=True)
     node = _gateway_node(topo, data)
     hook = data.get("hook", "tc")
     if hook not in HOOKS:
-        raise SectionError(("hook",), f"unknown hook '{hook}' (one of: {', '.join(HOOKS)})")
+        raise _bad(("hook",), f"unknown hook '{hook}' (one of: {', '.join(HOOKS)})")
     engine = data.get("engine", "bpf")
     if engine not in ENGINES:
-        raise SectionError(("engine",), f"unknown engine '{engine}' (one of: "
+        raise _bad(("engine",), f"unknown engine '{engine}' (one of: "
                                         f"{', '.join(ENGINES)})")
     dev4, dev6 = _devices(topo, node, data, "dev4"), _devices(topo, node, data, "dev6")
     both = set(dev4) & set(dev6)
     if both:
-        raise SectionError(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
+        raise _bad(("dev6",), f"{', '.join(sorted(both))} cannot be on both sides")
     settings = {k: v for k, v in data.items() if k not in PLACEMENT_KEYS}
     own = settings.get("own")
     if settings.get("icmp_errors") is True and isinstance(own, list) and own and \
@@ -205,18 +206,15 @@ def placement(topo: Topology) -> Placement:
         # the translator's own ICMP errors come from the gateway's first own pair
         settings.setdefault("icmp_source4", own[0].get("ipv4"))
         settings.setdefault("icmp_source6", own[0].get("ipv6"))
-    try:
-        config = TranslatorConfig.from_dict(settings)
-    except TranslatorConfigError as e:
-        raise SectionError(e.path, e.message) from None
+    config = TranslatorConfig.from_dict(settings)
     if engine == "tayga":
         for key in tayga.UNSUPPORTED:
             if key in settings:
-                raise SectionError((key,), f"engine tayga has no '{key}' (TAYGA lacks it): "
+                raise _bad((key,), f"engine tayga has no '{key}' (TAYGA lacks it): "
                                            "leave it out, or use engine bpf", key=True)
         why = tayga.check_prefix(config.prefix) if config.prefix is not None else None
         if why:
-            raise SectionError(("prefix",), why)
+            raise _bad(("prefix",), why)
     p = Placement(node=node, hook=hook, engine=engine, dev4=dev4, dev6=dev6,
                   settings=settings, config=config)
     gw = topo.nodes[node]
@@ -225,7 +223,7 @@ def placement(topo: Topology) -> Placement:
     for i, e in enumerate(owns):
         for addr in (e.v4.network_address, e.v6.network_address):
             if addr not in own_addrs:
-                raise SectionError(("own", i), f"{addr} is not an address of node '{node}'")
+                raise _bad(("own", i), f"{addr} is not an address of node '{node}'")
     src4 = str(owns[0].v4.network_address) if owns else None
     src6 = str(owns[0].v6.network_address) if owns else None
     if config.prefix is not None:
@@ -234,7 +232,7 @@ def placement(topo: Topology) -> Placement:
     for i, e in enumerate(e for e in config.eam if not e.own):
         side = eam_real_side(topo, node, e)
         if side is None:
-            raise SectionError(("eam", i), f"cannot tell which side of {e.v6} <-> {e.v4} "
+            raise _bad(("eam", i), f"cannot tell which side of {e.v6} <-> {e.v4} "
                                "has the hosts: no node has addresses in exactly one of the "
                                "two ranges, nor does the gateway route exactly one")
         if side == 4:
@@ -252,8 +250,8 @@ def placement(topo: Topology) -> Placement:
         try:
             p.dns64 = dns64.parse(data["dns64"], topo, node,
                                   str(config.prefix) if config.prefix else None, src6)
-        except dns64.Dns64Error as e:
-            raise SectionError(("dns64",) + e.path, e.message, e.key) from None
+        except InputError as e:
+            raise e.within("dns64") from None
     return p
 
 
@@ -273,17 +271,14 @@ def effective_config(topo: Topology, p: Placement | None = None) -> TranslatorCo
     if cfg.allow:
         settings["allow"] = [str(n) for n in cfg.allow] + [
             f"{a}/32" for a in sorted(own4) if not any(a in n for n in cfg.allow)]
-    try:
-        return TranslatorConfig.from_dict(settings)
-    except TranslatorConfigError as e:
-        raise SectionError(e.path, e.message) from None
+    return TranslatorConfig.from_dict(settings)
 
 
 def _check_programs(topo: Topology, p: Placement) -> None:
     """What the file attaches itself must leave the translator its hooks (before derive())."""
     for iface in topo.nodes[p.node].interfaces.values():
-        if any(b.object == xlate.OBJECT for b in iface.bpf):
-            raise SectionError((), f"{p.node}:{iface.ifname} attaches the '{xlate.OBJECT}' "
+        if any(b.object == OBJECT for b in iface.bpf):
+            raise _bad((), f"{p.node}:{iface.ifname} attaches the '{OBJECT}' "
                                    "object itself: the translator section attaches it; "
                                    "remove one of the two", key=True)
     if p.engine == "bpf" and p.hook == "xdp":
@@ -291,16 +286,16 @@ def _check_programs(topo: Topology, p: Placement) -> None:
             iface = topo.nodes[p.node].interfaces[dev]
             peer = topo.nodes[iface.peer_node].interfaces[iface.peer_ifname]
             if any(b.hook.startswith("xdp") for b in iface.bpf + peer.bpf):
-                raise SectionError(("hook",), f"{iface.label} or its peer has an XDP program "
+                raise _bad(("hook",), f"{iface.label} or its peer has an XDP program "
                                               "already; the translator needs that hook")
 
 
 def check_section(doc: Document, path: tuple, topo: Topology) -> None:
-    """Refuse a bad section at the position of the bad value (lab.topology.check_datapath)."""
+    """Refuse a bad section at the position of the bad value."""
     try:
         _check_programs(topo, placement(topo))
-    except SectionError as e:
-        raise doc.error(path + tuple(e.path), e.message, key=e.key) from None
+    except InputError as e:
+        raise doc.place(e, path) from None
 
 
 # --- what the builder creates -----------------------------------------------------------------
@@ -314,9 +309,9 @@ def derive(topo: Topology) -> None:
     gw = topo.nodes[p.node]
     ingress_hook, ingress_prog, egress_hook = ATTACH[p.hook]
     for dev in p.dev4 + p.dev6:
-        gw.interfaces[dev].bpf.append(BpfAttach(xlate.OBJECT, ingress_prog, ingress_hook))
-    gw.interfaces[p.dev4[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_64, egress_hook))
-    gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(xlate.OBJECT, xlate.EGRESS_46, egress_hook))
+        gw.interfaces[dev].bpf.append(BpfAttach(OBJECT, ingress_prog, ingress_hook))
+    gw.interfaces[p.dev4[0]].bpf.append(BpfAttach(OBJECT, EGRESS_64, egress_hook))
+    gw.interfaces[p.dev6[0]].bpf.append(BpfAttach(OBJECT, EGRESS_46, egress_hook))
     gw.neighbours.extend(p.neighbours)
     gw.routes.extend(p.routes)
     if p.hook == "xdp":
@@ -328,7 +323,9 @@ def derive(topo: Topology) -> None:
                 peer.bpf.append(BpfAttach("pktcount", "pktcount_xdp", "xdp"))
 
 
-def _after_load(obj: Any, topo: Topology, node: str) -> None:
+def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
+    """`lab up` loaded the translator's object on NODE: on the translating node, write the
+    effective configuration into its maps."""
     if section(topo) is None:
         return
     p = placement(topo)
@@ -336,10 +333,7 @@ def _after_load(obj: Any, topo: Topology, node: str) -> None:
         effective_config(topo, p).apply(obj)
 
 
-register_setup(xlate.OBJECT, ObjectSetup(after_load=_after_load))
-
-
-def start(lab: Any) -> None:
+def start(lab: Lab) -> None:
     """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
     and the DNS64 servers."""
     p = placement(lab.topology)
@@ -351,16 +345,16 @@ def start(lab: Any) -> None:
 
 # --- a running lab ----------------------------------------------------------------------------
 
-def statistics(lab: Any) -> dict[str, int]:
+def statistics(lab: Lab) -> dict[str, int]:
     """The translator's outcome counters in a running lab (its pinned xlat_stats map)."""
     from lab.bpf import topology as bpf_topology
     from lab.bpf.maps import open_pinned
 
     p = placement(lab.topology)
-    pins = bpf_topology.maps_pin_dir(lab.pin_dir, p.node, xlate.OBJECT)
+    pins = bpf_topology.maps_pin_dir(lab.pin_dir, p.node, OBJECT)
     m = open_pinned(str(pins / "xlat_stats"))
     try:
-        names = xlate.outcome_names(m)
+        names = outcome_names(m)
         return {name: int(m.lookup_sum(i) or 0) for i, name in enumerate(names)}
     finally:
         m.close()

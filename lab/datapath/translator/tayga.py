@@ -23,9 +23,12 @@ import ipaddress
 import shutil
 import socket
 import subprocess
-from typing import Any
+from pathlib import Path
 
+from lab.datapath.translator.addrmap import Rfc6052Prefix
+from lab.datapath.translator.config import TranslatorConfig
 from lab.errors import LabError, UsageError
+from lab.lab import Lab
 
 TUN = "nat64"
 # TAYGA's own IPv4 address (the source of the ICMP errors it sends): the IPv4 Service
@@ -34,7 +37,7 @@ ADDRESS4 = "192.0.0.2"
 UNSUPPORTED = ("allow", "exclude", "zero_tos", "pool4", "mtu4", "mtu6")
 
 
-def check_prefix(prefix: Any) -> str | None:
+def check_prefix(prefix: Rfc6052Prefix) -> str | None:
     """Why TAYGA 0.9.2 would refuse PREFIX (None: it accepts it)."""
     net = prefix.network
     wkp = ipaddress.ip_network("64:ff9b::/96")
@@ -45,7 +48,7 @@ def check_prefix(prefix: Any) -> str | None:
     return None
 
 
-def conf(cfg: Any, directory: Any) -> str:
+def conf(cfg: TranslatorConfig, directory: Path) -> str:
     """tayga.conf for translator configuration CFG (a TranslatorConfig)."""
     lines = [f"tun-device {TUN}", f"ipv4-addr {ADDRESS4}"]
     if cfg.prefix is not None:
@@ -57,7 +60,7 @@ def conf(cfg: Any, directory: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start(lab: Any, node: str, cfg: Any, routes: list[str]) -> None:
+def start(lab: Lab, node: str, cfg: TranslatorConfig, routes: list[str]) -> None:
     """Create TAYGA's TUN device in NODE, route ROUTES (prefixes) into it and run it."""
     binary = shutil.which("tayga")
     if binary is None:

@@ -43,16 +43,17 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabError, UsageError
+from lab.errors import InputError, LabError, UsageError
+from lab.lab import Lab
+from lab.topology import Topology
 
 PORT = 53
 READY_TIMEOUT = 10.0
 
 
-class Dns64Error(Exception):
-    def __init__(self, path: tuple, message: str, key: bool = False):
-        super().__init__(message)
-        self.path, self.message, self.key = path, message, key
+def _bad(path: tuple, message: str, key: bool = False) -> InputError:
+    """A bad value at PATH (relative to the `dns64:` mapping)."""
+    return InputError(message, path=path, at_key=key)
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Dns64Config:
 
     def synthesized(self) -> list[str]:
         """The AAAA records the resolver makes of the A records (RFC 6052)."""
-        from lab.datapath.addrmap import Rfc6052Prefix
+        from lab.datapath.translator.addrmap import Rfc6052Prefix
         prefix = Rfc6052Prefix.parse(self.prefix)
         return [str(prefix.embed(IPv4Address(a))) for a in self.records]
 
@@ -77,79 +78,79 @@ KEYS = ("node", "listen", "clients", "zone")
 ZONE_KEYS = ("name", "A", "node")
 
 
-def parse(data: Any, topo: Any, translator_node: str, prefix: str | None,
+def parse(data: Any, topo: Topology, translator_node: str, prefix: str | None,
           own6: str | None) -> Dns64Config:
-    """The `dns64:` mapping resolved against TOPO; Dns64Error at the bad value (paths
+    """The `dns64:` mapping resolved against TOPO; InputError at the bad value (paths
     relative to the mapping)."""
     if not isinstance(data, Mapping):
-        raise Dns64Error((), "expected a mapping")
+        raise _bad((), "expected a mapping")
     for key in data:
         if key not in KEYS:
-            raise Dns64Error((key,), f"unknown setting '{key}' (known: {', '.join(KEYS)})",
+            raise _bad((key,), f"unknown setting '{key}' (known: {', '.join(KEYS)})",
                              key=True)
     if prefix is None:
-        raise Dns64Error((), "DNS64 synthesizes addresses in the translator's prefix: set "
+        raise _bad((), "DNS64 synthesizes addresses in the translator's prefix: set "
                              "`prefix`", key=True)
     node = data.get("node", translator_node)
     if node not in topo.nodes:
-        raise Dns64Error(("node",), f"no node '{node}'")
+        raise _bad(("node",), f"no node '{node}'")
     addrs6 = [str(a.ip) for a in topo.nodes[node].addresses(6) if not a.ip.is_link_local]
     if "listen" in data:
         listen = str(data["listen"])
         if listen not in [str(a.ip) for a in topo.nodes[node].addresses()]:
-            raise Dns64Error(("listen",), f"{listen} is not an address of node '{node}'")
+            raise _bad(("listen",), f"{listen} is not an address of node '{node}'")
     elif own6 is not None and node == translator_node:
         listen = own6
     elif addrs6:
         listen = addrs6[0]
     else:
-        raise Dns64Error(("node",), f"node '{node}' has no IPv6 address to serve on")
+        raise _bad(("node",), f"node '{node}' has no IPv6 address to serve on")
     clients = data.get("clients")
     if clients is None:
         clients = [n.name for n in topo.nodes.values() if n.role == "pod"]
     if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
-        raise Dns64Error(("clients",), "expected a list of node names")
+        raise _bad(("clients",), "expected a list of node names")
     for i, c in enumerate(clients):
         if c not in topo.nodes:
-            raise Dns64Error(("clients", i), f"no node '{c}'")
+            raise _bad(("clients", i), f"no node '{c}'")
     zone = data.get("zone")
     if not isinstance(zone, Mapping):
-        raise Dns64Error(("zone",) if "zone" in data else (), "give a `zone:` with `name` and "
+        raise _bad(("zone",) if "zone" in data else (), "give a `zone:` with `name` and "
                          "`A` (the IPv4-only name to resolve)", key="zone" not in data)
     for key in zone:
         if key not in ZONE_KEYS:
-            raise Dns64Error(("zone", key), f"unknown setting '{key}' (known: "
+            raise _bad(("zone", key), f"unknown setting '{key}' (known: "
                              f"{', '.join(ZONE_KEYS)})", key=True)
     name = zone.get("name")
     labels = str(name).rstrip(".").split(".") if isinstance(name, str) else []
     if not labels or not all(lbl and len(lbl) < 64 and lbl.replace("-", "").isalnum()
                              for lbl in labels):
-        raise Dns64Error(("zone", "name"), f"'{name}' is not a domain name")
+        raise _bad(("zone", "name"), f"'{name}' is not a domain name")
     records = zone.get("A")
     records = [records] if isinstance(records, str) else records
     if not isinstance(records, list) or not records:
-        raise Dns64Error(("zone", "A") if "A" in zone else ("zone",),
+        raise _bad(("zone", "A") if "A" in zone else ("zone",),
                          "give the name's IPv4 address(es) as `A`", key="A" not in zone)
     for i, r in enumerate(records):
         try:
             IPv4Address(str(r))
         except ValueError:
             where = ("zone", "A") if isinstance(zone["A"], str) else ("zone", "A", i)
-            raise Dns64Error(where, f"'{r}' is not an IPv4 address") from None
+            raise _bad(where, f"'{r}' is not an IPv4 address") from None
     owner = [n.name for n in topo.nodes.values()
              if any(str(a.ip) == records[0] for a in n.addresses(4))]
     zone_node = zone.get("node", owner[0] if owner else None)
     if zone_node is None:
-        raise Dns64Error(("zone",), f"no node has {records[0]}: say which node serves the "
+        raise _bad(("zone",), f"no node has {records[0]}: say which node serves the "
                                     "zone (`node:`)", key=True)
     if zone_node not in topo.nodes:
-        raise Dns64Error(("zone", "node"), f"no node '{zone_node}'")
+        raise _bad(("zone", "node"), f"no node '{zone_node}'")
     if zone_node == node:
-        raise Dns64Error(("zone", "node"), "the zone needs a server of its own, apart from "
+        raise _bad(("zone", "node"), "the zone needs a server of its own, apart from "
                          "the resolver (unbound answers its own local data without DNS64)")
     v4 = [str(a.ip) for a in topo.nodes[zone_node].addresses(4)]
     if not v4:
-        raise Dns64Error(("zone", "node"), f"node '{zone_node}' has no IPv4 address: the "
+        raise _bad(("zone", "node"), f"node '{zone_node}' has no IPv4 address: the "
                          "zone is the IPv4-only world's")
     zone_address = records[0] if records[0] in v4 else v4[0]
     return Dns64Config(node=node, listen=listen, clients=tuple(clients), prefix=prefix,
@@ -216,7 +217,7 @@ def _unbound() -> str:
     return path
 
 
-def start(lab: Any, cfg: Dns64Config) -> None:
+def start(lab: Lab, cfg: Dns64Config) -> None:
     """Start the zone's server and the resolver in LAB, point the clients at the resolver,
     and wait until the resolver answers with a synthesized address."""
     binary = _unbound()

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 
-from lab.datapath import translator_topology as tt
+from lab.datapath.translator import topology as tt
 from lab.errors import LabError
 from lab.scenarios.context import StepContext
 from lab.scenarios.registry import Metric, step
@@ -165,7 +165,10 @@ def xlate_counters(ctx: StepContext, p: dict) -> None:
 def xlate_cost(ctx: StepContext, p: dict) -> None:
     """`lab bench prog xlate-tc|xlate-xdp`: the translator's own cost per packet."""
     from lab.bpf import bench
-    result = bench.measure(bench.case_for(f"xlate-{p['hook']}"), runs=p["runs"])
+    from lab.datapath.translator.config import bench_cases
+
+    case = bench.by_name(bench_cases())[f"xlate-{p['hook']}"]
+    result = bench.measure(case, runs=p["runs"])
     ctx.record("ns_per_packet", result.ns_per_packet)
     ctx.record("baseline_ns", result.baseline_ns)
     ctx.fact("by_packet_ns", {t.label: round(t.ns) for t in result.packets})
@@ -213,3 +216,6 @@ def xlate_big_packets(ctx: StepContext, p: dict) -> None:
     ctx.fact("above_64k", {f"{c.end} {c.direction} IPv{c.family}":
                            {"packets": c.big_packets, "marked_as": list(c.lenfields)}
                            for c in reading.counts if c.big_packets})
+
+
+STEP_KINDS = (xlate_source, dns64_resolve, xlate_counters, xlate_cost, xlate_big_packets)
