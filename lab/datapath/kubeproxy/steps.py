@@ -56,7 +56,7 @@ def services_step(ctx: StepContext, p: dict) -> None:
 
 def service_datapath(ctx: StepContext, node: str | None):
     """What programs services in this lab: kube-proxy on a legacy node, else the gateway."""
-    from lab.datapath.service_sweep import service_datapaths
+    from lab.datapath.kubeproxy.sweep import service_datapaths
 
     found = service_datapaths(ctx.lab)
     if node is not None:
@@ -123,7 +123,7 @@ def path_proof_step(ctx: StepContext, p: dict) -> None:
 
 
 def _gateway_serving(ctx: StepContext, address: str):
-    from lab.datapath.service_sweep import GatewayServices, service_datapaths
+    from lab.datapath.kubeproxy.sweep import GatewayServices, service_datapaths
 
     for target in service_datapaths(ctx.lab).values():
         if isinstance(target, GatewayServices) and target.serves(address):
