@@ -41,7 +41,7 @@ test-kernels: deps bpf
 run-kernels: deps bpf
 	$(LAB) run --kernels host,$(KERNELS) $(MATRIX_ARGS) $(MATRIX_SCENARIOS)
 
-deps: $(STAMPS)/debian $(STAMPS)/venv
+deps: $(STAMPS)/debian $(STAMPS)/venv $(STAMPS)/netperf
 
 # Re-checked whenever the package list changes; install-deps itself is a no-op when all is there.
 DEBIAN_LISTS := tools/debian-packages.txt tools/debian-packages-vm.txt
@@ -59,6 +59,14 @@ $(STAMPS)/venv: requirements.txt pyproject.toml $(STAMPS)/debian
 	@touch $@
 
 venv: $(STAMPS)/venv
+
+# netperf, the published figures' tool: apt installs it where the distribution offers it
+# (`netperf?` above); on Debian 12 (non-free only) lab fetches Debian's package, verified with
+# gpgv, into /var/cache/lab/tools without touching the apt sources. If that fails the rest of
+# the set-up still succeeds; `lab doctor` says why, netperf steps are skipped, and the next
+# `make` tries again.
+$(STAMPS)/netperf: $(STAMPS)/venv
+	@$(VENV)/bin/python -m lab.traffic.netperf_package && touch $@ || true
 
 include bpf/build.mk
 

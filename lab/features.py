@@ -203,7 +203,7 @@ TOOLS = {
     "clang": ("clang", "--version", "compiles bpf/*.c"),
     "iperf3": ("iperf3", "--version", "throughput"),
     "sockperf": ("sockperf", "--version", "request/response latency"),
-    "netperf": ("netperf", "-V", "TCP_RR latency (Debian: non-free)"),
+    "netperf": ("netperf", "-V", "TCP_RR/TCP_CRR/TCP_STREAM, the published figures' tool"),
     "tcpdump": ("tcpdump", "--version", "captures"),
     "ethtool": ("ethtool", "--version", "offload inspection"),
     "unbound": ("unbound", "-V", "DNS64"),
@@ -214,6 +214,10 @@ TOOLS = {
 
 
 def tool(name: str) -> Capability:
+    if name == "netperf":  # also the lab's verified copy of Debian's non-free package
+        from lab.traffic import netperf_package
+
+        return netperf_package.capability()
     cmd, arg, use = TOOLS[name]
     path = shutil.which(cmd)
     if path is None:
@@ -244,7 +248,9 @@ def _big_tcp_form(ipv6: Capability) -> Capability:
 def collect() -> list[Capability]:
     """Every probe, as `lab doctor` lists them and scenarios' `requires:` name them: privileges
     first (without them, the kernel probes are skipped), then links, BIG TCP, BPF, tools."""
-    # lab.bpf.features builds its probes on this module's Capability: imported when run.
+    # lab.bpf.features and lab.netfilter build their probes on this module's Capability:
+    # imported when run.
+    from lab import netfilter
     from lab.bpf import features as bpf_features
 
     caps = [privileges()]
@@ -258,6 +264,7 @@ def collect() -> list[Capability]:
         big = big_tcp()
         caps += big.values()
         caps.append(_big_tcp_form(big["ipv6"]))
+        caps += netfilter.capabilities()
     caps += bpf_features.collect()
     caps += [tool(name) for name in TOOLS]
     return caps

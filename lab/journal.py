@@ -90,6 +90,20 @@ class BpfAttached:
 
 
 @dataclass(frozen=True)
+class NetfilterTables:
+    """Netfilter tables the lab is about to write into a node's namespace (a legacy node's
+    kube-proxy rules): NFT, nf_tables tables as "family name" (nftables mode, and iptables-
+    nft's `ip6 nat`...); LEGACY, iptables-legacy's x_tables tables. `lab down` empties them
+    (and the namespace's conntrack) before the namespace goes, so nothing of them outlives
+    the lab even if something the lab did not start keeps the namespace."""
+    tag: ClassVar[str] = "netfilter"
+    netns: str
+    node: str
+    nft: tuple[str, ...] = ()
+    legacy: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class LabUp:
     """The lab is complete: everything before this record was made."""
     tag: ClassVar[str] = "up"
@@ -103,11 +117,12 @@ class Unknown:
 
 
 Record = (LabCreated | NamespacePlanned | NamespaceCreated | NamespaceNotOurs | PinDir
-          | ProcessStarted | ProcessExited | EtcDir | BpfAttached | LabUp | Unknown)
+          | ProcessStarted | ProcessExited | EtcDir | BpfAttached | NetfilterTables | LabUp
+          | Unknown)
 
 KINDS: dict[str, type] = {k.tag: k for k in (
     LabCreated, NamespacePlanned, NamespaceCreated, NamespaceNotOurs, PinDir, ProcessStarted,
-    ProcessExited, EtcDir, BpfAttached, LabUp)}
+    ProcessExited, EtcDir, BpfAttached, NetfilterTables, LabUp)}
 
 
 def encode(record: Record) -> dict[str, Any]:
@@ -135,4 +150,6 @@ def decode(data: dict[str, Any]) -> Record:
     names = {f.name for f in dataclasses.fields(kind)}
     if kind is ProcessStarted:
         body["argv"] = tuple(body.get("argv", ()))
+    if kind is NetfilterTables:
+        body["nft"], body["legacy"] = tuple(body.get("nft", ())), tuple(body.get("legacy", ()))
     return kind(**{k: v for k, v in body.items() if k in names})

@@ -205,14 +205,17 @@ def popen(name: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
 
 
 def run(name: str, argv: Sequence[str], check: bool = True, timeout: float | None = None,
-        **kwargs) -> subprocess.CompletedProcess:
-    """Run ARGV inside namespace NAME to completion; on failure raise with its output."""
+        input: str | bytes | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run ARGV inside namespace NAME to completion (INPUT on its stdin); on failure raise
+    with its output."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     kwargs.setdefault("text", True)
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
     with popen(name, argv, **kwargs) as proc:
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(input=input, timeout=timeout)
         except BaseException:
             proc.kill()
             proc.wait()

@@ -24,11 +24,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import netns
+from lab import netfilter, netns
 from lab.errors import LabError, UsageError
 from lab.journal import (EtcDir, LabCreated, LabUp, NamespaceCreated, NamespaceNotOurs,
-                         NamespacePlanned, PinDir, ProcessExited, ProcessStarted, Record,
-                         decode, encode)
+                         NamespacePlanned, NetfilterTables, PinDir, ProcessExited,
+                         ProcessStarted, Record, decode, encode)
 from lab.libc import libc
 
 log = logging.getLogger("lab")
@@ -75,6 +75,7 @@ class Inventory:
     pin_dirs: list[str] = field(default_factory=list)
     processes: dict[int, ProcessStarted] = field(default_factory=dict)
     etc_dirs: list[str] = field(default_factory=list)
+    netfilter: list[NetfilterTables] = field(default_factory=list)
     complete: bool = False
 
 
@@ -158,6 +159,8 @@ class LabRecord:
                     inv.processes.pop(pid, None)
                 case EtcDir(path=path):
                     inv.etc_dirs.append(path)
+                case NetfilterTables():
+                    inv.netfilter.append(r)
                 case LabUp():
                     inv.complete = True
         return inv
@@ -203,6 +206,9 @@ class LabRecord:
             for pid in by_inode.get(netns.inode(name), []):
                 log.warning("process %d still runs in namespace %s (not started by the lab; "
                             "left alone)", pid, name)
+            for tables in (t for t in inv.netfilter if t.netns == name):
+                removed += [f"{g} in {name}" for g in
+                            netfilter.remove_tables(name, tables.nft, tables.legacy)]
             netns.remove(name)
             removed.append(f"netns {name}")
         for path in inv.etc_dirs:

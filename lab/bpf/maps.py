@@ -7,6 +7,8 @@ under a Python one is an error at open time. Integer keys and values are plain i
 
 from __future__ import annotations
 
+import array
+
 import ctypes
 import errno
 import os
@@ -211,6 +213,22 @@ class Map:
             ctypes.memmove(ctypes.addressof(values) + i * vsize, self._value.encode(v), vsize)
         count = ctypes.c_uint32(len(items))
         libbpf.check(libbpf.lib().bpf_map_update_batch(self.fd, keys, values,
+                                                        ctypes.byref(count), None),
+                     f"batch update of map {self.name}")
+
+    def update_u32(self, values: Sequence[int], first: int = 0) -> None:
+        """Set keys FIRST, FIRST+1, ... of a map with 4-byte keys and values (an array of
+        u32: a selection table) to VALUES in one system call, without encoding each element
+        (update_batch's Python cost dominates for tables of thousands of entries)."""
+        if self.info.key_size != 4 or self.info.value_size != 4 or self.percpu:
+            raise TypeError(f"map {self.name}: update_u32() needs 4-byte keys and values")
+        if not values:
+            return
+        n = len(values)
+        keys = (ctypes.c_uint32 * n).from_buffer(array.array("I", range(first, first + n)))
+        vals = (ctypes.c_uint32 * n).from_buffer(array.array("I", values))
+        count = ctypes.c_uint32(n)
+        libbpf.check(libbpf.lib().bpf_map_update_batch(self.fd, keys, vals,
                                                         ctypes.byref(count), None),
                      f"batch update of map {self.name}")
 

@@ -418,7 +418,12 @@ class _Builder:
         netkit = dict(spec.get("netkit", {}))
         host_bpf = [dict(b) for b in spec.get("bpf", {}).get("host", [])]
         self.check_pod_mode(path, device, routing, netkit, host_bpf)
+        if "kube_proxy" in spec and routing != "legacy":
+            raise self.err(path + ("kube_proxy",), "kube_proxy runs on legacy nodes: set "
+                                                   "`routing: legacy`", key=True)
         node.pods = {"device": device, "routing": routing, "netkit": netkit}
+        if routing == "legacy":
+            node.pods["kube_proxy"] = dict(spec.get("kube_proxy", {}))
         node.sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
         self.check_pod_template(template, path + ("name",))
         for i in range(spec["count"]):

@@ -1,9 +1,11 @@
 """Request/response transactions and connection rate with lab-rr (rr.c beside this file).
 
-netperf's TCP_RR and TCP_CRR are the seed's measurements, but Debian ships netperf only in
-non-free, and Debian 12's sockperf speaks IPv4 only with messages of 14..65506 bytes: neither
-can send 1-byte or 80000-byte transactions to an IPv6-only pod. lab-rr does exactly those
-tests, with the payload on the wire being the requested size (no framing of its own):
+netperf's TCP_RR and TCP_CRR are the seed's measurements, and lab/traffic/netperf.py runs
+netperf itself wherever a published netperf figure is the anchor (scenarios/legacy-vs-bpf.yaml
+cross-checks the two on one path). lab-rr keeps what netperf does not give: the latency of
+every transaction, exactly, at sub-microsecond resolution (netperf's percentiles come from a
+histogram of whole microseconds), with the payload on the wire being the requested size (no
+framing of its own):
 
   rr   one connection, one transaction in flight, back to back: transactions/s and the latency
        distribution (min/p50/p90/p99, exact over every transaction, and every transaction

@@ -10,6 +10,8 @@ topology file error its line and column.
 
 from __future__ import annotations
 
+import copy
+
 import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
@@ -131,6 +133,15 @@ def _split_endpoint(text: str, path: PathT, what: str) -> tuple[IPAddress, int]:
     return addr, p
 
 
+def _with(obj: Any, **changes: Any) -> Any:
+    """A copy of a frozen model object with CHANGES, bypassing __post_init__'s schema
+    check: for fields that are not part of what was checked (ids the gateway assigns)."""
+    new = copy.copy(obj)
+    for key, value in changes.items():
+        object.__setattr__(new, key, value)
+    return new
+
+
 @dataclass(frozen=True)
 class Frontend:
     """A service's VIP, port and protocol."""
@@ -228,6 +239,11 @@ class Backend:
         return {"address": str(self.address), "port": self.port, "weight": self.weight,
                 "state": self.state}
 
+    def with_id(self, id: int) -> Backend:
+        """This backend with the id the gateway gave it (the spec, checked when it was
+        made, is the same: not checked again)."""
+        return _with(self, id=id)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.spec()}
 
@@ -248,6 +264,12 @@ class Service:
                 raise ConflictError(f"backend {b.name} is listed twice (also at "
                                     f"backends[{seen[b.endpoint]}])", path=("backends", i))
             seen[b.endpoint] = i
+
+    def with_ids(self, id: int, backend_ids: Sequence[int]) -> Service:
+        """This service with the ids the gateway gave it and its backends (nothing else
+        changes: not checked again)."""
+        return _with(self, id=id, backends=tuple(b.with_id(i) for b, i in
+                                                 zip(self.backends, backend_ids, strict=True)))
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = ()) -> Service:
@@ -371,6 +393,7 @@ class GatewayConfig:
     settings: Settings = field(default_factory=Settings)
     services: tuple[Service, ...] = ()
     conntrack_entries: int | None = None   # None: the object's own size
+    max_services: int | None = None        # None: the object's own (GW_MAX_SERVICES)
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = (),
@@ -389,8 +412,12 @@ class GatewayConfig:
                                                                        "frontend"))
             seen[svc.frontend] = i
             check_service(svc, settings, path + ("services", i))
-        entries = data.get("conntrack_entries")
-        return cls(settings, services, int(entries) if entries is not None else None)
+        entries, most = data.get("conntrack_entries"), data.get("max_services")
+        if most is not None and len(services) > int(most) - 1:
+            raise InputError(f"{len(services)} services do not fit max_services {most} (one "
+                             "slot is never used)", path=path + ("max_services",))
+        return cls(settings, services, int(entries) if entries is not None else None,
+                   int(most) if most is not None else None)
 
 
 def check_service(svc: Service, settings: Settings, path: PathT = ()) -> None:
