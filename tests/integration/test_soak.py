@@ -25,6 +25,7 @@ import pytest
 from pyroute2 import IPRoute
 
 from lab import netns, state
+from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV
 from lab.topology import load
 
@@ -81,7 +82,7 @@ class Traces:
 
     def __init__(self, name: str):
         self.name = name
-        topo = load(TOPOLOGY)
+        topo = load(TOPOLOGY, datapaths=DATAPATHS)
         self.ifnames = {i for n in topo.nodes.values() for i in n.interfaces}
         self.addresses = ("192.0.2.", "198.51.100.", "203.0.113.", "64:ff9b:1:",
                           "fd00:0:0:1:", "fd00:10:244:1:")
