@@ -342,8 +342,16 @@ def test_merged_shards_are_the_unsharded_run(tmp_path, suite, count):
 def test_an_empty_shard_merges(tmp_path, tmp_path_factory):
     suite = [scenario(tmp_path, SINGLE)]
     out = tmp_path_factory.mktemp("shards")
-    doc = merged(write_shards(out, suite, 3), out / "merged")
+    paths = write_shards(out, suite, 3)
+    doc = merged(paths, out / "merged")
     assert structure(doc) == structure(run_doc(suite))
+    empty = [p for p in paths if not json.loads(p.read_text())["scenarios"]]
+    assert len(empty) == 2
+    write_reports(results.load(empty[0]), empty[0].parent)
+    assert "0 of the suite's 1 (scenario, config) points" in \
+        (empty[0].parent / "report.md").read_text()
+    write_reports(doc, out / "merged")
+    assert "Merged from 3 shards" in (out / "merged" / "report.md").read_text()
 
 
 # -- refusals -----------------------------------------------------------------------------------
