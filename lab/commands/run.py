@@ -43,6 +43,9 @@ def register(sub) -> None:
                    help="a kernel matrix: run the scenarios on each kernel of LIST (e.g. "
                         "host,6.12,7.2,7.3: `host` natively, the others in one lab vm boot "
                         "each) into one results.json and report with a kernel column")
+    p.add_argument("--config", action="append", metavar="NAME",
+                   help="run only config NAME of the scenarios (repeatable; each scenario "
+                        "must have it)")
     p.add_argument("--shard", metavar="K/N",
                    help="run shard K of N: a balanced part of the suite's (scenario, config) "
                         "points, the same on every machine given the same suite and "
@@ -139,6 +142,7 @@ def cmd_run(args) -> int:
     scenarios = _resolve(args.scenarios) if args.scenarios else default_suite(catalogue())
     if not scenarios:
         raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
+    configs = _configs(args, scenarios)
     shard = _shard(args, scenarios)
     if args.check:
         for sc in scenarios:
@@ -170,7 +174,7 @@ def cmd_run(args) -> int:
                          f"{shard['durations']})")
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        results = runner.run(scenarios, shard=shard)
+        results = runner.run(scenarios, shard=shard, configs=configs)
         doc = results.to_json()
         paths = write_reports(doc, out)
     finally:
@@ -181,6 +185,24 @@ def cmd_run(args) -> int:
     if results.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if results.status != "passed" else 0
+
+
+def _configs(args, scenarios) -> list[str] | None:
+    """--config NAME...: checked against every scenario as it will run (--quick may leave
+    configs out)."""
+    if not args.config:
+        return None
+    if args.shard or args.kernels:
+        raise UsageError("--config picks configs by hand: not with --shard or --kernels")
+    for sc in scenarios:
+        have = [c.name for c in sc.variant(args.quick, args.repeat).configs]
+        lacking = [n for n in args.config if n not in have]
+        if lacking:
+            raise UsageError(f"{sc.file}: scenario {sc.name} has no config "
+                             f"{', '.join(map(repr, lacking))}"
+                             f"{' with --quick' if args.quick else ''} (it has: "
+                             f"{', '.join(have)})")
+    return list(dict.fromkeys(args.config))
 
 
 def _shard(args, scenarios) -> dict | None:
@@ -194,9 +216,6 @@ def _shard(args, scenarios) -> dict | None:
     if args.kernels:
         raise UsageError("--shard with --kernels: give each kernel its own CI job instead "
                          "(docs/sharding.md)")
-    if args.vm or args.vm_kernel:
-        raise UsageError("--shard with --vm: a scenario run in a VM runs all its configs; "
-                         "shard natively, or run --vm unsharded")
     k = shard_mod.Shard.parse(args.shard)
     results_dir = args.out.parent if args.out is not None else Path("results")
     durations = shard_mod.find_durations(args.durations, results_dir)

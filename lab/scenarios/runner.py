@@ -80,10 +80,13 @@ class Runner:
                 raise InputError(f"a step kind of this scenario requires '{name}', which "
                                  "`lab doctor` does not know", sc.file)
 
-    def run(self, scenarios: list[Scenario], shard: dict | None = None) -> RunResults:
+    def run(self, scenarios: list[Scenario], shard: dict | None = None,
+            configs: list[str] | None = None) -> RunResults:
         """Run SCENARIOS; with SHARD (a shard's record, lab/scenarios/shard.py), only the
-        configs of each scenario that its `points` give it."""
+        configs of each scenario that its `points` give it; with CONFIGS, only those."""
         variants = [sc.variant(self.quick, self.repeats) for sc in scenarios]
+        if configs is not None:
+            variants = [sc.restrict(configs) for sc in variants]
         if shard is not None:
             mine: dict[str, list[str]] = {}
             for scenario, config in shard["points"]:
@@ -197,13 +200,13 @@ class Runner:
                 name = f"{self.lab_prefix}s{index}c{ci}"
                 self.progress.step(f"{sc.name}: bringing up {config.name} ({name})")
                 topo = config.load_topology(name)
+                labs[config.name] = stack.enter_context(Lab(topo, datapaths=config.datapaths))
                 summary = datapath_summary(topo)
                 entries[config.name] = {"name": config.name, "status": "up", "lab": name,
                                         "topology": str(config.topology_file),
                                         "description": config.description,
                                         "datapath": summary, "duration_s": 0.0}
                 sr.configs.append(entries[config.name])
-                labs[config.name] = stack.enter_context(Lab(topo, datapaths=config.datapaths))
                 sr.attach_modes |= {b["hook"] for b in summary["bpf"]}
                 sr.attach_modes |= {f"link:{k}" for k in summary["links"]}
                 entries[config.name]["duration_s"] += time.monotonic() - t0
@@ -261,6 +264,8 @@ class Runner:
                 "--out", str(sub), "--repeat", str(sc.repeats)]
         if sc.quick:
             argv.append("--quick")
+        for config in sc.configs if sc.has_configs else ():  # a shard's part of it
+            argv += ["--config", config.name]
         # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
         # /var): the results directory is shared writable; the scenario and topology files,
         # this checkout and its Python stay visible wherever they are.

@@ -267,12 +267,14 @@ def measure(sc, sr: ScenarioResult, noise: float = 0.0) -> None:
 
 
 def run_doc(scenarios, shard: dict | None = None, noise: float = 0.0,
-            env: dict | None = None) -> dict:
+            env: dict | None = None, configs: list[str] | None = None) -> dict:
     run = RunResults(copy.deepcopy(env or ENV), ["lab", "run"], quick=False)
     run.started, run.finished, run.status = "2026-01-01T00:00:00+00:00", \
         "2026-01-01T00:01:00+00:00", "passed"
     run.duration_s = 60.0
     variants = [sc.variant() for sc in scenarios]
+    if configs is not None:
+        variants = [v.restrict(configs) for v in variants]
     if shard is not None:
         mine: dict[str, list[str]] = {}
         for s, c in shard["points"]:
@@ -352,6 +354,54 @@ def test_an_empty_shard_merges(tmp_path, tmp_path_factory):
         (empty[0].parent / "report.md").read_text()
     write_reports(doc, out / "merged")
     assert "Merged from 3 shards" in (out / "merged" / "report.md").read_text()
+
+
+def test_a_shard_of_a_scenario_run_in_a_vm_runs_only_its_configs(tmp_path, monkeypatch):
+    # A scenario this kernel cannot run goes into a kernel VM (--vm) as one `lab run` of its
+    # file: a shard passes its configs on (--config), so the guest runs only those.
+    import io
+    import types
+
+    from lab import vm
+    from lab.scenarios.progress import Progress
+    from lab.scenarios.runner import Runner
+    from lab.traffic import rr
+
+    sc = scenario(tmp_path, SPLIT.replace("repeats: 3\n",
+                                          "repeats: 3\nrequires: [CONFIG_LAB_NO_SUCH_OPTION]\n"))
+    calls = []
+
+    def fake_vm_run(argv, **kw):
+        calls.append(argv)
+        configs = [argv[i + 1] for i, a in enumerate(argv) if a == "--config"]
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps(run_doc([sc], configs=configs)))
+        return types.SimpleNamespace(returncode=0, stdout="", stderr="", kernel="6.12.0",
+                                     accel="tcg")
+
+    monkeypatch.setattr(vm, "run", fake_vm_run)
+    monkeypatch.setattr(rr, "binary", lambda: None)
+    monkeypatch.delenv("LAB_VM", raising=False)
+    record = shard_mod.plan([sc], 2).record(2)
+    mine = [c for _, c in record["points"]]
+    run = Runner(tmp_path / "out", vm=True, progress=Progress(io.StringIO(), "lines"))
+    doc = run.run([sc], shard=record).to_json()
+    (argv,) = calls
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--config"] == mine
+    assert [c["name"] for c in doc["scenarios"][0]["configs"]] == mine
+    assert doc["shard"] == record
+
+
+def test_lab_run_config_picks_configs_and_refuses_unknown_ones(tmp_path):
+    path = Path(scenario(tmp_path, SPLIT).file)
+    env = {**os.environ, "CI": "true"}
+    bad = subprocess.run(LAB + ["run", str(path), "--config", "z", "--check"],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    assert bad.returncode == 2 and "has no config 'z'" in bad.stderr and "a, b, c" in bad.stderr
+    both = subprocess.run(LAB + ["run", str(path), "--config", "a", "--shard", "1/2"],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+    assert both.returncode == 2 and "not with --shard" in both.stderr
 
 
 # -- refusals -----------------------------------------------------------------------------------
