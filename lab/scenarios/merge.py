@@ -142,6 +142,10 @@ def merge(shards: Shards, out_dir: Path, command: list[str], *, allow_mixed: boo
     """The merged results document; UsageError listing every problem unless allowed. Capture
     files are copied beside it (OUT/shards/K-of-N/...)."""
     problems = shards.problems(allow_mixed, allow_missing)
+    for path, _ in shards.docs:
+        if path.parent.resolve() == Path(out_dir).resolve():
+            problems.append(f"--out {out_dir} holds the shard {path}: merging there would "
+                            "overwrite it")
     if problems:
         hint = []
         if any("different" in p for p in problems):

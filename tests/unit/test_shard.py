@@ -493,6 +493,12 @@ def test_merge_refuses_missing_shards_and_points(tmp_path, suite):
     assert merged([a, b, c], tmp_path / "out2", allow_missing=True)["status"] == "interrupted"
 
 
+def test_merge_refuses_to_write_over_a_shard(tmp_path, suite):
+    a, b = write_shards(tmp_path, suite, 2)
+    with pytest.raises(UsageError, match="would overwrite it"):
+        merged([a, b], a.parent)
+
+
 def test_merge_refuses_what_is_not_a_shard(tmp_path, suite):
     path = tmp_path / "whole.json"
     path.write_text(json.dumps(run_doc(suite)))
