@@ -238,8 +238,13 @@ def cmd_merge(args) -> int:
     tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     tmp.replace(path)
     paths = write_reports(doc, args.out)
-    n = len(doc["shards"])
-    print(f"lab merge: {n} shard(s) of {doc['shards'][0]['count']}: {doc['status']}")
+    return _outcome(f"lab merge: {len(doc['shards'])} shard(s) of "
+                    f"{doc['shards'][0]['count']}", doc, path, paths)
+
+
+def _outcome(headline: str, doc: dict, path: Path, paths: list[Path]) -> int:
+    """Print a joined run's status per scenario and where its files are; its exit code."""
+    print(f"{headline}: {doc['status']}")
     for s in doc["scenarios"]:
         reason = f": {s['reason']}" if s["reason"] and s["status"] != "passed" else ""
         print(f"  {s['name']:<28} {s['status']:<11}{reason[:150]}")
@@ -270,14 +275,7 @@ def _run_kernels(args, scenarios, out: Path, progress: Progress) -> int:
     paths = write_reports(doc, out)
     if args.out is None:
         _point_latest(out)
-    print(f"lab run --kernels {','.join(labels)}: {doc['status']}")
-    for s in doc["scenarios"]:
-        reason = f": {s['reason']}" if s["reason"] and s["status"] != "passed" else ""
-        print(f"  {s['name']:<28} {s['status']:<11}{reason[:150]}")
-    print(f"results: {out / 'results.json'}")
-    for p in paths:
-        print(f"report:  {p}")
-    return EXIT_FAILURE if doc["status"] != "passed" else 0
+    return _outcome(f"lab run --kernels {','.join(labels)}", doc, out / "results.json", paths)
 
 
 def _point_latest(out: Path) -> None:
