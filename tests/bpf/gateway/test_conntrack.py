@@ -8,6 +8,7 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
 from lab.datapath.gateway import Timeouts
+from lab.errors import UsageError
 
 from gw_helpers import COMBOS, ETH, ip_layer, service, settings
 
@@ -191,3 +192,29 @@ def test_service_without_active_backends_drops_new_connections(gw):
     assert empty.backends == ()
     assert gw(ETH / IP(src=CLIENT, dst=VIP) / TCP(dport=81, flags="S")).outcome == \
         "drop_no_backend"
+
+
+def test_a_reset_gateway_is_as_loaded(gw, gateway_object, load_bpf):
+    """What the session's one gateway object relies on between tests: after reset_maps(),
+    every map is as a fresh load leaves it (no settings, services, tables, backends,
+    connections, counts)."""
+    gw.add(service(VIP, BACKENDS[:2]))
+    gw(from_backend(gw(syn()), "SA"))
+    assert gw.gw.connections() and gw.gw.statistics()["outcomes"]["reply"] == 1
+    gateway_object.reset_maps()
+    fresh = load_bpf("gateway")
+    def contents(m):
+        raw = lambda v: [raw(x) for x in v] if isinstance(v, list) else \
+            v if isinstance(v, int) else bytes(v)
+        return [(raw(k), raw(v)) for k, v in m.items()]
+
+    for name, m in gateway_object.maps.items():
+        assert contents(m) == contents(fresh.map(name)), name
+    assert gw.gw.settings() is None and gw.gw.services() == []
+    assert not any(gw.gw.statistics()["outcomes"].values())
+
+
+def test_objects_that_load_fills_are_not_reset(load_bpf):
+    obj = load_bpf("tests/verdict")           # tables[0] = &table_a, an initialiser
+    with pytest.raises(UsageError, match=r"\.rel\.maps"):
+        obj.reset_maps()
