@@ -3,8 +3,8 @@ through that kernel's verifier and the BPF_PROG_TEST_RUN tests (translator, gate
 routing, packet counters, map and attach tests) pass there, and so do the tests marked
 netkit; one `lab vm` boot per kernel.
 
-`make test` runs this on the newest 7.x kernel and on 6.12 (LAB_TEST_KERNELS names others)
-with the kernel sample of tests/bpf; `make test-kernels` (LAB_TEST_BPF_SELECTION=full) runs
+`make test` runs this on the newest 7.x kernel and on 6.12 (LAB_TEST_KERNELS names others),
+their boots side by side, with the kernel sample of tests/bpf; `make test-kernels` (LAB_TEST_BPF_SELECTION=full) runs
 every test of tests/bpf on each kernel of the matrix. A test may skip on a kernel only naming
 the kernel option it needs.
 
@@ -26,6 +26,8 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -92,28 +94,54 @@ def test_the_sample_takes_each_module_at_each_hook():
     assert hook_of("t.py::test_udp[tcx]") == "tcx"
 
 
-@pytest.mark.parametrize("version", KERNELS)
-def test_bpf_objects_load_and_packet_tests_pass(version, kernel, tmp_path):
-    k = vm.KernelCache().kernel(version)
+@dataclass
+class GuestRun:
+    tests: list[str]
+    junit: Path
+    result: Future  # of vm.VmResult
+
+
+@pytest.fixture(scope="module")
+def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
+    """The selected kernels' runs, started together (one boot each, concurrently: a TCG guest
+    runs on one host CPU), with one collection of the tests for all of them."""
+    versions = [item.callspec.params["version"] for item in request.session.items
+                if item.originalname == "test_bpf_objects_load_and_packet_tests_pass"]
+    kernels = {v: vm.KernelCache().kernel(v) for v in versions}  # fetched one at a time
     vm.precompile(REPO / "lab", REPO / "tests")
     bpf = collect(BPF_TESTS)
     assert len(bpf) >= 200, "the BPF tests were not collected"
     tests = [t for t, _ in bpf] if FULL else sample(bpf)
-    # The netkit tests too (this kernel has netkit, the host may not): same boot.
+    # The netkit tests too (every kernel of the matrix has netkit, the host may not).
     tests += [t for t, _ in collect("-m", "netkit", "--ignore=tests/vm", "tests")
               if t not in tests]
-    out = tmp_path / "out"
-    junit = out / "junit.xml"
-    r = vm.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-                f"--junitxml={junit}", "--durations=15", *tests], kernel=k, shares=[out],
-               cwd=str(REPO), timeout=4800, text=True, mem_mib=2048)
-    print(f"{r.kernel} ({r.accel}): {len(tests)} tests, boot {r.boot_seconds:.0f} s, "
-          f"command {r.command_seconds:.0f} s\n{r.stdout}")
+    runs = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(kernels))) as pool:
+        for v, k in kernels.items():
+            out = tmp_path_factory.mktemp(f"bpf-in-{v}")
+            junit = out / "junit.xml"
+            runs[v] = GuestRun(tests, junit, pool.submit(
+                vm.run, [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+                         f"--junitxml={junit}", "--durations=15", *tests],
+                kernel=k, shares=[out], cwd=str(REPO), timeout=10800 if FULL else 2400,
+                text=True, mem_mib=2048))
+        yield runs
+        for run in runs.values():  # the pool's exit waits for them anyway
+            run.result.cancel()
+
+
+@pytest.mark.parametrize("version", KERNELS)
+def test_bpf_objects_load_and_packet_tests_pass(version, guest_runs):
+    run = guest_runs[version]
+    r = run.result.result()
     tail = "\n".join((r.stdout or "").splitlines()[-40:])
     assert r.returncode == 0, f"in the VM ({r.kernel}, {r.accel}):\n{tail}\n{r.stderr}"
-    suite = ET.parse(junit).getroot().find("testsuite")
-    counts = {key: int(suite.get(key)) for key in ("tests", "failures", "errors")}
-    assert counts == {"tests": len(tests), "failures": 0, "errors": 0}, tail
+    suite = ET.parse(run.junit).getroot().find("testsuite")
+    counts = {key: int(suite.get(key)) for key in ("tests", "failures", "errors", "skipped")}
+    print(f"{r.kernel} ({r.accel}): {counts}, boot {r.boot_seconds:.0f} s, command "
+          f"{r.command_seconds:.0f} s\n{r.stdout}")
+    assert counts["tests"] == len(run.tests) and counts["failures"] == counts["errors"] == 0, \
+        tail
     for case in suite.iter("testcase"):
         skipped = case.find("skipped")
         if skipped is not None:
