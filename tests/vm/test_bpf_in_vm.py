@@ -5,8 +5,8 @@ netkit; one `lab vm` boot per kernel.
 
 `make test` runs this on the newest 7.x kernel and on 6.12 (LAB_TEST_KERNELS names others),
 their boots side by side, with the kernel sample of tests/bpf; `make test-kernels` (LAB_TEST_BPF_SELECTION=full) runs
-every test of tests/bpf on each kernel of the matrix. A test may skip on a kernel only naming
-the kernel option it needs.
+every test of tests/bpf on each kernel of the matrix (light: all but the heavy ones). A test
+may skip on a kernel only naming the kernel option it needs.
 
 Why a sample: under emulation (TCG) Python runs about 25 times slower than here and Python is
 most of these tests' time (scapy builds and parses every packet); the verifier is 10 to 15
@@ -42,7 +42,8 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
 # The newest 7.x and 6.12 by default (make test); make test-kernels names the matrix's.
 KERNELS = [k.strip() for k in os.environ.get("LAB_TEST_KERNELS", "7,6.12").split(",")
            if k.strip()]
-FULL = os.environ.get("LAB_TEST_BPF_SELECTION") == "full"
+# sample (make test), light (every test not marked heavy) or full (make test-kernels)
+SELECTION = os.environ.get("LAB_TEST_BPF_SELECTION", "sample")
 BPF_TESTS = "tests/bpf"
 HOOKS = ("xdp", "tcx", "tc")
 
@@ -111,7 +112,10 @@ def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
     vm.precompile(REPO / "lab", REPO / "tests")
     bpf = collect(BPF_TESTS)
     assert len(bpf) >= 200, "the BPF tests were not collected"
-    tests = [t for t, _ in bpf] if FULL else sample(bpf)
+    if SELECTION not in ("sample", "light", "full"):
+        pytest.fail(f"LAB_TEST_BPF_SELECTION={SELECTION}: sample, light or full")
+    tests = {"full": [t for t, _ in bpf], "light": [t for t, heavy in bpf if not heavy],
+             "sample": sample(bpf)}[SELECTION]
     # The netkit tests too (every kernel of the matrix has netkit, the host may not).
     tests += [t for t, _ in collect("-m", "netkit", "--ignore=tests/vm", "tests")
               if t not in tests]
@@ -123,7 +127,7 @@ def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
             runs[v] = GuestRun(tests, junit, pool.submit(
                 vm.run, [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
                          f"--junitxml={junit}", "--durations=15", *tests],
-                kernel=k, shares=[out], cwd=str(REPO), timeout=10800 if FULL else 2400,
+                kernel=k, shares=[out], cwd=str(REPO), timeout=2400 if SELECTION == "sample" else 10800,
                 text=True, mem_mib=2048))
         yield runs
         for run in runs.values():  # the pool's exit waits for them anyway
