@@ -4,9 +4,10 @@ routing, packet counters, map and attach tests) pass there, and so do the tests 
 netkit; one `lab vm` boot per kernel.
 
 `make test` runs this on the newest 7.x kernel and on 6.12 (LAB_TEST_KERNELS names others),
-their boots side by side, with the kernel sample of tests/bpf; `make test-kernels` (LAB_TEST_BPF_SELECTION=full) runs
-every test of tests/bpf on each kernel of the matrix (light: all but the heavy ones). A test
-may skip on a kernel only naming the kernel option it needs.
+their boots side by side, with the kernel sample of tests/bpf; `make test-kernels`
+(LAB_TEST_BPF_SELECTION=full) runs every test of tests/bpf on each kernel of the matrix
+(light: all but the heavy ones). A test may skip on a kernel only naming the kernel option it
+needs.
 
 Why a sample: under emulation (TCG) Python runs about 25 times slower than here and Python is
 most of these tests' time (scapy builds and parses every packet); the verifier is 10 to 15
@@ -127,7 +128,8 @@ def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
             runs[v] = GuestRun(tests, junit, pool.submit(
                 vm.run, [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
                          f"--junitxml={junit}", "--durations=15", *tests],
-                kernel=k, shares=[out], cwd=str(REPO), timeout=2400 if SELECTION == "sample" else 10800,
+                kernel=k, shares=[out], cwd=str(REPO),
+                timeout=2400 if SELECTION == "sample" else 10800,
                 text=True, mem_mib=2048))
         yield runs
         for run in runs.values():  # the pool's exit waits for them anyway
