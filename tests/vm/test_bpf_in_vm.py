@@ -22,6 +22,7 @@ test-kernels`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -45,26 +46,36 @@ KERNELS = [k.strip() for k in os.environ.get("LAB_TEST_KERNELS", "7,6.12").split
            if k.strip()]
 # sample (make test), light (every test not marked heavy) or full (make test-kernels)
 SELECTION = os.environ.get("LAB_TEST_BPF_SELECTION", "sample")
-BPF_TESTS = "tests/bpf"
+BPF_TESTS = "tests/bpf/"
+COLLECTED = ("tests/bpf", "tests/netkit")  # where the BPF tests and the netkit tests are
 HOOKS = ("xdp", "tcx", "tc")
 
 
-def collect(*args: str) -> list[tuple[str, bool]]:
-    """(node id, marked heavy) of the tests ARGS select, collected on the host: in the guest
-    every collected module would be imported under emulation. Bytecode writing is on for it,
-    so pytest leaves its rewritten test modules for the guest, whose root is read-only."""
+# Runs pytest's collection and writes (node id, marker names) of each item to argv[1].
+_COLLECT = """
+import json, sys, pytest
+class Items:
+    def pytest_collection_finish(self, session):
+        self.found = [(i.nodeid, sorted({m.name for m in i.iter_markers()})) for i in session.items]
+items = Items()
+rc = pytest.main(["-p", "no:cacheprovider", "--collect-only", "-q", *sys.argv[2:]], plugins=[items])
+json.dump(items.found, open(sys.argv[1], "w"))
+sys.exit(rc)
+"""
+
+
+def collect(tmp: Path) -> list[tuple[str, set[str]]]:
+    """(node id, marker names) of tests/bpf and tests/netkit, collected once on the host: in
+    the guest every collected module would be imported under emulation. Bytecode writing is
+    on for it, so pytest leaves its rewritten test modules for the guest, whose root is
+    read-only."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    heavy = _ids(["-m", "heavy", *args], env)
-    return [(t, t in heavy) for t in _ids(list(args), env)]
-
-
-def _ids(args: list[str], env: dict[str, str]) -> set[str] | list[str]:
-    proc = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only",
-                           "-q", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=env)
-    if proc.returncode not in (0, 5):  # 5: nothing selected
-        pytest.fail(f"collecting {args} failed:\n{proc.stdout}\n{proc.stderr}")
-    return [line for line in proc.stdout.splitlines() if "::" in line]
+    out = tmp / "collected.json"
+    proc = subprocess.run([PYTHON, "-c", _COLLECT, str(out), *COLLECTED], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env=env)
+    if proc.returncode != 0:
+        pytest.fail(f"collecting {COLLECTED} failed:\n{proc.stdout}\n{proc.stderr}")
+    return [(t, set(marks)) for t, marks in json.loads(out.read_text())]
 
 
 def hook_of(node_id: str) -> str:
@@ -111,15 +122,15 @@ def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
                 if item.originalname == "test_bpf_objects_load_and_packet_tests_pass"]
     kernels = {v: vm.KernelCache().kernel(v) for v in versions}  # fetched one at a time
     vm.precompile(REPO / "lab", REPO / "tests")
-    bpf = collect(BPF_TESTS)
+    collected = collect(tmp_path_factory.mktemp("collect"))
+    bpf = [(t, "heavy" in marks) for t, marks in collected if t.startswith(BPF_TESTS)]
     assert len(bpf) >= 200, "the BPF tests were not collected"
     if SELECTION not in ("sample", "light", "full"):
         pytest.fail(f"LAB_TEST_BPF_SELECTION={SELECTION}: sample, light or full")
     tests = {"full": [t for t, _ in bpf], "light": [t for t, heavy in bpf if not heavy],
              "sample": sample(bpf)}[SELECTION]
     # The netkit tests too (every kernel of the matrix has netkit, the host may not).
-    tests += [t for t, _ in collect("-m", "netkit", "--ignore=tests/vm", "tests")
-              if t not in tests]
+    tests += [t for t, marks in collected if "netkit" in marks and t not in tests]
     runs = {}
     with ThreadPoolExecutor(max_workers=max(1, len(kernels))) as pool:
         for v, k in kernels.items():
