@@ -360,3 +360,23 @@ def test_cli_rejects_a_bad_size():
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(["vm", "--mem", "lots", "true"])
     assert e.value.code == 2
+
+
+def test_the_kvm_verdict_is_kept_per_guest_kernel(tmp_path, monkeypatch):
+    """A matrix alternates kernels: each one's verdict is probed once per host boot, not again
+    every time the other kernel ran in between."""
+    probes = []
+
+    def fake_run(argv, *, kernel, **kw):
+        probes.append(kernel.release)
+        return type("R", (), {"returncode": 1})()
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: p == "/dev/kvm" or real_access(p, m))
+    cache = type("C", (), {"root": str(tmp_path)})()
+    k612, k73 = (type("K", (), {"release": r})() for r in ("6.12.95", "7.3.4"))
+    qemu_bin = shutil.which("true")
+    for k in (k612, k73, k612, k73, k612):
+        assert runner.detect_accel(cache, k, qemu_bin)[0] == "tcg"
+    assert probes == ["6.12.95", "7.3.4"]
