@@ -1,7 +1,7 @@
 """The BPF objects and their packet tests on other kernels: every object of bpf/ loads
 through that kernel's verifier and the BPF_PROG_TEST_RUN tests (translator, gateway, host
 routing, packet counters, map and attach tests) pass there, and so do the tests marked
-netkit; one `lab vm` boot per kernel.
+netkit or netem; one `lab vm` boot per kernel.
 
 `make test` runs this on the newest 7.x kernel and on 6.12 (LAB_TEST_KERNELS names others),
 their boots side by side, with the kernel sample of tests/bpf; `make test-kernels`
@@ -47,7 +47,10 @@ KERNELS = [k.strip() for k in os.environ.get("LAB_TEST_KERNELS", "7,6.12").split
 # sample (make test), light (every test not marked heavy) or full (make test-kernels)
 SELECTION = os.environ.get("LAB_TEST_BPF_SELECTION", "sample")
 BPF_TESTS = "tests/bpf/"
-COLLECTED = ("tests/bpf", "tests/netkit")  # where the BPF tests and the netkit tests are
+# Where the BPF tests are, and the tests of kernel features this host may lack (marked netkit
+# or netem; every kernel of the matrix has both).
+COLLECTED = ("tests/bpf", "tests/netkit", "tests/integration/test_netem_step.py")
+KERNEL_FEATURES = {"netkit", "netem"}
 HOOKS = ("xdp", "tcx", "tc")
 
 
@@ -65,7 +68,7 @@ sys.exit(rc)
 
 
 def collect(tmp: Path) -> list[tuple[str, set[str]]]:
-    """(node id, marker names) of tests/bpf and tests/netkit, collected once on the host: in
+    """(node id, marker names) of the tests in COLLECTED, collected once on the host: in
     the guest every collected module would be imported under emulation. Bytecode writing is
     on for it, so pytest leaves its rewritten test modules for the guest, whose root is
     read-only."""
@@ -129,8 +132,8 @@ def guest_runs(request, kernel, tmp_path_factory) -> dict[str, GuestRun]:
         pytest.fail(f"LAB_TEST_BPF_SELECTION={SELECTION}: sample, light or full")
     tests = {"full": [t for t, _ in bpf], "light": [t for t, heavy in bpf if not heavy],
              "sample": sample(bpf)}[SELECTION]
-    # The netkit tests too (every kernel of the matrix has netkit, the host may not).
-    tests += [t for t, marks in collected if "netkit" in marks and t not in tests]
+    # The netkit and netem tests too (every kernel of the matrix has both, the host may not).
+    tests += [t for t, marks in collected if marks & KERNEL_FEATURES and t not in tests]
     runs = {}
     with ThreadPoolExecutor(max_workers=max(1, len(kernels))) as pool:
         for v, k in kernels.items():
