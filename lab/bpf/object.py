@@ -73,6 +73,11 @@ class BpfLoadError(LabError):
             all_lines = self.verifier_log.rstrip("\n").splitlines()
             tail = self.log_tail()
             body = [f"verifier log (last {len(tail)} of {len(all_lines)} lines):"]
+            # 7.x verifiers head a longer explanation with a verdict line: keep it in view.
+            verdict = next((ln for ln in all_lines if ln.startswith("Verification failed:")),
+                           None)
+            if verdict is not None and verdict not in tail:
+                body.insert(0, verdict)
             body += [f"  {line}" for line in tail]
         else:
             body = [f"  libbpf: {m.rstrip()}" for m in self.messages[-8:]]
