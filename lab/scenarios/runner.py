@@ -234,7 +234,10 @@ class Runner:
             return
         from lab.traffic import rr
 
-        rr.binary()  # built here: the guest sees the host's files read-only
+        # Built and byte-compiled here: the guest sees the host's files read-only.
+        rr.binary()
+        checkout = Path(__file__).resolve().parents[2]
+        vm.precompile(checkout / "lab")
         sub = (self.out_dir / "vm" / sc.name).resolve()
         argv = [sys.executable, "-m", "lab", "run", str(Path(sc.file).resolve()),
                 "--out", str(sub), "--repeat", str(sc.repeats)]
@@ -243,7 +246,6 @@ class Runner:
         # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
         # /var): the results directory is shared writable; the scenario and topology files,
         # this checkout and its Python stay visible wherever they are.
-        checkout = Path(__file__).resolve().parents[2]
         visible = [str(Path(sc.file).resolve().parent), sys.prefix, str(checkout),
                    *(str(c.topology_file.resolve().parent) for c in sc.configs)]
         self.progress.step(f"{sc.name}: in a kernel VM (here: {reason})")

@@ -248,11 +248,12 @@ def detect_accel(cache: KernelCache, kernel: Kernel, qemu_path: str) -> tuple[st
     st = os.stat(qemu_path)
     key = f"{_boot_id()} {qemu_path}:{st.st_size}:{int(st.st_mtime)} {kernel.release}"
     path = os.path.join(cache.root, "accel.json")
-    with contextlib.suppress(OSError, ValueError):
+    verdicts: dict[str, dict[str, str]] = {}  # one per guest kernel (a matrix alternates)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         with open(path, encoding="utf-8") as f:
-            cached = json.load(f)
-        if cached.get("key") == key:
-            return cached["accel"], cached["why"]
+            verdicts = {k: v for k, v in json.load(f).items() if k.startswith(_boot_id())}
+        if key in verdicts:
+            return verdicts[key]["accel"], verdicts[key]["why"]
     try:
         result = run(["true"], kernel=kernel, accel="kvm", cwd="/", env={}, timeout=60,
                      cache=cache)
@@ -268,8 +269,9 @@ def detect_accel(cache: KernelCache, kernel: Kernel, qemu_path: str) -> tuple[st
                     verdict[1])
     os.makedirs(cache.root, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache.root, prefix=".part-")
+    verdicts[key] = {"accel": verdict[0], "why": verdict[1]}
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"key": key, "accel": verdict[0], "why": verdict[1]}, f)
+        json.dump(verdicts, f)
     os.rename(tmp, path)
     return verdict
 
