@@ -25,7 +25,6 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -339,8 +338,7 @@ class Lab:
                 self.nodes[n] = NodeHandle(self, node)
             elif host == LOCAL_HOST:
                 self.nodes[n] = RemoteNodeHandle(self, node)
-        self.sessions: dict[str, HostSession] = {}
-        self._sessions_lock = threading.Lock()
+        self.sessions: dict[str, HostSession] = {}  # the hosts this lab has talked to
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -376,19 +374,16 @@ class Lab:
         return self.host == LOCAL_HOST and bool(self.topology.remote_hosts())
 
     def session(self, host: str) -> HostSession:
-        """The connection to HOST's agent, opened on first use (lab/hosts/)."""
-        with self._sessions_lock:
-            s = self.sessions.get(host)
-            if s is None or s.lost:
-                s = self.sessions[host] = spread.open_session(self.topology.hosts[host],
-                                                              self.topology)
-            return s
+        """The connection to HOST's agent, opened on first use (lab/hosts/): this process
+        has one per host, whichever of its labs asks."""
+        s = spread.session(self.topology.hosts[host], self.topology)
+        self.sessions[host] = s
+        return s
 
     def close_sessions(self) -> None:
-        with self._sessions_lock:
-            sessions, self.sessions = list(self.sessions.values()), {}
-        for s in sessions:
-            s.close()
+        """Let the hosts' agents go now (they go anyway when this process exits)."""
+        self.sessions.clear()
+        spread.close_sessions()
 
     def _runs_here(self, d: LabHooks) -> bool:
         """Whether this part runs feature D's start() and stop()."""
@@ -428,7 +423,6 @@ class Lab:
             except BaseException:
                 if not self.record.exists():
                     self.record.discard_unused()
-                self.close_sessions()
                 raise
             self.record.create(topology=self.topology.file, instance=self.instance)
             try:
@@ -446,10 +440,7 @@ class Lab:
                 self.record.append(LabUp())
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)
-                try:
-                    self._teardown()
-                finally:
-                    self.close_sessions()
+                self._teardown()
                 raise
         log.info("lab %s up in %.2f s: %d nodes, %d links", self.name,
                  time.monotonic() - started, len(self.nodes), len(self.topology.links))
@@ -472,10 +463,7 @@ class Lab:
                     if self._runs_here(d):
                         d.stop(self)
             finally:
-                try:
-                    removed = self._teardown()
-                finally:
-                    self.close_sessions()
+                removed = self._teardown()
         return removed
 
     def _teardown(self) -> list[str]:

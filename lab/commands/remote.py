@@ -86,6 +86,7 @@ class Agent:
                 pass  # the driving machine went away; our journal keeps what we made
 
     def serve(self, stream) -> None:
+        running: list[threading.Thread] = []
         for line in stream:
             try:
                 msg = json.loads(line)
@@ -93,8 +94,13 @@ class Agent:
             except (ValueError, KeyError, TypeError):
                 log.warning("lab remote: not a request: %r", line[:200])
                 continue
-            threading.Thread(target=self.handle, args=(rid, op, msg), daemon=True,
-                             name=f"op-{op}").start()
+            t = threading.Thread(target=self.handle, args=(rid, op, msg), name=f"op-{op}")
+            t.start()
+            running = [r for r in running if r.is_alive()] + [t]
+        # The driving machine is gone: finish what it asked (a part half made is finished,
+        # then recorded as up), so `lab down` finds a journal no one is writing.
+        for t in running:
+            t.join()
 
     def handle(self, rid: int, op: str, args: dict) -> None:
         fn = self.ops.get(op)
@@ -123,7 +129,7 @@ class Agent:
         return {"protocol": wire.PROTOCOL, "version": version_id(),
                 "hostname": socket.gethostname(), "kernel": platform.release(),
                 "python": sys.executable, "cpus": procfs.cpus(), "tools": tools,
-                "euid": os.geteuid()}
+                "euid": os.geteuid(), "pid": os.getpid()}
 
     def _lab(self, name: str) -> Lab:
         with self.lock:

@@ -16,7 +16,9 @@ The lab is seen through `SpreadLab`, the narrow view declared here.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
@@ -41,6 +43,31 @@ class SpreadLab(Protocol):
     host: str
 
     def session(self, host: str) -> HostSession: ...
+
+
+# One agent per host for the whole process: a command that brings up several labs on the
+# same hosts (`lab run`'s configs) starts Python there once. Closed when the process exits.
+_sessions: dict[tuple[str, str], HostSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def session(host: Host, topo: Topology | None = None) -> HostSession:
+    """This process's session with HOST (opened, and its version checked, on first use)."""
+    key = (host.ssh, host.lab)
+    with _sessions_lock:
+        s = _sessions.get(key)
+        if s is None or s.lost:
+            s = _sessions[key] = open_session(host, topo)
+        return s
+
+
+@atexit.register
+def close_sessions() -> None:
+    with _sessions_lock:
+        sessions = list(_sessions.values())
+        _sessions.clear()
+    for s in sessions:
+        s.close()
 
 
 def open_session(host: Host, topo: Topology | None = None) -> HostSession:
@@ -138,14 +165,9 @@ def tear_down(record: LabRecord, inv: Inventory,
 
     def down(part: HostPart) -> None:
         s = sessions.get(part.host)
-        own = s is None or bool(s.lost)
-        if own:
-            s = open_session(Host(part.host, ssh=part.ssh, lab=part.lab))
-        try:
-            answer = s.call("down", name=record.name, timeout=UP_TIMEOUT)
-        finally:
-            if own:
-                s.close()
+        if s is None or s.lost:
+            s = session(Host(part.host, ssh=part.ssh, lab=part.lab))
+        answer = s.call("down", name=record.name, timeout=UP_TIMEOUT)
         record.append(HostPartDown(part.host))
         removed.extend(f"{part.host}: {r}" for r in answer.get("removed", []))
 
