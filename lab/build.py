@@ -100,6 +100,7 @@ class Builder:
         self.batches: dict[str, RtnlBatch] = {}
         self._host_batch: RtnlBatch | None = None
         self._host_socket: socket.socket | None = None
+        self._host_indexes: set[int] | None = None
 
     def ns(self, node: str) -> str:
         return netns_name(self.topo.name, node)
@@ -119,6 +120,15 @@ class Builder:
             self._host_socket = open_socket()
             self._host_batch = RtnlBatch(self._host_socket, "host")
         return self._host_batch
+
+    def free_ifindex(self, end: Interface) -> int:
+        if self._host_indexes is None:
+            self._host_indexes = {d.index for d in HostView().devices.values()}
+        taken = self._host_indexes | {1} | {
+            i.ifindex for i in self.nodes[end.node].interfaces.values() if i is not end}
+        while end.ifindex in taken:
+            end.ifindex += 1
+        return end.ifindex
 
     def journal(self, *records: Record) -> None:
         self.record.append(*records)

@@ -11,13 +11,10 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any
 
 from lab.hosts.session import HostLost, HostSession
-
-STREAM_MODES = ("pipe", "null")
 
 
 def wire_mode(target: Any) -> str:
@@ -114,14 +111,3 @@ class RemoteProcess:
             self.kill()
             self._done.wait(10)
 
-
-def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(step)
-    return True
-
-
-__all__ = ["IO", "RemoteProcess", "STREAM_MODES", "wire_mode"]

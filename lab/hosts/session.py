@@ -27,7 +27,9 @@ from lab.hosts import ssh, wire
 from lab.topology import Host
 
 log = logging.getLogger("lab")
-HELLO_TIMEOUT = ssh.CONNECT_TIMEOUT + 60  # connecting, then starting Python there
+# Connecting, then the lab's Python starting there: a second on a server, a minute or more
+# on an emulated host of a busy machine. An unreachable host fails at once (ssh exits).
+HELLO_TIMEOUT = 600.0
 
 
 class HostLost(LabError):

@@ -49,6 +49,11 @@ class LinkBuild(Protocol):
     def host_batch(self) -> RtnlBatch:
         """Requests on the host's own namespace socket, sent before the nodes' batches."""
 
+    def free_ifindex(self, end: Interface) -> int:
+        """END's index, moved if need be to one free both in its node and on the host: a
+        request on the host's socket that names an index finds the host's device of that
+        index first (and NLM_F_EXCL refuses it). The model is updated."""
+
     def journal(self, *records: Record) -> None:
         """Write RECORDS to the lab's journal (before acting on them)."""
 

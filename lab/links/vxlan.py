@@ -94,7 +94,8 @@ class Vxlan:
             build.journal(VxlanCreated(build.ns(end.node), end.ifname))
             build.host_batch().add(
                 rtnl.RTM_NEWLINK,
-                rtnl.new_vxlan(end.ifname, end.ifindex, build.ns_fd(end.node), v.vni, v.local,
+                rtnl.new_vxlan(end.ifname, build.free_ifindex(end), build.ns_fd(end.node),
+                               v.vni, v.local,
                                v.remote, v.port, underlay_ifindex=_ifindex(v.dev), ttl=v.ttl,
                                learning=v.learning, mtu=end.mtu, mac=end.mac),
                 f"create vxlan {end.label} (VNI {v.vni}, {v.local} -> {v.remote} port "

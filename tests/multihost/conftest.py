@@ -68,6 +68,10 @@ def hosts(tmp_path):
             made.append(n)
             ip("-n", n, "link", "set", "lo", "up")
         a, b = names
+        # Devices of the hosts' own at the indexes a node's first devices get (a machine's
+        # eth0 is index 2): the lab must not mistake them for its own.
+        for n in names:
+            ip("-n", n, "link", "add", "own0", "type", "veth", "peer", "own1")
         # The underlay between them, and a cable between a NIC of each (for phys links).
         ip("link", "add", "ul0", "netns", a, "type", "veth", "peer", "ul0", "netns", b)
         ip("link", "add", "eth1", "netns", a, "mtu", "1400", "type", "veth", "peer", "eth1",

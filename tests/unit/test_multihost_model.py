@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,9 @@ from lab.journal import HostPart, HostPartDown, PhysMoved, VxlanCreated
 from lab.lab import Lab
 from lab.topology import Topology
 from lab.version import version_id
+
+ROOT = Path(__file__).resolve().parents[2]
+SPLIT = str(ROOT / "topologies" / "nat46-2hosts.yaml")
 
 TWO_HOSTS = """\
 name: split
@@ -264,9 +268,7 @@ def test_a_model_saved_before_hosts_existed_loads_on_local():
 # -- datapath features and hosts ----------------------------------------------------------------
 
 def test_a_features_nodes_must_be_on_one_host(tmp_path):
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[2] / "topologies" / "nat46.yaml").read_text()
+    text = (ROOT / "topologies" / "nat46.yaml").read_text()
     text = text.replace("name: nat46\n", "name: nat46\nhosts:\n  b: {}\n", 1)
     text = text.replace("  server4:\n    role: server\n", "  server4:\n    role: server\n"
                         "    host: b\n", 1)
@@ -329,3 +331,28 @@ def test_host_records_round_trip_through_the_journal():
                          "52:54:00:12:34:56")]
     for r in records:
         assert journal.decode(json.loads(json.dumps(journal.encode(r)))) == r
+
+
+# -- lab run --topology -------------------------------------------------------------------------
+
+def test_a_scenario_runs_on_a_topology_split_across_hosts(capsys):
+    from lab.commands import main
+
+    assert main(["run", "nat46", "--topology", SPLIT, "--check"]) == 0
+    assert "nat46: 11 steps, 2 points" in capsys.readouterr().out
+    assert main(["run", "bigtcp", "--topology", str(ROOT / "topologies/bigtcp-2hosts.yaml"),
+                 "--check"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--topology", SPLIT], "--topology needs the scenarios"),
+    (["nat46", "--topology", SPLIT, "--kernels", "host"], "not with --kernels or --vm"),
+    (["nat46", "--topology", "/nosuch.yaml"], "--topology /nosuch.yaml: no such file"),
+    (["nat46", "--topology", str(ROOT / "topologies/bigtcp.yaml")],
+     "with this patch, "),  # the steps' nodes are checked against the other topology
+])
+def test_lab_run_topology_refusals(args, message, capsys):
+    from lab.commands import main
+
+    assert main(["run", *args, "--check"]) == 2
+    assert message in capsys.readouterr().err
