@@ -78,11 +78,13 @@ class HostSession:
             raise HostUnreachable(f"{self.where}: no `{argv[0]}` here (install "
                                   "openssh-client, or set LAB_SSH)") from None
         threading.Thread(target=self._read, name=f"{self.host.name}-out", daemon=True).start()
-        threading.Thread(target=self._relay_stderr, name=f"{self.host.name}-err",
-                         daemon=True).start()
+        errors = threading.Thread(target=self._relay_stderr, name=f"{self.host.name}-err",
+                                  daemon=True)
+        errors.start()
         try:
             self.hello = self.call("hello", timeout=HELLO_TIMEOUT, protocol=wire.PROTOCOL)
         except HostLost:
+            errors.join(10)  # what ssh said on its way out
             self.close()
             raise HostUnreachable(f"{self.where} is unreachable or runs no lab: "
                                   f"{self._why()}") from None

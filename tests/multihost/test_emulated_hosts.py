@@ -33,11 +33,12 @@ CLIENT_AS_SEEN = "64:ff9b:1::c000:20a"  # 192.0.2.10 in the translator's prefix 
 
 
 def topology(hosts, tmp_path: Path, kind: str, here: str = "client", name: str = "nat46",
-             pods: int | None = None) -> Path:
+             pods: int | None = None, **link) -> Path:
     doc = split_nat46(kind, here=here, there="b", ssh=hosts.b.ns if here == "client"
                       else hosts.a.ns, lab=f"{sys.executable} -m lab", name=name)
     if pods is not None:
         doc["nodes"]["node1"]["pods"]["count"] = pods
+    next(li for li in doc["links"] if li.get("kind") == kind).update(link)
     return write(doc, tmp_path / f"{name}-{kind}.yaml")
 
 
@@ -88,7 +89,9 @@ def ping(lab: str, node: str, address: str, count: int = 3) -> str:
 
 @pytest.mark.parametrize("kind", ["vxlan", "phys"])
 def test_split_nat46_up_reach_down(hosts, tmp_path, lab_name, kind):
-    path = topology(hosts, tmp_path, kind)
+    # BIG TCP sizes and offloads apply to these ends as to a veth's
+    path = topology(hosts, tmp_path, kind, gso_max_size=131072, gso_ipv4_max_size=131072,
+                    offloads={"tso": "off"})
     up = hosts.a.lab("up", str(path), "--name", lab_name)
     assert up.returncode == 0, up.stderr
     try:
@@ -105,6 +108,13 @@ def test_split_nat46_up_reach_down(hosts, tmp_path, lab_name, kind):
         else:
             assert "eth1" not in hosts.a.devices()  # moved into the client, renamed eth0
             assert info["mtu"] == 1400 and info["operstate"] in ("UP", "UNKNOWN")
+        with netns.entered(f"{lab_name}-client"):
+            from lab.links.host import HostView
+            settings = HostView().devices["eth0"].settings
+        assert (settings["gso_max_size"], settings["gso_ipv4_max_size"]) == (131072, 131072)
+        features = netns.run(f"{lab_name}-client", ["ethtool", "-k", "eth0"]).stdout
+        tso = [line.strip() for line in features.splitlines() if "tcp-segmentation" in line]
+        assert "tx-tcp-segmentation: off" in tso, tso
         assert " 0% packet loss" in ping(lab_name, "client", POD0)
         assert translated_connection(lab_name) == CLIENT_AS_SEEN
         status = hosts.a.lab("status", lab_name, "--json")
@@ -275,9 +285,12 @@ def test_a_host_lost_half_way_leaves_the_others_clean_and_says_what_is_left(host
     nics_as_they_were(hosts)
 
 
+@pytest.mark.parametrize("kind", ["vxlan", "phys"])
 def test_the_driving_lab_up_killed_half_way_is_recovered_by_lab_down(hosts, tmp_path,
-                                                                    lab_name):
-    path = topology(hosts, tmp_path, "vxlan", pods=64)
+                                                                    lab_name, kind):
+    """SIGKILL of `lab up` here once host b has begun: the NIC here (phys) is already in the
+    client; `lab down` gives it back, and has b tear its part down."""
+    path = topology(hosts, tmp_path, kind, pods=64)
     up = subprocess.Popen(hosts.a.argv("up", str(path), "--name", lab_name), env=hosts.a.env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(lambda: netns.exists(f"{lab_name}-gw"))
@@ -287,3 +300,4 @@ def test_the_driving_lab_up_killed_half_way_is_recovered_by_lab_down(hosts, tmp_
     down = hosts.a.lab("down", lab_name)
     assert down.returncode == 0, down.stderr
     nothing_left(hosts, lab_name)
+    nics_as_they_were(hosts)
