@@ -29,6 +29,7 @@ from lab.scenarios.progress import Progress
 from lab.scenarios.requirements import Requirements
 from lab.scenarios.results import RunResults, ScenarioResult, point_label
 from lab.topology import Topology
+from lab.topology.model import HOST_LINK_KINDS
 
 log = logging.getLogger("lab")
 
@@ -175,11 +176,26 @@ class Runner:
 
     def _measure(self, index: int, sc: Scenario, sr: ScenarioResult,
                  configs: list[Config]) -> None:
+        # Configs are measured side by side, their labs up at once; but links that leave the
+        # machine (vxlan, phys) hold what their hosts have one of (a VNI on the underlay, a
+        # NIC), so configs with them are measured one after the other.
+        numbered = list(enumerate(configs))
+        if any(link.kind in HOST_LINK_KINDS for c in configs for link in c.topology.links):
+            if len(configs) > 1:
+                self.progress.message(f"{sc.name}: its links leave the machine (vxlan/phys): "
+                                      "configs measured one after the other")
+            for one in numbered:
+                self._measure_together(index, sc, sr, [one])
+        else:
+            self._measure_together(index, sc, sr, numbered)
+
+    def _measure_together(self, index: int, sc: Scenario, sr: ScenarioResult,
+                          configs: list[tuple[int, Config]]) -> None:
         capture_dir = self.out_dir / "captures" / sc.name
         log_dir = self.out_dir / "logs"
         with contextlib.ExitStack() as stack:
             labs: dict[str, Lab] = {}
-            for ci, config in enumerate(configs):
+            for ci, config in configs:
                 name = f"{self.lab_prefix}s{index}c{ci}"
                 self.progress.step(f"{sc.name}: bringing up {config.name} ({name})")
                 topo = config.load_topology(name)
@@ -193,7 +209,7 @@ class Runner:
             services = {name: Services() for name in labs}
             for repeat in range(sc.repeats):
                 for point in sc.points():
-                    for config in configs:
+                    for _, config in configs:
                         full = sc.full_point(config, point)
                         for step in sc.steps_at(full):
                             self._step(sc, sr, step, full, repeat, labs[config.name],
