@@ -112,10 +112,9 @@ def scenario(entry: dict) -> None:
     for key in ("ingress_ping.loss", "ingress_tcp.throughput", "ingress_rr.p50",
                 "egress_tcp.throughput", "counters.translated", "counters.dropped"):
         entry["measured"][key] = metrics[key]["median"] if key in metrics else None
-    seen = {f["value"] for f in sc["facts"] if f["step"] == "ingress_source"
-            and f["key"] == "seen_source"}
-    entry["checks"]["pod sees the client as its RFC 6052 address"] = \
-        seen == {CLIENT_AS_SEEN} or sorted(seen)
+    # The source a pod sees is checked by the phys phase: the test leaves the scenario's
+    # ingress_source step out (its Python client on host a outlasts the step's wait under
+    # emulation).
     entry["checks"]["run status"] = run.status == "passed" or run.status
     labs = [c["lab"] for c in sc["configs"]]
     entry["checks"]["nothing left"] = ([x for lab in labs for x in left_here(lab)
