@@ -13,9 +13,10 @@ PYTEST   := $(VENV)/bin/pytest
 RUN_ARGS ?= --vm
 TEST_ARGS ?=
 
-# The kernel matrix (issue 13): `make test-kernels` runs the BPF objects' packet tests in a VM of
-# each of KERNELS; `make run-kernels` runs the MATRIX_SCENARIOS
-# natively and on each of KERNELS into one results.json and report with a kernel column.
+# The kernel matrix (issue 13): `make test-kernels` runs every BPF packet test (tests/bpf) and
+# the netkit tests here and in one VM boot per kernel of KERNELS (`make test` runs a sample of
+# them on the newest 7.x and 6.12); `make run-kernels` runs the MATRIX_SCENARIOS natively and
+# on each of KERNELS into one results.json and report with a kernel column.
 KERNELS ?= 6.12,7.2,7.3
 MATRIX_SCENARIOS ?= bigtcp bigtcp-nat46 pods-netkit
 MATRIX_ARGS ?= --quick
@@ -36,7 +37,7 @@ test: deps bpf
 
 test-kernels: deps bpf
 	LAB_TEST_KERNELS=$(KERNELS) LAB_TEST_BPF_SELECTION=full \
-		$(PYTEST) tests/vm/test_bpf_in_vm.py $(TEST_ARGS)
+		$(PYTEST) tests/bpf tests/netkit tests/vm/test_bpf_in_vm.py $(TEST_ARGS)
 
 run-kernels: deps bpf
 	$(LAB) run --kernels host,$(KERNELS) $(MATRIX_ARGS) $(MATRIX_SCENARIOS)

@@ -213,6 +213,12 @@ TOOLS = {
 }
 
 
+# How long a tool may take to print its version: an emulated kernel VM (lab vm under TCG, on a
+# busy host) took more than 5 s to start clang or QEMU, which is slowness, not absence.
+TOOL_TIMEOUT = {"tcg": 60.0}
+TOOL_TIMEOUT_NATIVE = 5.0
+
+
 def tool(name: str) -> Capability:
     if name == "netperf":  # also the lab's verified copy of Debian's non-free package
         from lab.traffic import netperf_package
@@ -222,8 +228,9 @@ def tool(name: str) -> Capability:
     path = shutil.which(cmd)
     if path is None:
         return Capability(name, False, f"{cmd} not found (used for: {use})")
+    timeout = TOOL_TIMEOUT.get(os.environ.get("LAB_VM_ACCEL", ""), TOOL_TIMEOUT_NATIVE)
     try:
-        out = subprocess.run([path, arg], capture_output=True, text=True, timeout=5)
+        out = subprocess.run([path, arg], capture_output=True, text=True, timeout=timeout)
         text = (out.stdout or out.stderr).strip().splitlines()
         version = next((ln for ln in text if re.search(r"\d+\.\d+", ln)), f"at {path}")
     except (OSError, subprocess.TimeoutExpired) as e:

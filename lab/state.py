@@ -6,7 +6,8 @@ kernel object or starts a process it appends what it is about to create (LabReco
 one writer), so `lab down` (also after `lab up` died from SIGKILL
 half-way) removes exactly what the lab made and nothing else: namespaces by name and inode,
 its own bpffs pin directory, the processes it started (pid and start time, so a reused pid is
-never killed), and the /etc/netns files it wrote. /run is a tmpfs: the record and the objects
+never killed), the /etc/netns files it wrote, and the host NICs it moved into nodes (given
+back with their settings before the namespaces go). /run is a tmpfs: the record and the objects
 it describes disappear together at reboot.
 """
 
@@ -26,10 +27,12 @@ from pathlib import Path
 
 from lab import netfilter, netns
 from lab.errors import LabError, UsageError
-from lab.journal import (EtcDir, LabCreated, LabUp, NamespaceCreated, NamespaceNotOurs,
-                         NamespacePlanned, NetfilterTables, PinDir, ProcessExited,
-                         ProcessStarted, Record, decode, encode)
+from lab.journal import (EtcDir, HostPart, HostPartDown, LabCreated, LabUp, NamespaceCreated,
+                         NamespaceNotOurs, NamespacePlanned, NetfilterTables, PhysMoved, PinDir,
+                         ProcessExited, ProcessStarted, Record, VxlanCreated, decode, encode)
 from lab.libc import libc
+from lab.links import phys as phys_link
+from lab.links import vxlan as vxlan_link
 
 log = logging.getLogger("lab")
 
@@ -76,6 +79,9 @@ class Inventory:
     processes: dict[int, ProcessStarted] = field(default_factory=dict)
     etc_dirs: list[str] = field(default_factory=list)
     netfilter: list[NetfilterTables] = field(default_factory=list)
+    nics: list[PhysMoved] = field(default_factory=list)  # host NICs moved into nodes
+    vxlans: list[VxlanCreated] = field(default_factory=list)
+    hosts: dict[str, HostPart] = field(default_factory=dict)  # parts on other hosts, not down
     complete: bool = False
 
 
@@ -102,6 +108,12 @@ class LabRecord:
                 raise UsageError(f"a lab named '{self.name}' is already up (or was not torn "
                                  f"down): run `lab down {self.name}` first") from None
         self.append(LabCreated(self.name, os.getpid(), time.time(), topology, instance))
+
+    def discard_unused(self) -> None:
+        """Remove the directory locked() made for a lab that was refused before its journal
+        began (under the lock)."""
+        if not self.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -161,6 +173,14 @@ class LabRecord:
                     inv.etc_dirs.append(path)
                 case NetfilterTables():
                     inv.netfilter.append(r)
+                case PhysMoved():
+                    inv.nics.append(r)
+                case VxlanCreated():
+                    inv.vxlans.append(r)
+                case HostPart(host=host):
+                    inv.hosts[host] = r
+                case HostPartDown(host=host):
+                    inv.hosts.pop(host, None)
                 case LabUp():
                     inv.complete = True
         return inv
@@ -189,6 +209,11 @@ class LabRecord:
         for path in inv.pin_dirs:
             if remove_pin_dir(Path(path)):
                 removed.append(f"pins {path}")
+        removed += give_back_nics(inv)
+        for v in inv.vxlans:
+            if inv.namespaces.get(v.namespace) == _inode_or_none(v.namespace) is not None and \
+                    v.namespace not in inv.abandoned and vxlan_link.remove(v):
+                removed.append(f"vxlan {v.namespace}:{v.ifname}")
         by_inode = netns.pids_by_inode() if inv.namespaces else {}
         for name, ino in inv.namespaces.items():
             if name in inv.abandoned or not netns.exists(name):
@@ -220,6 +245,28 @@ class LabRecord:
         shutil.rmtree(self.dir, ignore_errors=True)
         unmount_bpffs_if_ours()
         return removed
+
+
+def _inode_or_none(name: str) -> int | None:
+    try:
+        return netns.inode(name)
+    except OSError:
+        return None
+
+
+def give_back_nics(inv: Inventory) -> list[str]:
+    """Move the host NICs the lab took back to the host, as they were (lab/links/phys.py);
+    before the namespaces go, or the kernel would hand them to the initial namespace bare."""
+    out = []
+    for nic in reversed(inv.nics):
+        if nic.namespace in inv.abandoned:
+            continue
+        try:
+            if phys_link.give_back(nic):
+                out.append(f"NIC {nic.home} given back")
+        except (LabError, OSError) as e:
+            log.warning("NIC %s: %s", nic.home, e)
+    return out
 
 
 def stop_processes(procs: Iterable[ProcessStarted]) -> list[str]:

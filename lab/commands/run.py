@@ -55,6 +55,10 @@ def register(sub) -> None:
                         "results.json recorded (default: the results directory's latest "
                         "run if there is one), or `static` for estimates from the scenario "
                         "files; every shard of a run must be given the same")
+    p.add_argument("--topology", type=Path, metavar="FILE",
+                   help="run the SCENARIOs on this topology file instead of their own (the "
+                        "same nodes arranged otherwise, e.g. split across hosts: "
+                        "docs/multihost.md)")
     p.add_argument("--list", action="store_true", help="list scenarios and step kinds")
     p.add_argument("--check", action="store_true",
                    help="only load and check the scenario files (with --shard: and print "
@@ -106,7 +110,7 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_compare)
 
 
-def _resolve(names: list[str]):
+def _resolve(names: list[str], topology: Path | None = None):
     out = []
     for name in names:
         path = Path(name)
@@ -115,7 +119,7 @@ def _resolve(names: list[str]):
         if not path.exists():
             known = ", ".join(p.stem for p in sorted(scenarios_dir().glob("*.yaml")))
             raise UsageError(f"no scenario '{name}' (a file, or one of: {known})")
-        out.append(load(path, catalogue()))
+        out.append(load(path, catalogue(), topology))
     return out
 
 
@@ -139,7 +143,14 @@ def cmd_run(args) -> int:
         return _list()
     if args.repeat is not None and args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite(catalogue())
+    if args.topology is not None and not args.scenarios:
+        raise UsageError("--topology needs the scenarios to run on it (e.g. `lab run nat46 "
+                         "--topology FILE`)")
+    if args.topology is not None and (args.kernels or args.vm):
+        raise UsageError("--topology runs here, on the topology's hosts: not with --kernels "
+                         "or --vm")
+    scenarios = _resolve(args.scenarios, args.topology) if args.scenarios \
+        else default_suite(catalogue())
     if not scenarios:
         raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
     configs = _configs(args, scenarios)

@@ -132,7 +132,9 @@ class KernelMatrix:
         from lab.traffic import rr
 
         kernel = vm.KernelCache().kernel(label)
-        rr.binary()  # built here: the guest sees the host's files read-only
+        # Built and byte-compiled here: the guest sees the host's files read-only.
+        rr.binary()
+        vm.precompile(CHECKOUT / "lab")
         out = self._dir(label)
         py = shlex.quote(sys.executable)
         run = [py, "-m", "lab", "run", "--out", shlex.quote(str(out))]

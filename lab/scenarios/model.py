@@ -21,7 +21,7 @@ from typing import Any
 
 from lab import topology as topology_mod
 from lab import yamlfile
-from lab.errors import InputError
+from lab.errors import InputError, UsageError
 from lab.lab import LabHooks
 from lab.scenarios.registry import Catalogue, Metric, StepKind, builtin
 from lab.topology import Topology
@@ -289,10 +289,13 @@ class _Loader:
         return steps
 
 
-def load(path: str | Path, catalogue: Catalogue | None = None) -> Scenario:
+def load(path: str | Path, catalogue: Catalogue | None = None,
+         topology: str | Path | None = None) -> Scenario:
     """Load and check a scenario file against CATALOGUE (default: the built-in step kinds, no
-    datapath feature); raises InputError (file:line:col) on bad input."""
-    return from_document(yamlfile.load(path), catalogue)
+    datapath feature); raises InputError (file:line:col) on bad input. TOPOLOGY: run it on
+    that topology file instead of its own `topology:` (the same nodes, elsewhere: e.g. split
+    across hosts); configs naming their own topology keep it."""
+    return from_document(yamlfile.load(path), catalogue, topology)
 
 
 def parse(text: str, file: str = "<string>", catalogue: Catalogue | None = None) -> Scenario:
@@ -300,12 +303,18 @@ def parse(text: str, file: str = "<string>", catalogue: Catalogue | None = None)
     return from_document(yamlfile.parse(text, file), catalogue)
 
 
-def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) -> Scenario:
+def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None,
+                  topology: str | Path | None = None) -> Scenario:
     catalogue = catalogue or builtin()
     yamlfile.validate(doc, schema())
     data = doc.data
     ld = _Loader(doc, catalogue)
-    topology_file = ld.topology_path(data["topology"], ("topology",))
+    if topology is not None:
+        topology_file = Path(topology).resolve()
+        if not topology_file.is_file():
+            raise UsageError(f"--topology {topology}: no such file")
+    else:
+        topology_file = ld.topology_path(data["topology"], ("topology",))
     configs, has_configs = ld.configs(topology_file)
     default_name = re.sub(r"[^a-z0-9_-]", "-", Path(doc.file).stem.lower())
     scenario = Scenario(

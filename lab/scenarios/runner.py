@@ -29,6 +29,7 @@ from lab.scenarios.progress import Progress
 from lab.scenarios.requirements import Requirements
 from lab.scenarios.results import RunResults, ScenarioResult, point_label
 from lab.topology import Topology
+from lab.topology.model import HOST_LINK_KINDS
 
 log = logging.getLogger("lab")
 
@@ -186,6 +187,21 @@ class Runner:
 
     def _measure(self, index: int, sc: Scenario, sr: ScenarioResult,
                  configs: list[Config]) -> None:
+        # Configs are measured side by side, their labs up at once; but links that leave the
+        # machine (vxlan, phys) hold what their hosts have one of (a VNI on the underlay, a
+        # NIC), so configs with them are measured one after the other.
+        numbered = list(enumerate(configs))
+        if any(link.kind in HOST_LINK_KINDS for c in configs for link in c.topology.links):
+            if len(configs) > 1:
+                self.progress.message(f"{sc.name}: its links leave the machine (vxlan/phys): "
+                                      "configs measured one after the other")
+            for one in numbered:
+                self._measure_together(index, sc, sr, [one])
+        else:
+            self._measure_together(index, sc, sr, numbered)
+
+    def _measure_together(self, index: int, sc: Scenario, sr: ScenarioResult,
+                          configs: list[tuple[int, Config]]) -> None:
         capture_dir = self.out_dir / "captures" / sc.name
         log_dir = self.out_dir / "logs"
         # Seconds spent on each config (bringing its lab up, its steps): what a later
@@ -195,7 +211,7 @@ class Runner:
             stack.callback(lambda: [e.update(duration_s=round(e["duration_s"], 3))
                                     for e in entries.values()])
             labs: dict[str, Lab] = {}
-            for ci, config in enumerate(configs):
+            for ci, config in configs:
                 t0 = time.monotonic()
                 name = f"{self.lab_prefix}s{index}c{ci}"
                 self.progress.step(f"{sc.name}: bringing up {config.name} ({name})")
@@ -213,7 +229,7 @@ class Runner:
             services = {name: Services() for name in labs}
             for repeat in range(sc.repeats):
                 for point in sc.points():
-                    for config in configs:
+                    for _, config in configs:
                         t0 = time.monotonic()
                         full = sc.full_point(config, point)
                         try:
@@ -258,7 +274,10 @@ class Runner:
             return
         from lab.traffic import rr
 
-        rr.binary()  # built here: the guest sees the host's files read-only
+        # Built and byte-compiled here: the guest sees the host's files read-only.
+        rr.binary()
+        checkout = Path(__file__).resolve().parents[2]
+        vm.precompile(checkout / "lab")
         sub = (self.out_dir / "vm" / sc.name).resolve()
         argv = [sys.executable, "-m", "lab", "run", str(Path(sc.file).resolve()),
                 "--out", str(sub), "--repeat", str(sc.repeats)]
@@ -269,7 +288,6 @@ class Runner:
         # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
         # /var): the results directory is shared writable; the scenario and topology files,
         # this checkout and its Python stay visible wherever they are.
-        checkout = Path(__file__).resolve().parents[2]
         visible = [str(Path(sc.file).resolve().parent), sys.prefix, str(checkout),
                    *(str(c.topology_file.resolve().parent) for c in sc.configs)]
         self.progress.step(f"{sc.name}: in a kernel VM (here: {reason})")

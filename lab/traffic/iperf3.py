@@ -82,7 +82,7 @@ def measure(client: NodeHandle, server: Server, address: str, placement: Placeme
     if seconds != int(seconds) or seconds < 1:
         raise UsageError(f"iperf3 runs for whole seconds (at least 1), not {seconds}")
     server.check_alive()
-    server_cpus = placement.pin_server(server.pid)
+    server_cpus = server.pin(placement)
     argv = ["iperf3", "--client", address, "--port", str(server.port), "--json",
             "--time", str(int(seconds)), "--interval", f"{INTERVAL:g}"]
     if mss:

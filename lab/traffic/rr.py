@@ -127,7 +127,7 @@ def measure(client: NodeHandle, server: Server, address: str, placement: Placeme
             request: int, response: int, seconds: float = 2.0, connect_each: bool = False,
             warmup: float = 0.2) -> RRResult:
     server.check_alive()
-    server_cpus = placement.pin_server(server.pid)
+    server_cpus = server.pin(placement)
     argv = [str(binary()), "client", "--host", address, "--port", str(server.port),
             "--request", str(request), "--response", str(response),
             "--seconds", f"{seconds:g}", "--warmup", f"{warmup:g}"]

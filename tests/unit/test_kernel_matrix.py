@@ -78,3 +78,27 @@ def test_the_report_sets_kernels_side_by_side_and_says_tcg_stays_within(scenario
     full = markdown(build(merged, tmp_path))
     assert "## Kernel matrix" in full and "### synthetic across kernels" in full
     assert matrix.blocks(doc) == []  # not a matrix: nothing added
+
+
+def test_doctor_gives_tools_time_in_an_emulated_guest(monkeypatch):
+    """A tool slow to start under TCG is slow, not missing (the matrix's first run listed clang
+    and QEMU as lacking in every guest after 5 s)."""
+    import subprocess
+
+    from lab import features
+
+    seen = []
+
+    def fake_run(argv, timeout, **kw):
+        seen.append(timeout)
+        return subprocess.CompletedProcess(argv, 0, "tool 1.2.3\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(features.shutil, "which", lambda cmd: f"/usr/bin/{cmd}")
+    monkeypatch.delenv("LAB_VM_ACCEL", raising=False)
+    assert features.tool("clang").ok
+    monkeypatch.setenv("LAB_VM_ACCEL", "tcg")
+    assert features.tool("clang").ok
+    monkeypatch.setenv("LAB_VM_ACCEL", "kvm")
+    assert features.tool("clang").ok
+    assert seen == [5.0, 60.0, 5.0]

@@ -146,6 +146,19 @@ def test_cli_passes_a_signal_death_on_as_128_plus_the_signal(kernel, rundir):
     assert_nothing_left(rundir)
 
 
+def test_cli_netkit_in_the_newest_7x(kernel, rundir):
+    # Issue 13's first check, as typed: `lab vm --kernel 7.3 -- ip link add type netkit`
+    # (7: the newest 7.x, 7.3 today; 7.x comes in the split packaging).
+    proc = lab_vm("--kernel", "7", "--", "sh", "-c",
+                  "ip link add type netkit && ip -o link show type netkit && uname -r",
+                  tmpdir=rundir)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    *links, release = stdout.splitlines()
+    assert len(links) == 2 and release.startswith("7."), stdout  # the pair, in a 7.x guest
+    assert_nothing_left(rundir)
+
+
 def test_cli_timeout_is_an_error_and_leaves_nothing(kernel, rundir):
     # A command that never stops writing must time out as well as one that sleeps.
     proc = lab_vm("--kernel", kernel.release, "--timeout", "20", "--", "yes",
