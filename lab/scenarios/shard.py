@@ -183,8 +183,9 @@ def find_durations(option: str | None, results_dir: Path) -> Durations:
 
 
 def suite_record(runs: Sequence[Scenario]) -> dict:
-    """The suite as run (scenario files, their variants, their points) and its digest: shards
-    of one suite have the same."""
+    """The suite as run (scenario and topology files, variants, points) and its digest: shards
+    of one suite have the same (`lab run --topology` on one runner and not on another, or an
+    edited file, makes another suite)."""
     def file_digest(path: str) -> str:
         try:
             return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -194,7 +195,9 @@ def suite_record(runs: Sequence[Scenario]) -> dict:
     points = [[sc.name, c.name] for sc in runs for c in sc.configs]
     ident = [{"name": sc.name, "file": file_digest(sc.file), "quick": sc.quick,
               "repeats": sc.repeats, "matrix": sc.matrix, "params": sc.params,
-              "configs": [c.name for c in sc.configs]} for sc in runs]
+              "configs": [c.name for c in sc.configs],
+              "topologies": [file_digest(str(c.topology_file)) for c in sc.configs]}
+             for sc in runs]
     text = json.dumps(ident, sort_keys=True, default=str)
     return {"digest": hashlib.sha256(text.encode()).hexdigest()[:16], "points": points}
 
