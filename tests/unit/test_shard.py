@@ -518,3 +518,9 @@ def test_lab_merge_cli_exit_codes(tmp_path, suite):
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert bad.returncode == 2 and "2/2 missing" in bad.stderr
     assert not (tmp_path / "m2").exists()  # refused before anything is written
+    (tmp_path / "junk.json").write_bytes(b"\xff{")
+    junk = subprocess.run(LAB + ["merge", str(a), str(tmp_path / "junk.json"), "--out",
+                                 str(tmp_path / "m3")], capture_output=True, text=True,
+                          env=env, cwd=ROOT)
+    assert junk.returncode == 2 and "junk.json: not a results document" in junk.stderr
+    assert not (tmp_path / "m3").exists()
