@@ -248,7 +248,11 @@ def test_a_restricted_scenario_keeps_the_assertions_its_configs_can_match(suite)
 # -- shards as `lab run --shard` writes them, and the same suite unsharded ------------------------
 
 def measure(sc, sr: ScenarioResult, noise: float = 0.0) -> None:
-    """What running the (restricted) variant SC would record: every step at every point."""
+    """What running the (restricted) variant SC would record: every step at every point; or
+    nothing, skipped, when it requires what no kernel has."""
+    if "CONFIG_LAB_NO_SUCH_OPTION" in sc.requires:
+        sr.status, sr.reason = "skipped", "requires CONFIG_LAB_NO_SUCH_OPTION: not set"
+        return
     meta = sc.steps[0].kind.metrics
     for r in range(sc.repeats):
         for point in sc.points():
@@ -322,7 +326,12 @@ def structure(doc: dict) -> list:
 
 @pytest.mark.parametrize("count", [2, 3, 5])
 def test_merged_shards_are_the_unsharded_run(tmp_path, suite, count):
+    # And a scenario skipped on every shard: its claims are `not measurable` once per point.
+    suite = suite + [scenario(tmp_path, SPLIT.replace("name: split", "name: unrunnable")
+                              .replace("repeats: 3\n",
+                                       "repeats: 3\nrequires: [CONFIG_LAB_NO_SUCH_OPTION]\n"))]
     whole = run_doc(suite)
+    assert [len(s["claims"]) for s in whole["scenarios"]] == [1, 0, 0, 1]
     doc = merged(write_shards(tmp_path, suite, count), tmp_path / "out")
     assert structure(doc) == structure(whole)
     assert doc["status"] == "passed" and len(doc["shards"]) == count
@@ -332,10 +341,12 @@ def test_merged_shards_are_the_unsharded_run(tmp_path, suite, count):
                  for c in s["configs"]}
     for s in doc["shards"]:
         for sc, c in s["points"]:
-            assert by_config[(sc, c)] == f"{s['index']}/{count}"
+            if sc != "unrunnable":  # skipped: no config was brought up, none is listed
+                assert by_config[(sc, c)] == f"{s['index']}/{count}"
     # The claim measured in the shard that ran config b is judged, not `not measurable`.
     claim = next(c for s in doc["scenarios"] for c in s["claims"])
     assert claim["ratio"] is not None and claim["scenario"] == "split"
+    assert doc["scenarios"][-1]["status"] == "skipped"
     paths = write_reports(doc, tmp_path / "out")
     page = (tmp_path / "out" / "report.md").read_text()
     assert "split" in page and "paired" in page and all(p.exists() for p in paths)
@@ -369,6 +380,7 @@ def test_a_shard_of_a_scenario_run_in_a_vm_runs_only_its_configs(tmp_path, monke
 
     sc = scenario(tmp_path, SPLIT.replace("repeats: 3\n",
                                           "repeats: 3\nrequires: [CONFIG_LAB_NO_SUCH_OPTION]\n"))
+    in_guest = scenario(tmp_path, SPLIT, "split-in-guest")  # the guest's kernel has it
     calls = []
 
     def fake_vm_run(argv, **kw):
@@ -376,7 +388,7 @@ def test_a_shard_of_a_scenario_run_in_a_vm_runs_only_its_configs(tmp_path, monke
         configs = [argv[i + 1] for i, a in enumerate(argv) if a == "--config"]
         out = Path(argv[argv.index("--out") + 1])
         out.mkdir(parents=True)
-        (out / "results.json").write_text(json.dumps(run_doc([sc], configs=configs)))
+        (out / "results.json").write_text(json.dumps(run_doc([in_guest], configs=configs)))
         return types.SimpleNamespace(returncode=0, stdout="", stderr="", kernel="6.12.0",
                                      accel="tcg")
 
