@@ -3,7 +3,7 @@ datapath feature offers (lab/datapath/registry.py), run by lab.cli's machinery.
 
     lifecycle  up, down, status, exec        reach   reach
     doctor     doctor                        bench   bench build|prog|<feature kinds>
-    bpf        bpf run                       run     run, report, compare
+    bpf        bpf run                       run     run, merge, report, compare
     vm         vm
     remote     remote (a host's side of a lab across hosts, run over SSH)
 """

@@ -137,6 +137,28 @@ class Scenario:
             s.repeats = repeats
         return s
 
+    def restrict(self, names: Sequence[str]) -> Scenario:
+        """This scenario with only the configs NAMES (a shard's part of it, lab/scenarios/
+        shard.py). An assertion that can match only the other configs' series is left to the
+        shard that runs them, or it would fail here as 'nothing was measured'; one that can
+        match no config at all stays with the scenario's first config, so it still fails
+        once."""
+        keep = [c for c in self.configs if c.name in names]
+        s = replace(self, configs=keep)
+        s.assertions = [a for a in self.assertions if self._can_match(a, keep) or (
+            not self._can_match(a, self.configs) and self.configs[0] in keep)]
+        return s
+
+    def _can_match(self, assertion: dict, configs: list[Config]) -> bool:
+        step = assertion["metric"].split(".", 1)[0]
+        for config in configs:
+            for point in self.points():
+                full = self.full_point(config, point)
+                if matches(full, assertion.get("where")) and \
+                        any(s.name == step for s in self.steps_at(full)):
+                    return True
+        return False
+
 
 def matches(point: dict, where: dict | None) -> bool:
     return all(k in point and _same(point[k], v) for k, v in (where or {}).items())

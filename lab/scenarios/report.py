@@ -98,6 +98,7 @@ def build(doc: dict, base: Path) -> list[Block]:
              f"{' (modified)' if lab.get('dirty') else ''}. "
              f"Command: `{' '.join(doc['command'])}`"),
     ]
+    blocks += _shard_note(doc)
     blocks += claims_section(doc, names)
     blocks.append(Heading(2, "Scenarios"))
     blocks.append(Table(["scenario", "question", "status", "ratios (95% confidence)",
@@ -111,6 +112,32 @@ def build(doc: dict, base: Path) -> list[Block]:
         blocks += scenario_section(s, names)
     blocks += closing_details(doc, base)
     return blocks
+
+
+def _points(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'}"
+
+
+def _shard_note(doc: dict) -> list[Block]:
+    """Which part of a sharded run this is, or which shards a merged run was joined from."""
+    if "shard" in doc:
+        sh = doc["shard"]
+        return [Para(f"Shard {sh['index']}/{sh['count']}: {len(sh['points'])} of the suite's "
+                     f"{len(sh['suite']['points'])} (scenario, config) points (plan "
+                     f"{sh['plan']}, weighed by {sh.get('durations', 'static')}); `lab merge` "
+                     "joins the shards into the whole run's results.")]
+    if "shards" in doc:
+        parts = []
+        for sh in doc["shards"]:
+            env = sh.get("environment", {})
+            host = env.get("machine", {}).get("hostname", "?")
+            kernel = env.get("kernel", {}).get("release", "?")
+            parts.append(f"{sh['index']}/{sh['count']} ({sh['status']}, "
+                         f"{sh.get('duration_s', 0):.0f} s, {_points(len(sh['points']))}, on "
+                         f"{host}, kernel {kernel})")
+        return [Para(f"Merged from {len(parts)} shards (`lab merge`; the time is the longest "
+                     f"shard's): {'; '.join(parts)}.")]
+    return []
 
 
 def _ratio_counts(s: dict) -> str:

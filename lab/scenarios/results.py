@@ -387,6 +387,7 @@ class RunResults:
         self.duration_s = 0.0
         self.scenarios: list[ScenarioResult] = []
         self.imported: list[dict] = []  # scenario documents from a VM run, kept as they came
+        self.shard: dict | None = None  # `lab run --shard K/N`: which part of which suite
 
     def to_json(self) -> dict:
         scenarios = [s.to_json() for s in self.scenarios]
@@ -402,7 +403,7 @@ class RunResults:
                 "command": self.command, "status": self.status, "quick": self.quick,
                 "started": self.started, "finished": self.finished,
                 "duration_s": round(self.duration_s, 3), "environment": self.environment,
-                "scenarios": scenarios}
+                "scenarios": scenarios, **({"shard": self.shard} if self.shard else {})}
 
     def write(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
