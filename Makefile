@@ -33,7 +33,7 @@ run: deps bpf
 	$(LAB) run $(RUN_ARGS)
 
 test: deps bpf
-	$(PYTEST) $(TEST_ARGS)
+	$(PYTEST) --durations=30 $(TEST_ARGS)
 
 test-kernels: deps bpf
 	LAB_TEST_KERNELS=$(KERNELS) LAB_TEST_BPF_SELECTION=full \
