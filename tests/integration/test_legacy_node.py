@@ -21,7 +21,7 @@ from lab import netns, state
 from lab.datapath.kubeproxy import node as kp_node
 from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV, Lab
-from lab.traffic.process import listening
+from lab.procfs import listening
 
 pytestmark = pytest.mark.root
 

@@ -11,7 +11,7 @@ from pod_traffic import make_lab  # noqa: F401 (fixture)
 
 from lab.traffic import netperf, netperf_package, rr
 from lab.traffic.placement import resolve
-from lab.traffic.process import listening
+from lab.procfs import listening
 
 pytestmark = pytest.mark.root
 
