@@ -64,4 +64,27 @@ static __always_inline int icmp_ext_move(const struct pkt *p, __u32 quote_end, _
 	return pkt_move(p, PKT_MOVE_ZERO, quote_end, ext_new - quote_end);
 }
 
+/* The one pass over an ICMP error's quote that its translation needs (without an extension,
+ * whose layout moves bytes): the sum of the `keep` quoted bytes after the quoted header, at
+ * `qoff`, which the translated error carries unchanged but for the fields it fixes, so that
+ * its checksum is that sum plus the new headers; and, to check the error's own checksum, the
+ * sum of all `rest` bytes after the quoted header (those cut off past `keep` too). */
+static __always_inline int icmp_quote_sums(const struct pkt *p, __u32 qoff, __u32 keep,
+					   __u32 rest, __u32 *kept, __u32 *all)
+{
+	__u32 cut = 0;
+
+	*kept = 0;
+	if (pkt_csum_range(p, qoff, keep, kept))
+		return -1;
+	if (rest > keep) {
+		if (pkt_csum_range(p, qoff + keep, rest - keep, &cut))
+			return -1;
+		if (keep & 1)
+			cut = csum_swab(cut);
+	}
+	*all = csum_add(*kept, cut);
+	return 0;
+}
+
 #endif /* XLAT_ICMP_EXT_H */
