@@ -197,8 +197,9 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 {
 	struct ip6_hdrs outer, inner;
 	struct icmp_ext_layout l;
-	__u32 in_hlen6, rest, len6, old_hdrs, new_hdrs, l4off, qoff, in_l4off, kept, sum;
+	__u32 in_hlen6, rest, len6, old_hdrs, new_hdrs, l4off, in_l4off, kept, sum;
 	__u32 delta = 0;
+	int rc;
 	__u16 check;
 
 	in_hlen6 = ip6_build(&inner, &s->in, s->in_proto6, &s->in_saddr, &s->in_daddr, zero_tos,
@@ -217,25 +218,12 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 							 bpf_ntohs(s->in.ip.tot_len), mtu4, mtu6));
 
 	l4off = ETH_HLEN + s->out.hlen;
-	qoff = l4off + ICMP_HLEN + s->in.hlen;
-	if (l.ext) {
-		sum = 0;
-		if (pkt_csum_range(p, l4off, s->out.plen, &sum))
-			return XLAT_DROP_TOO_BIG;
-	} else {
-		/* the ICMP header and the quoted IPv4 header (options too) as read, then the rest */
-		sum = csum_add(csum_words(&s->icmp, 2), csum_words(&s->in.ip, IP4_HLEN / 4));
-		if (s->in.hlen > IP4_HLEN &&
-		    pkt_csum_range(p, l4off + ICMP_HLEN + IP4_HLEN, s->in.hlen - IP4_HLEN, &sum))
-			return XLAT_DROP_TOO_BIG;
-		if (icmp_quote_sums(p, qoff, l.keep, s->out.plen - ICMP_HLEN - s->in.hlen, &kept,
-				    &delta))
-			return XLAT_DROP_TOO_BIG;
-		sum = csum_add(sum, delta);
-		delta = 0;
-	}
-	if (csum_fold(sum))
-		return XLAT_DROP_ICMP_CSUM;
+	/* the ICMP header and the quoted IPv4 base header as parsed */
+	rc = icmp_err_check(p, &l, l4off, s->out.plen, 0,
+			    csum_add(csum_words(&s->icmp, 2), csum_words(&s->in.ip, IP4_HLEN / 4)),
+			    IP4_HLEN, s->in.hlen, &kept);
+	if (rc)
+		return rc;
 
 	ip6_build(&outer, &s->out, IPPROTO_ICMPV6, &s->saddr, &s->daddr, zero_tos, false);
 	((pkt_u32_t *)&outer)[1] = bpf_htonl(len6 << 16 | IPPROTO_ICMPV6 << 8 | s->out.ip.ttl);

@@ -180,7 +180,8 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 {
 	struct iphdr outer, inner;
 	struct icmp_ext_layout l;
-	__u32 rest, len4, old_hdrs, new_hdrs, l4off, qoff, in_l4off, kept, sum, delta = 0, tos;
+	__u32 rest, len4, old_hdrs, new_hdrs, l4off, in_l4off, kept, sum, delta = 0, tos;
+	int rc;
 	__u16 check;
 
 	rest = s->in_avail - s->in.hlen;
@@ -199,27 +200,14 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 	}
 
 	l4off = ETH_HLEN + s->out.hlen;
-	qoff = l4off + ICMP_HLEN + s->in.hlen;
-	sum = pseudo6_sum(&s->out.ip.saddr, &s->out.ip.daddr, s->out.plen, IPPROTO_ICMPV6);
-	if (l.ext) {
-		if (pkt_csum_range(p, l4off, s->out.plen, &sum))
-			return XLAT_DROP_TOO_BIG;
-	} else {
-		/* the ICMPv6 header and the quoted IPv6 header as read, its extension headers,
-		 * then the rest */
-		sum = csum_add(sum, csum_add(csum_words(&s->icmp, 2),
-					     csum_words(&s->in.ip, IP6_HLEN / 4)));
-		if (s->in.hlen > IP6_HLEN &&
-		    pkt_csum_range(p, l4off + ICMP_HLEN + IP6_HLEN, s->in.hlen - IP6_HLEN, &sum))
-			return XLAT_DROP_TOO_BIG;
-		if (icmp_quote_sums(p, qoff, l.keep, s->out.plen - ICMP_HLEN - s->in.hlen, &kept,
-				    &delta))
-			return XLAT_DROP_TOO_BIG;
-		sum = csum_add(sum, delta);
-		delta = 0;
-	}
-	if (csum_fold(sum))
-		return XLAT_DROP_ICMP_CSUM;
+	/* the ICMPv6 header and the quoted IPv6 base header as parsed */
+	rc = icmp_err_check(p, &l, l4off, s->out.plen,
+			    pseudo6_sum(&s->out.ip.saddr, &s->out.ip.daddr, s->out.plen,
+					IPPROTO_ICMPV6),
+			    csum_add(csum_words(&s->icmp, 2), csum_words(&s->in.ip, IP6_HLEN / 4)),
+			    IP6_HLEN, s->in.hlen, &kept);
+	if (rc)
+		return rc;
 
 	ip4_build(&inner, &s->in, s->in_proto4, s->in_saddr, s->in_daddr, zero_tos, 0);
 	/* the outer message: never a fragment here, and at most 576 bytes, so DF clear */
