@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -72,4 +73,15 @@ def run(argv: list[str] | None, commands: Sequence[AddCommands]) -> int:
         print("lab: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return EXIT_USAGE
+    except PermissionError as e:
+        if os.geteuid() == 0:
+            raise                       # root refused: not a missing privilege, a bug
+        # Without root, whatever a command touches first that is root's says so: one
+        # sentence, exit 2, as for every other missing prerequisite.
+        what = f" ({e.strerror.lower()}: {e.filename})" if e.filename else ""
+        words = sys.argv[1:] if argv is None else argv
+        command = next((w for w in words if not w.startswith("-")), "")
+        print(f"lab: lab {command} needs root{what}: run it as root (e.g. with sudo)",
+              file=sys.stderr)
         return EXIT_USAGE

@@ -181,7 +181,7 @@ def big_tcp() -> dict[str, Capability]:
                     out[family] = Capability(f"big_tcp_{family}", False, str(e))
                     continue
                 (msg,) = request(sock, rtnl.RTM_GETLINK, rtnl.get_link(2), rtnl.LinkMessage)
-                got = [msg.get_attr(f"IFLA_{a.upper()}") for a in attrs]
+                got = [msg.get_attr(rtnl.ifla(a)) for a in attrs]
                 if all(g == BIG_TCP_PROBE_SIZE for g in got):
                     out[family] = Capability(f"big_tcp_{family}", True,
                                              f"veth accepts {BIG_TCP_PROBE_SIZE} "
@@ -203,7 +203,7 @@ TOOLS = {
     "clang": ("clang", "--version", "compiles bpf/*.c"),
     "iperf3": ("iperf3", "--version", "throughput"),
     "sockperf": ("sockperf", "--version", "request/response latency"),
-    "netperf": ("netperf", "-V", "TCP_RR latency (Debian: non-free)"),
+    "netperf": ("netperf", "-V", "TCP_RR/TCP_CRR/TCP_STREAM, the published figures' tool"),
     "tcpdump": ("tcpdump", "--version", "captures"),
     "ethtool": ("ethtool", "--version", "offload inspection"),
     "unbound": ("unbound", "-V", "DNS64"),
@@ -213,13 +213,24 @@ TOOLS = {
 }
 
 
+# How long a tool may take to print its version: an emulated kernel VM (lab vm under TCG, on a
+# busy host) took more than 5 s to start clang or QEMU, which is slowness, not absence.
+TOOL_TIMEOUT = {"tcg": 60.0}
+TOOL_TIMEOUT_NATIVE = 5.0
+
+
 def tool(name: str) -> Capability:
+    if name == "netperf":  # also the lab's verified copy of Debian's non-free package
+        from lab.traffic import netperf_package
+
+        return netperf_package.capability()
     cmd, arg, use = TOOLS[name]
     path = shutil.which(cmd)
     if path is None:
         return Capability(name, False, f"{cmd} not found (used for: {use})")
+    timeout = TOOL_TIMEOUT.get(os.environ.get("LAB_VM_ACCEL", ""), TOOL_TIMEOUT_NATIVE)
     try:
-        out = subprocess.run([path, arg], capture_output=True, text=True, timeout=5)
+        out = subprocess.run([path, arg], capture_output=True, text=True, timeout=timeout)
         text = (out.stdout or out.stderr).strip().splitlines()
         version = next((ln for ln in text if re.search(r"\d+\.\d+", ln)), f"at {path}")
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -244,7 +255,9 @@ def _big_tcp_form(ipv6: Capability) -> Capability:
 def collect() -> list[Capability]:
     """Every probe, as `lab doctor` lists them and scenarios' `requires:` name them: privileges
     first (without them, the kernel probes are skipped), then links, BIG TCP, BPF, tools."""
-    # lab.bpf.features builds its probes on this module's Capability: imported when run.
+    # lab.bpf.features and lab.netfilter build their probes on this module's Capability:
+    # imported when run.
+    from lab import netfilter
     from lab.bpf import features as bpf_features
 
     caps = [privileges()]
@@ -258,6 +271,7 @@ def collect() -> list[Capability]:
         big = big_tcp()
         caps += big.values()
         caps.append(_big_tcp_form(big["ipv6"]))
+        caps += netfilter.capabilities()
     caps += bpf_features.collect()
     caps += [tool(name) for name in TOOLS]
     return caps

@@ -90,6 +90,72 @@ class BpfAttached:
 
 
 @dataclass(frozen=True)
+class NetfilterTables:
+    """Netfilter tables the lab is about to write into a node's namespace (a legacy node's
+    kube-proxy rules): NFT, nf_tables tables as "family name" (nftables mode, and iptables-
+    nft's `ip6 nat`...); LEGACY, iptables-legacy's x_tables tables. `lab down` empties them
+    (and the namespace's conntrack) before the namespace goes, so nothing of them outlives
+    the lab even if something the lab did not start keeps the namespace."""
+    tag: ClassVar[str] = "netfilter"
+    netns: str
+    node: str
+    nft: tuple[str, ...] = ()
+    legacy: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhysMoved:
+    """A host NIC the lab is about to move into NAMESPACE as IFNAME, with everything needed
+    to give it back as it was (lab/links/phys.py): written before the move."""
+    tag: ClassVar[str] = "phys"
+    namespace: str
+    ifname: str                      # its name in the node
+    home: str                        # its name on the host
+    home_netns: int                  # inode of the host's namespace it goes back to
+    ifindex: int                     # on the host
+    mtu: int
+    up: bool
+    mac: str
+    txqueuelen: int | None = None
+    gso_max_size: int | None = None
+    gro_max_size: int | None = None
+    gso_ipv4_max_size: int | None = None
+    gro_ipv4_max_size: int | None = None
+    addresses: tuple[dict[str, Any], ...] = ()   # {address, prefixlen, broadcast, label}
+    routes: tuple[dict[str, Any], ...] = ()      # its static routes: {dst, dst_len, via, ...}
+    offloads: dict[str, bool] = field(default_factory=dict)  # its changeable features
+    pci: str | None = None           # identity: the parent device on the PCI bus
+    perm_mac: str | None = None      # identity: the permanent address
+
+
+@dataclass(frozen=True)
+class VxlanCreated:
+    """A VXLAN device made in NAMESPACE: removed before the namespace, so its underlay
+    socket is closed when `lab down` returns (not when the kernel gets to the namespace)."""
+    tag: ClassVar[str] = "vxlan"
+    namespace: str
+    ifname: str
+
+
+@dataclass(frozen=True)
+class HostPart:
+    """The part of the lab another host makes (lab/hosts/): written before asking it to, so
+    `lab down` here tears that part down there too."""
+    tag: ClassVar[str] = "host"
+    host: str
+    ssh: str
+    lab: str                          # the lab command there
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostPartDown:
+    """That host tore its part down."""
+    tag: ClassVar[str] = "host-down"
+    host: str
+
+
+@dataclass(frozen=True)
 class LabUp:
     """The lab is complete: everything before this record was made."""
     tag: ClassVar[str] = "up"
@@ -103,11 +169,13 @@ class Unknown:
 
 
 Record = (LabCreated | NamespacePlanned | NamespaceCreated | NamespaceNotOurs | PinDir
-          | ProcessStarted | ProcessExited | EtcDir | BpfAttached | LabUp | Unknown)
+          | ProcessStarted | ProcessExited | EtcDir | BpfAttached | NetfilterTables | PhysMoved
+          | VxlanCreated | HostPart | HostPartDown | LabUp | Unknown)
 
 KINDS: dict[str, type] = {k.tag: k for k in (
     LabCreated, NamespacePlanned, NamespaceCreated, NamespaceNotOurs, PinDir, ProcessStarted,
-    ProcessExited, EtcDir, BpfAttached, LabUp)}
+    ProcessExited, EtcDir, BpfAttached, NetfilterTables, PhysMoved, VxlanCreated, HostPart,
+    HostPartDown, LabUp)}
 
 
 def encode(record: Record) -> dict[str, Any]:
@@ -135,4 +203,11 @@ def decode(data: dict[str, Any]) -> Record:
     names = {f.name for f in dataclasses.fields(kind)}
     if kind is ProcessStarted:
         body["argv"] = tuple(body.get("argv", ()))
+    if kind is NetfilterTables:
+        body["nft"], body["legacy"] = tuple(body.get("nft", ())), tuple(body.get("legacy", ()))
+    if kind is HostPart:
+        body["nodes"] = tuple(body.get("nodes", ()))
+    if kind is PhysMoved:
+        body["addresses"] = tuple(body.get("addresses", ()))
+        body["routes"] = tuple(body.get("routes", ()))
     return kind(**{k: v for k, v in body.items() if k in names})

@@ -7,6 +7,11 @@
 Leaving the `with` block (normally, by exception or Ctrl-C) tears the lab down. A lab brought up
 by another process (`lab up`) is reached with `Lab.running(name)`.
 
+A topology whose nodes span hosts (`hosts:`, docs/multihost.md) is the same Lab: `up()` has
+each other host make its part there (lab/hosts/spread.py) while it makes this one's, and the
+nodes on other hosts are RemoteNodeHandles, whose processes run there over the host's SSH
+connection. A Lab with `host` set makes only that host's part (what a host's agent runs).
+
 The datapath features a lab runs (lab/datapath/) are handed in as `LabHooks`, the narrow view
 of them this module needs: what loading the topology needs, how each BPF object they own is
 prepared when `up()` loads it, and what they start once the lab is built and stop before it
@@ -17,22 +22,28 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from lab import features, netns, offloads
-from lab.build import Builder, add_link_settings, netns_name, read_link
+from lab import features, netns, offloads, procfs
+from lab.build import Builder, add_link_settings, netns_name, place, read_link
 from lab.bpf.topology import ObjectSetup
-from lab.errors import LabError, UsageError
+from lab.errors import InputError, LabError, UsageError
+from lab.hosts import spread
+from lab.hosts.process import RemoteProcess, wire_mode
+from lab.hosts.session import HostSession
 from lab.journal import EtcDir, LabUp, ProcessStarted
+from lab.netlink import rtnl
 from lab.netlink.batch import NetlinkError, RtnlBatch, open_socket
 from lab.state import PIN_ROOT, LabRecord, process_start_time
 from lab.topology import Interface, Node, Topology, TopologyHooks, check_lab_name
 from lab.topology import load as load_topology
-from lab.topology.model import LINK_SETTINGS
+from lab.topology.model import LINK_SETTINGS, LOCAL_HOST
 
 log = logging.getLogger("lab")
 
@@ -46,6 +57,10 @@ class LabHooks(TopologyHooks, Protocol):
 
     def object_setups(self) -> Mapping[str, ObjectSetup]:
         """How each BPF object the feature owns is prepared as `up()` loads it on a node."""
+
+    def nodes(self, topo: Topology) -> Collection[str]:
+        """The nodes start() and stop() act on: a lab across hosts runs them on the host of
+        these nodes, which must be one (none: on the machine running `lab up`)."""
 
     def start(self, lab: Lab) -> None:
         """Once the lab is built: what runs beside the datapath (servers, userspace
@@ -107,7 +122,7 @@ class NodeHandle:
             msg = read_link(sock, iface.ifindex)
         finally:
             sock.close()
-        got = {k: msg.get_attr(f"IFLA_{k.upper()}") for k in settings}
+        got = {k: msg.get_attr(rtnl.ifla(k)) for k in settings}
         wrong = {k: v for k, v in got.items() if v != settings[k]}
         if wrong:
             raise LabError(f"{iface.label}: the kernel did not apply "
@@ -124,13 +139,35 @@ class NodeHandle:
         finally:
             sock.close()
         keys = LINK_SETTINGS + ("tso_max_size", "tso_max_segs")
-        return {k: msg.get_attr(f"IFLA_{k.upper()}") for k in keys}
+        return {k: msg.get_attr(rtnl.ifla(k)) for k in keys}
 
     def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
         """`ethtool -K` on a running lab; returns the kernel features as read back."""
         iface = self._iface(ifname)
         with self.entered():
             return offloads.apply(ifname, wanted, iface.label)
+
+    # -- its processes, as its host sees them (lab/procfs.py) ----------------------------------
+
+    @property
+    def local(self) -> bool:
+        """Is the node on this machine (else its processes run on its host: lab/hosts/)?"""
+        return True
+
+    def listening(self, pid: int, port: int) -> bool:
+        """Does the node of process PID (one of this node's) listen on TCP PORT?"""
+        return procfs.listening(pid, port)
+
+    def cpus_after_exec(self, pid: int, program: str, timeout: float = 2.0
+                        ) -> list[int] | None:
+        return procfs.cpus_after_exec(pid, program, timeout)
+
+    def cpus(self) -> list[int]:
+        """The CPUs of this node's host (as far as the lab may use them)."""
+        return procfs.cpus()
+
+    def set_affinity(self, pid: int, cpus: list[int]) -> list[int]:
+        return procfs.set_affinity(pid, cpus)
 
     def write_etc(self, filename: str, content: str) -> Path:
         """A file bound over /etc/FILENAME for processes in this node (as `ip netns exec`
@@ -185,19 +222,124 @@ class NodeHandle:
         return proc
 
 
+class RemoteNodeHandle(NodeHandle):
+    """A node on another host: its processes run there, through that host's agent (over
+    SSH), their output comes back here. What needs the node's namespace in this process
+    (entered(), sockets, BPF maps) is not available: run such steps on the node's host."""
+
+    def __init__(self, lab: Lab, model: Node):
+        super().__init__(lab, model)
+        self.host = lab.topology.hosts[model.host]
+
+    def __repr__(self) -> str:
+        return f"<node {self.name} ({self.role}) on host {self.host.name}>"
+
+    @property
+    def local(self) -> bool:
+        return False
+
+    @property
+    def session(self) -> HostSession:
+        return self.lab.session(self.host.name)
+
+    def _call(self, op: str, **args):
+        return self.session.call(op, lab=self.lab.name, node=self.name, timeout=120, **args)
+
+    def entered(self):
+        raise LabError(f"node {self.name} is on host {self.host.name}: what needs its "
+                       "namespace in this process cannot reach it (run it on that host)")
+
+    def _argv_there(self, argv: Sequence[str]) -> list[str]:
+        """ARGV with the lab's own programs named as they are on the node's host: this
+        Python is its Python, and a tool of the lab (lab-rr) its build of that tool."""
+        argv = [str(a) for a in argv]
+        if not argv:
+            return argv
+        hello = self.session.hello
+        if argv[0] == sys.executable:
+            argv[0] = hello.get("python", "python3")
+        elif os.path.isabs(argv[0]) and os.path.basename(argv[0]) in hello.get("tools", {}):
+            argv[0] = hello["tools"][os.path.basename(argv[0])]
+        return argv
+
+    def popen(self, argv: Sequence[str], env: dict | None = None, stdout=None, stderr=None,
+              text: bool = False, stdin=None, **kwargs) -> RemoteProcess:
+        """ARGV started in this node on its host; ENV: variables added to the agent's."""
+        if stdin not in (None, subprocess.DEVNULL):
+            raise UsageError(f"{self.name}: a process on another host gets no input")
+        there = self._argv_there(argv)
+        answer = self._call("spawn", argv=there, env=env or {}, stdout=wire_mode(stdout),
+                            stderr="stdout" if stderr is subprocess.STDOUT
+                            else wire_mode(stderr))
+        log.info("started %s in %s on host %s (pid %d)", " ".join(there), self.name,
+                 self.host.name, answer["pid"])
+        return RemoteProcess(self.session, answer["proc"], answer["pid"], there, stdout,
+                             stderr, text)
+
+    def run(self, argv: Sequence[str], check: bool = True, timeout: float | None = 60,
+            env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        text = kwargs.pop("text", True)
+        proc = self.popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=text)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            raise
+        if check and proc.returncode != 0:
+            tail = (err or out or "").strip().splitlines()[-5:]
+            raise LabError(f"{self.name}: `{shlex.join(proc.args)}` exited with "
+                           f"{proc.returncode}" + (": " + " | ".join(tail) if tail else ""))
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def listening(self, pid: int, port: int) -> bool:
+        return self._call("listening", pid=pid, port=port)
+
+    def cpus_after_exec(self, pid: int, program: str, timeout: float = 2.0
+                        ) -> list[int] | None:
+        return self._call("cpus_after_exec", pid=pid, program=program, wait=timeout)
+
+    def cpus(self) -> list[int]:
+        return self.session.hello["cpus"]
+
+    def set_affinity(self, pid: int, cpus: list[int]) -> list[int]:
+        return self._call("set_affinity", pid=pid, cpus=list(cpus))
+
+    def set_link(self, ifname: str, **settings: int) -> dict[str, int]:
+        return self._call("set_link", ifname=ifname, settings=settings)
+
+    def link_settings(self, ifname: str) -> dict[str, int]:
+        return self._call("link_settings", ifname=ifname)
+
+    def set_offloads(self, ifname: str, wanted: dict[str, bool]) -> dict[str, bool]:
+        return self._call("set_offloads", ifname=ifname, wanted=wanted)
+
+    def write_etc(self, filename: str, content: str) -> Path:
+        return Path(self._call("write_etc", filename=filename, content=content))
+
+
 class Lab:
     """A topology as a set of kernel objects; a context manager that tears down on exit."""
 
     def __init__(self, topology: Topology, name: str | None = None,
-                 datapaths: Sequence[LabHooks] = ()):
+                 datapaths: Sequence[LabHooks] = (), host: str = LOCAL_HOST):
         if name is not None:
             topology.name = check_lab_name(name)
         self.topology = topology
         self.datapaths = tuple(datapaths)
+        self.host = host  # the part of the topology this process makes (see lab/hosts/)
         self.name = topology.name
         self.record = LabRecord(self.name)
         self.instance = ""
-        self.nodes = {n: NodeHandle(self, node) for n, node in topology.nodes.items()}
+        # Nodes on this host; and from the machine driving the lab (`local`), those on the
+        # others too. A host's agent sees only its own part.
+        self.nodes: dict[str, NodeHandle] = {}
+        for n, node in topology.nodes.items():
+            if node.host == host:
+                self.nodes[n] = NodeHandle(self, node)
+            elif host == LOCAL_HOST:
+                self.nodes[n] = RemoteNodeHandle(self, node)
+        self.sessions: dict[str, HostSession] = {}  # the hosts this lab has talked to
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -213,7 +355,9 @@ class Lab:
         record = LabRecord(check_lab_name(name))
         if not record.exists():
             raise UsageError(f"no lab named '{name}' is up (see `lab status`)")
-        lab = cls(Topology.from_json(record.load_topology()), datapaths=datapaths)
+        data = record.load_topology()
+        lab = cls(Topology.from_json(data), datapaths=datapaths,
+                  host=data.get("part", LOCAL_HOST))
         created = record.inventory().created
         lab.instance = created.instance if created else ""
         return lab
@@ -225,20 +369,75 @@ class Lab:
         """This lab's bpffs directory for pinned maps and links."""
         return PIN_ROOT / self.name
 
+    @property
+    def spans_hosts(self) -> bool:
+        """Does this Lab drive parts on other hosts (it is `local`, they have nodes)?"""
+        return self.host == LOCAL_HOST and bool(self.topology.remote_hosts())
+
+    def session(self, host: str) -> HostSession:
+        """The connection to HOST's agent, opened on first use (lab/hosts/): this process
+        has one per host, whichever of its labs asks."""
+        s = spread.session(self.topology.hosts[host], self.topology)
+        self.sessions[host] = s
+        return s
+
+    def close_sessions(self) -> None:
+        """Let the hosts' agents go now (they go anyway when this process exits)."""
+        self.sessions.clear()
+        spread.close_sessions()
+
+    def _runs_here(self, d: LabHooks) -> bool:
+        """Whether this part runs feature D's start() and stop()."""
+        nodes = d.nodes(self.topology)
+        if not nodes:
+            return self.host == LOCAL_HOST
+        return self.topology.nodes[next(iter(nodes))].host == self.host
+
+    def _check_feature_hosts(self) -> None:
+        for d in self.datapaths:
+            hosts = sorted({self.topology.nodes[n].host for n in d.nodes(self.topology)})
+            if len(hosts) > 1:
+                raise place(InputError(
+                    f"datapath feature {getattr(d, 'name', d)} acts on nodes on hosts "
+                    f"{', '.join(hosts)}: its nodes ({', '.join(sorted(d.nodes(self.topology)))})"
+                    " must be on one host", path=("datapath", getattr(d, "section", "") or "")),
+                    self.topology)
+
     def up(self) -> Lab:
         features.require_privileges()
         self.instance = f"{self.name}/{os.getpid()}/{time.time_ns()}"
         started = time.monotonic()
+        self._check_feature_hosts()
+        if self.spans_hosts:
+            spread.connect(self)  # unreachable hosts, other versions: refused here
         with self.record.locked():
+            builder = Builder(self.topology, self.record, self.pin_dir, self.object_setups(),
+                              host=self.host)
+            try:
+                if self.record.exists():
+                    raise UsageError(f"a lab named '{self.name}' is already up (or was not "
+                                     f"torn down): run `lab down {self.name}` first")
+                if self.spans_hosts:
+                    spread.preflight(self, builder.preflight)
+                else:
+                    builder.preflight()
+            except BaseException:
+                if not self.record.exists():
+                    self.record.discard_unused()
+                raise
             self.record.create(topology=self.topology.file, instance=self.instance)
             try:
-                Builder(self.topology, self.record, self.pin_dir, self.object_setups()).build()
-                self.record.save_topology(self.topology.to_json())
+                if self.spans_hosts:
+                    spread.bring_up(self, lambda: builder.build(preflight=False))
+                else:
+                    builder.build(preflight=False)
+                self.record.save_topology({**self.topology.to_json(), "part": self.host})
                 for node in self.nodes.values():
-                    if node.model.hosts:
+                    if node.local and node.model.hosts:
                         node.write_etc("hosts", hosts_file(node.model.hosts))
                 for d in self.datapaths:
-                    d.start(self)
+                    if self._runs_here(d):
+                        d.start(self)
                 self.record.append(LabUp())
             except BaseException:
                 log.info("lab %s: build failed, tearing down", self.name)
@@ -262,13 +461,14 @@ class Lab:
         with self.record.locked():
             try:
                 for d in reversed(self.datapaths):
-                    d.stop(self)
+                    if self._runs_here(d):
+                        d.stop(self)
             finally:
                 removed = self._teardown()
         return removed
 
     def _teardown(self) -> list[str]:
-        return teardown_record(self.record)
+        return teardown_record(self.record, self.sessions)
 
     def __enter__(self) -> Lab:
         return self.up()
@@ -282,6 +482,10 @@ class Lab:
         try:
             return self.nodes[name]
         except KeyError:
+            if name in self.topology.nodes:
+                raise UsageError(f"node '{name}' of lab '{self.name}' is on host "
+                                 f"{self.topology.nodes[name].host}, not this one "
+                                 f"({self.host})") from None
             raise UsageError(f"lab '{self.name}' has no node '{name}' (nodes: "
                              f"{', '.join(sorted(self.nodes))})") from None
 
@@ -295,9 +499,26 @@ def hosts_file(names: dict[str, str]) -> str:
     return "\n".join(lines + [f"{addr}\t{name}" for name, addr in names.items()]) + "\n"
 
 
-def teardown_record(record: LabRecord) -> list[str]:
-    """Remove what RECORD lists, including processes marked with the lab's instance variable."""
+def teardown_record(record: LabRecord,
+                    sessions: Mapping[str, HostSession] | None = None) -> list[str]:
+    """Remove what RECORD lists, including processes marked with the lab's instance variable,
+    and the parts other hosts made (through SESSIONS where open). A host that cannot be
+    reached keeps its part in the journal, and LabError says what is left where."""
     inv = record.inventory()
+    removed, failed = [], {}
+    if inv.hosts:
+        removed, failed = spread.tear_down(record, inv, sessions or {})
+    removed += _teardown_here(record, inv)
+    if failed:
+        # Only the parts left on other hosts stay in the journal: the next `lab down`.
+        record.create(topology=inv.created.topology if inv.created else None,
+                      instance=inv.created.instance if inv.created else "")
+        record.append(*(inv.hosts[h] for h in failed))
+        raise spread.left_behind(record, inv.hosts, failed)
+    return removed
+
+
+def _teardown_here(record: LabRecord, inv) -> list[str]:
     instance = inv.created.instance if inv.created else ""
     if instance:
         marker = f"{INSTANCE_ENV}={instance}".encode()

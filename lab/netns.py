@@ -42,6 +42,12 @@ def exists(name: str) -> bool:
     return os.path.exists(path_of(name))
 
 
+def mounted(name: str) -> bool:
+    """Whether NAME's file holds a namespace (a bind mount), not only the empty mount point
+    that create() makes first and remove() leaves last."""
+    return os.path.ismount(path_of(name))
+
+
 def inode(name: str) -> int:
     """The namespace's identity (what /proc/PID/ns/net links to): survives renames, not reuse."""
     return os.stat(path_of(name)).st_ino
@@ -199,14 +205,17 @@ def popen(name: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
 
 
 def run(name: str, argv: Sequence[str], check: bool = True, timeout: float | None = None,
-        **kwargs) -> subprocess.CompletedProcess:
-    """Run ARGV inside namespace NAME to completion; on failure raise with its output."""
+        input: str | bytes | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run ARGV inside namespace NAME to completion (INPUT on its stdin); on failure raise
+    with its output."""
     kwargs.setdefault("stdout", subprocess.PIPE)
     kwargs.setdefault("stderr", subprocess.PIPE)
     kwargs.setdefault("text", True)
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
     with popen(name, argv, **kwargs) as proc:
         try:
-            out, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(input=input, timeout=timeout)
         except BaseException:
             proc.kill()
             proc.wait()

@@ -13,6 +13,8 @@ Two wordings, for the two kinds of input the lab checks against schemas:
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -23,6 +25,60 @@ from lab.errors import InputError, KeyPath, describe
 Wording = Literal["document", "object"]
 DOCUMENT: Wording = "document"
 OBJECT: Wording = "object"
+
+
+def validator(schema: dict, **kwargs) -> jsonschema.Validator:
+    """A JSON Schema 2020-12 validator for SCHEMA whose `pattern` means what JSON Schema
+    says (ECMA 262): `$` ends the string. Python's re lets `$` match before a final newline,
+    so "^[a-z]+$" would take "x\\n" and a name with a newline would reach the kernel and the
+    filesystem."""
+    return _Validator(schema, **kwargs)
+
+
+@functools.cache
+def _ecma(pattern: str) -> re.Pattern:
+    """PATTERN with each `$` outside a character class and not escaped as `\\Z`."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        elif c == "$" and not in_class:
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                          {"pattern": _pattern})
+
+
+def nesting(data: object) -> int:
+    """How deep lists and objects nest in DATA parsed from JSON (a scalar: 0), found without
+    recursion: a document nested deeper than any of ours is refused before schema checks
+    recurse into it."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = (value.values() if isinstance(value, dict) else
+                    value if isinstance(value, list) else None)
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children)
+    return deepest
 
 
 def input_error(errors: Iterable[jsonschema.ValidationError], at: KeyPath = (),

@@ -6,7 +6,8 @@ kernel object or starts a process it appends what it is about to create (LabReco
 one writer), so `lab down` (also after `lab up` died from SIGKILL
 half-way) removes exactly what the lab made and nothing else: namespaces by name and inode,
 its own bpffs pin directory, the processes it started (pid and start time, so a reused pid is
-never killed), and the /etc/netns files it wrote. /run is a tmpfs: the record and the objects
+never killed), the /etc/netns files it wrote, and the host NICs it moved into nodes (given
+back with their settings before the namespaces go). /run is a tmpfs: the record and the objects
 it describes disappear together at reboot.
 """
 
@@ -24,12 +25,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab import netns
+from lab import netfilter, netns
 from lab.errors import LabError, UsageError
-from lab.journal import (EtcDir, LabCreated, LabUp, NamespaceCreated, NamespaceNotOurs,
-                         NamespacePlanned, PinDir, ProcessExited, ProcessStarted, Record,
-                         decode, encode)
+from lab.journal import (EtcDir, HostPart, HostPartDown, LabCreated, LabUp, NamespaceCreated,
+                         NamespaceNotOurs, NamespacePlanned, NetfilterTables, PhysMoved, PinDir,
+                         ProcessExited, ProcessStarted, Record, VxlanCreated, decode, encode)
 from lab.libc import libc
+from lab.links import phys as phys_link
+from lab.links import vxlan as vxlan_link
 
 log = logging.getLogger("lab")
 
@@ -52,6 +55,18 @@ def process_start_time(pid: int) -> int | None:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def process_running(pid: int, start: int) -> bool:
+    """Whether the process PID started at START still runs. A zombie does not: it has exited
+    and waits for its parent (init, for processes of a `lab up` that has exited, which may
+    take its time) to collect its status."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return int(fields[19]) == start and fields[0] not in ("Z", "X")
+
+
 @dataclass
 class Inventory:
     """What a journal says a lab owns (later records refine earlier ones)."""
@@ -63,6 +78,10 @@ class Inventory:
     pin_dirs: list[str] = field(default_factory=list)
     processes: dict[int, ProcessStarted] = field(default_factory=dict)
     etc_dirs: list[str] = field(default_factory=list)
+    netfilter: list[NetfilterTables] = field(default_factory=list)
+    nics: list[PhysMoved] = field(default_factory=list)  # host NICs moved into nodes
+    vxlans: list[VxlanCreated] = field(default_factory=list)
+    hosts: dict[str, HostPart] = field(default_factory=dict)  # parts on other hosts, not down
     complete: bool = False
 
 
@@ -89,6 +108,12 @@ class LabRecord:
                 raise UsageError(f"a lab named '{self.name}' is already up (or was not torn "
                                  f"down): run `lab down {self.name}` first") from None
         self.append(LabCreated(self.name, os.getpid(), time.time(), topology, instance))
+
+    def discard_unused(self) -> None:
+        """Remove the directory locked() made for a lab that was refused before its journal
+        began (under the lock)."""
+        if not self.exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -146,6 +171,16 @@ class LabRecord:
                     inv.processes.pop(pid, None)
                 case EtcDir(path=path):
                     inv.etc_dirs.append(path)
+                case NetfilterTables():
+                    inv.netfilter.append(r)
+                case PhysMoved():
+                    inv.nics.append(r)
+                case VxlanCreated():
+                    inv.vxlans.append(r)
+                case HostPart(host=host):
+                    inv.hosts[host] = r
+                case HostPartDown(host=host):
+                    inv.hosts.pop(host, None)
                 case LabUp():
                     inv.complete = True
         return inv
@@ -174,9 +209,20 @@ class LabRecord:
         for path in inv.pin_dirs:
             if remove_pin_dir(Path(path)):
                 removed.append(f"pins {path}")
+        removed += give_back_nics(inv)
+        for v in inv.vxlans:
+            if inv.namespaces.get(v.namespace) == _inode_or_none(v.namespace) is not None and \
+                    v.namespace not in inv.abandoned and vxlan_link.remove(v):
+                removed.append(f"vxlan {v.namespace}:{v.ifname}")
         by_inode = netns.pids_by_inode() if inv.namespaces else {}
         for name, ino in inv.namespaces.items():
             if name in inv.abandoned or not netns.exists(name):
+                continue
+            if not netns.mounted(name):
+                # The mount point alone: a create or a remove cut short (SIGKILL) between
+                # making the file and mounting on it, or between unmounting and unlinking.
+                netns.remove(name)
+                removed.append(f"netns {name} (its mount point)")
                 continue
             if ino is not None and netns.inode(name) != ino:
                 log.warning("namespace %s is not the one lab %s created; left alone", name,
@@ -185,6 +231,9 @@ class LabRecord:
             for pid in by_inode.get(netns.inode(name), []):
                 log.warning("process %d still runs in namespace %s (not started by the lab; "
                             "left alone)", pid, name)
+            for tables in (t for t in inv.netfilter if t.netns == name):
+                removed += [f"{g} in {name}" for g in
+                            netfilter.remove_tables(name, tables.nft, tables.legacy)]
             netns.remove(name)
             removed.append(f"netns {name}")
         for path in inv.etc_dirs:
@@ -198,20 +247,42 @@ class LabRecord:
         return removed
 
 
+def _inode_or_none(name: str) -> int | None:
+    try:
+        return netns.inode(name)
+    except OSError:
+        return None
+
+
+def give_back_nics(inv: Inventory) -> list[str]:
+    """Move the host NICs the lab took back to the host, as they were (lab/links/phys.py);
+    before the namespaces go, or the kernel would hand them to the initial namespace bare."""
+    out = []
+    for nic in reversed(inv.nics):
+        if nic.namespace in inv.abandoned:
+            continue
+        try:
+            if phys_link.give_back(nic):
+                out.append(f"NIC {nic.home} given back")
+        except (LabError, OSError) as e:
+            log.warning("NIC %s: %s", nic.home, e)
+    return out
+
+
 def stop_processes(procs: Iterable[ProcessStarted]) -> list[str]:
     """SIGTERM, then SIGKILL after a grace period, every recorded process still alive."""
     alive = []
     for p in procs:
-        if process_start_time(p.pid) == p.start:
+        if process_running(p.pid, p.start):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGTERM)
                 alive.append(p)
     deadline = time.monotonic() + 2.0
     for p in alive:
-        while process_start_time(p.pid) == p.start and time.monotonic() < deadline:
+        while process_running(p.pid, p.start) and time.monotonic() < deadline:
             _reap(p.pid)
             time.sleep(0.02)
-        if process_start_time(p.pid) == p.start:
+        if process_running(p.pid, p.start):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGKILL)
         _reap(p.pid)

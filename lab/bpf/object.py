@@ -12,6 +12,7 @@ import ctypes
 import errno
 import os
 import re
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ def object_path(name: str | os.PathLike) -> Path:
     if s.endswith(".o") or "/" in s:
         return Path(s)
     return OBJECT_DIR / f"{s}.o"
+
+
+def elf_section_names(path: str) -> list[str]:
+    """The section names of an ELF64 little-endian file (a BPF object)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:6] != b"\x7fELF\x02\x01":
+        raise UsageError(f"{path}: not a 64-bit little-endian ELF file")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    strtab = data[headers[shstrndx][4]:][:headers[shstrndx][5]]
+    return [strtab[h[0]:strtab.index(b"\0", h[0])].decode() for h in headers]
 
 
 class BpfLoadError(LabError):
@@ -59,6 +73,11 @@ class BpfLoadError(LabError):
             all_lines = self.verifier_log.rstrip("\n").splitlines()
             tail = self.log_tail()
             body = [f"verifier log (last {len(tail)} of {len(all_lines)} lines):"]
+            # 7.x verifiers head a longer explanation with a verdict line: keep it in view.
+            verdict = next((ln for ln in all_lines if ln.startswith("Verification failed:")),
+                           None)
+            if verdict is not None and verdict not in tail:
+                body.insert(0, verdict)
             body += [f"  {line}" for line in tail]
         else:
             body = [f"  libbpf: {m.rstrip()}" for m in self.messages[-8:]]
@@ -284,6 +303,29 @@ class BpfObject:
             raise UsageError(f"{self.path}: no map '{name}' (has: "
                              f"{', '.join(self.maps)})") from None
         return m.typed(key, value) if (key or value) else m
+
+    def reset_maps(self) -> None:
+        """Every map back to how load() left it (Map.reset: empty, zero), for tests that want
+        a fresh object without loading it again. Constant globals (.rodata, .kconfig) stay.
+        Refused for objects whose load() puts more than that in their maps: globals the
+        programs write (.data, .bss), map-in-map slots filled by initialisers."""
+        if not self.loaded:
+            raise RuntimeError(f"{self.name}: load the object before resetting its maps")
+        lib = libbpf.lib()
+        for name, m in self._map_ptrs.items():
+            if not lib.bpf_map__is_internal(m):
+                continue
+            if not lib.bpf_map__map_flags(m) & libbpf.BPF_F_RDONLY_PROG:
+                raise UsageError(f"{self.path}: its programs write global data ({name}): "
+                                 "load it afresh instead of resetting it")
+        # Relocations in .maps are initialisers of map-in-map slots (or program arrays),
+        # which load() fills and an emptied map would lose.
+        if ".rel.maps" in elf_section_names(self.path):
+            raise UsageError(f"{self.path}: load() fills some of its maps from initialisers "
+                             "(.rel.maps): load it afresh instead of resetting it")
+        for name, m in self._map_ptrs.items():
+            if not lib.bpf_map__is_internal(m):
+                self.maps[name].reset()
 
     def pinned_maps(self) -> dict[str, str]:
         """Map name -> pin path, for the maps pinned by load(pin_maps_dir=...)."""

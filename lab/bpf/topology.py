@@ -15,7 +15,7 @@ datapath feature that owns them: the caller hands in an `ObjectSetup` per object
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,14 +78,18 @@ def check(topo: Topology) -> None:
 
 def attach_programs(topo: Topology, record: LabRecord, pin_dir: Path,
                     netns_of: Callable[[str], str],
-                    setups: Mapping[str, ObjectSetup]) -> list[attach.Attachment]:
+                    setups: Mapping[str, ObjectSetup],
+                    nodes: Collection[str] | None = None) -> list[attach.Attachment]:
     """Load and attach what TOPO names, each node's programs in its namespace (NETNS_OF a
-    node name), objects prepared by SETUPS (by object name); return the attachments made."""
+    node name), objects prepared by SETUPS (by object name); return the attachments made.
+    NODES: only theirs (a host's part of a lab that spans hosts)."""
     check(topo)
     record.append(PinDir(str(pin_dir)))
     bpffs.make_dir(pin_dir)
     done: list[attach.Attachment] = []
     for node in topo.nodes.values():
+        if nodes is not None and node.name not in nodes:
+            continue
         wanted = [(iface, prog) for iface in node.interfaces.values() for prog in iface.bpf]
         if not wanted:
             continue

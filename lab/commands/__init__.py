@@ -3,8 +3,9 @@ datapath feature offers (lab/datapath/registry.py), run by lab.cli's machinery.
 
     lifecycle  up, down, status, exec        reach   reach
     doctor     doctor                        bench   bench build|prog|<feature kinds>
-    bpf        bpf run                       run     run, report, compare
+    bpf        bpf run                       run     run, merge, report, compare
     vm         vm
+    remote     remote (a host's side of a lab across hosts, run over SSH)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 
 from lab import cli
-from lab.commands import bench, bpf, doctor, lifecycle, reach, run, vm
+from lab.commands import bench, bpf, doctor, lifecycle, reach, remote, run, vm
 from lab.datapath.contract import Datapath
 from lab.datapath.registry import DATAPATHS
 
@@ -23,7 +24,7 @@ def commands(datapaths: Sequence[Datapath] = DATAPATHS) -> list[cli.AddCommands]
     DATAPATHS offer after `lab run`'s."""
     features = [add for d in datapaths for add in d.commands()]
     return [lifecycle.register, reach.register, doctor.register, bench.registrar(datapaths),
-            bpf.register, run.register, *features, vm.register]
+            bpf.register, run.register, *features, vm.register, remote.register]
 
 
 def build_parser(datapaths: Sequence[Datapath] = DATAPATHS) -> argparse.ArgumentParser:

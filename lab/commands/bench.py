@@ -15,6 +15,7 @@ from lab.bpf import bench, pktcount
 from lab.cli import AddCommands, SubParsers, add_group
 from lab.datapath.contract import Datapath
 from lab.datapath.registry import DATAPATHS
+from lab.digits import int_arg
 
 HELP = "benchmarks (medians of repeats, side by side)"
 
@@ -27,8 +28,8 @@ def registrar(datapaths: Sequence[Datapath]) -> AddCommands:
 def _register(sub: SubParsers, datapaths: Sequence[Datapath]) -> None:
     group = add_group(sub, "bench", HELP)
     p = group.add_parser("build", help="lab up+down of N pods vs an equivalent `ip` script")
-    p.add_argument("--pods", type=int, default=100)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--pods", type=int_arg(1, 4096), default=100)
+    p.add_argument("--repeat", type=int_arg(1), default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_build)
 
@@ -39,8 +40,8 @@ def _register(sub: SubParsers, datapaths: Sequence[Datapath]) -> None:
                     "is a registered case (--list) or OBJECT:PROGRAM with the default mix.")
     prog.add_argument("name", metavar="NAME", nargs="?")
     prog.add_argument("--list", action="store_true", help="list the registered cases")
-    prog.add_argument("--runs", type=_positive, default=7, help="passes over the mix (7)")
-    prog.add_argument("--repeat", type=_positive, help="runs per packet and pass")
+    prog.add_argument("--runs", type=int_arg(1), default=7, help="passes over the mix (7)")
+    prog.add_argument("--repeat", type=int_arg(1), help="runs per packet and pass")
     prog.add_argument("--loop", action="store_true",
                       help="time programs that rewrite their packet in the kernel's loop too "
                            "(hot caches; a translator flips its packet between its two forms)")
@@ -55,13 +56,6 @@ def _register(sub: SubParsers, datapaths: Sequence[Datapath]) -> None:
 def prog_cases(datapaths: Sequence[Datapath] = DATAPATHS) -> dict[str, bench.BenchCase]:
     """Every case `lab bench prog` knows by name: the packet counter's, then the features'."""
     return bench.by_name(pktcount.BENCH_CASES, *(d.bench_cases() for d in datapaths))
-
-
-def _positive(s: str) -> int:
-    n = int(s)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
 
 
 def cmd_build(args) -> int:

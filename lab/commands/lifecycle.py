@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
@@ -15,7 +16,10 @@ from lab.errors import UsageError
 from lab.lab import INSTANCE_ENV, Lab, teardown_record
 from lab.netlink import rtnl
 from lab.netlink.batch import open_socket, request
+from lab.hosts.ssh import describe, remote_argv
 from lab.topology import check_lab_name
+from lab.topology import load as load_topology
+from lab.topology.model import LOCAL_HOST
 
 log = logging.getLogger("lab")
 
@@ -28,6 +32,10 @@ def register(sub) -> None:
     p.add_argument("--name", help="lab name (default: the file's `name`); namespaces are "
                                   "NAME-NODE")
     p.add_argument("--json", action="store_true", help="print the lab's nodes as JSON")
+    p.add_argument("--host", metavar="HOST",
+                   help="make only HOST's part of a topology that spans hosts (`hosts:`), "
+                        "here, as if this machine were HOST; without it `lab up` makes "
+                        "`local`'s part here and has every other host make its own over SSH")
     p.set_defaults(handler=cmd_up)
 
     p = sub.add_parser("down", help="tear labs down",
@@ -51,8 +59,15 @@ def register(sub) -> None:
 
 
 def cmd_up(args) -> int:
-    lab = Lab.from_file(args.file, args.name, DATAPATHS)
-    lab.up()
+    topo = load_topology(args.file, args.name, DATAPATHS)
+    if args.host is not None and args.host not in topo.hosts:
+        raise UsageError(f"--host {args.host}: the topology names no such host (hosts: "
+                         f"{', '.join(topo.hosts)})")
+    lab = Lab(topo, datapaths=DATAPATHS, host=args.host or LOCAL_HOST)
+    try:
+        lab.up()
+    finally:
+        lab.close_sessions()
     if args.json:
         print(json.dumps(_lab_summary(lab), indent=2))
     else:
@@ -60,7 +75,8 @@ def cmd_up(args) -> int:
         shown = [n for n in lab.nodes.values() if n.role != "pod"]
         for node in shown:
             addrs = " ".join(node.addresses())
-            print(f"  {node.name:<12} {node.role:<8} netns {node.netns:<24} {addrs}")
+            where = "" if not lab.topology.remote_hosts() else f"on {node.model.host:<8} "
+            print(f"  {node.name:<12} {node.role:<8} {where}netns {node.netns:<24} {addrs}")
         pods = lab.pods()
         if pods:
             print(f"  ({len(pods)} pods: {pods[0].name} ... {pods[-1].name})")
@@ -102,7 +118,7 @@ def _lab_summary(lab: Lab) -> dict:
                       for n in lab.nodes.values()}}
 
 
-def _kernel_view(ns: str) -> dict[str, dict]:
+def kernel_view(ns: str) -> dict[str, dict]:
     """Interfaces of namespace NS as the kernel has them: state, mtu, addresses."""
     with netns.entered(ns):
         sock = open_socket()
@@ -136,19 +152,29 @@ def cmd_status(args) -> int:
             raise UsageError(f"no lab named '{name}'")
         inv = record.inventory()
         alive = [p for p in inv.processes.values()
-                 if state.process_start_time(p.pid) == p.start]
+                 if state.process_running(p.pid, p.start)]
         entry = {"name": name, "state": "up" if inv.complete else "incomplete (run lab down)",
                  "topology": inv.created.topology if inv.created else None,
                  "namespaces": len(inv.namespaces),
                  "processes": [{"pid": p.pid, "node": p.node, "argv": list(p.argv)}
                                for p in alive],
-                 "pins": inv.pin_dirs}
+                 "pins": inv.pin_dirs,
+                 "hosts": {h: {"ssh": p.ssh, "nodes": list(p.nodes)}
+                           for h, p in inv.hosts.items()}}
         if args.name and inv.complete:
             lab = Lab.running(name)
             entry["nodes"] = {}
-            for node in lab.nodes.values():
-                entry["nodes"][node.name] = {"role": node.role, "netns": node.netns,
-                                             "interfaces": _kernel_view(node.netns)}
+            try:
+                for node in lab.nodes.values():
+                    if node.local:
+                        entry["nodes"][node.name] = {"role": node.role, "netns": node.netns,
+                                                     "interfaces": kernel_view(node.netns)}
+                for host in {n.model.host for n in lab.nodes.values() if not n.local}:
+                    there = lab.session(host).call("status", name=name, timeout=120)
+                    for node, info in there.items():
+                        entry["nodes"][node] = {**info, "host": host}
+            finally:
+                lab.close_sessions()
         out.append(entry)
     if args.json:
         print(json.dumps(out if not args.name else out[0], indent=2))
@@ -158,8 +184,11 @@ def cmd_status(args) -> int:
     for e in out:
         print(f"{e['name']}: {e['state']}, {e['namespaces']} namespaces, "
               f"{len(e['processes'])} processes, topology {e['topology']}")
+        for host, part in e.get("hosts", {}).items():
+            print(f"  host {host} (ssh {part['ssh']}): {len(part['nodes'])} nodes")
         for node, info in e.get("nodes", {}).items():
-            print(f"  {node} ({info['role']}, netns {info['netns']})")
+            where = f", host {info['host']}" if "host" in info else ""
+            print(f"  {node} ({info['role']}{where}, netns {info['netns']})")
             for ifname, i in info["interfaces"].items():
                 print(f"    {ifname:<10} {i['state']:<8} mtu {i['mtu']:<6} "
                       f"{' '.join(i['addresses'])}")
@@ -172,6 +201,14 @@ def cmd_exec(args) -> int:
     name = args.lab or _default_lab_names()[0]
     lab = Lab.running(name)
     node = lab.node(args.node)
+    if not node.local:
+        # On the node's host, as the user would type it there (a terminal if we have one).
+        host = lab.topology.hosts[node.model.host]
+        argv = remote_argv(host, "exec", "--lab", name, args.node, "--", *args.cmd)
+        if sys.stdin.isatty():
+            argv[argv.index("-T")] = "-t"
+        log.info("%s: %s", describe(host), " ".join(argv))
+        return subprocess.call(argv)
     env = {**os.environ, INSTANCE_ENV: lab.instance}
     try:
         proc = netns.popen(node.netns, args.cmd, env=env)

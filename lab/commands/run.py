@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import json
 import signal
 import sys
 from pathlib import Path
 
+from lab.digits import int_arg, real_arg
 from lab.errors import EXIT_FAILURE, UsageError
 from lab.datapath.registry import catalogue
 from lab.scenarios import default_suite, load, scenarios_dir
@@ -28,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="results directory (default results/run-<time>; results/latest "
                         "points to the newest)")
-    p.add_argument("--repeat", type=int, metavar="N", help="repeats per scenario (overrides "
+    p.add_argument("--repeat", type=int_arg(1, 1000), metavar="N", help="repeats per scenario (overrides "
                                                            "the files and --quick)")
     p.add_argument("--quick", action="store_true",
                    help="one repeat and fewer values, as each scenario's `quick:` says")
@@ -41,10 +43,46 @@ def register(sub) -> None:
                    help="a kernel matrix: run the scenarios on each kernel of LIST (e.g. "
                         "host,6.12,7.2,7.3: `host` natively, the others in one lab vm boot "
                         "each) into one results.json and report with a kernel column")
+    p.add_argument("--config", action="append", metavar="NAME",
+                   help="run only config NAME of the scenarios (repeatable; each scenario "
+                        "must have it)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run shard K of N: a balanced part of the suite's (scenario, config) "
+                        "points, the same on every machine given the same suite and "
+                        "durations; join the shards with `lab merge` (docs/sharding.md)")
+    p.add_argument("--durations", metavar="FILE",
+                   help="with --shard: weigh the shards by the durations an earlier "
+                        "results.json recorded (default: the results directory's latest "
+                        "run if there is one), or `static` for estimates from the scenario "
+                        "files; every shard of a run must be given the same")
+    p.add_argument("--topology", type=Path, metavar="FILE",
+                   help="run the SCENARIOs on this topology file instead of their own (the "
+                        "same nodes arranged otherwise, e.g. split across hosts: "
+                        "docs/multihost.md)")
     p.add_argument("--list", action="store_true", help="list scenarios and step kinds")
     p.add_argument("--check", action="store_true",
-                   help="only load and check the scenario files")
+                   help="only load and check the scenario files (with --shard: and print "
+                        "the shard's points)")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser(
+        "merge", help="join the results of `lab run --shard` into one results.json and report",
+        description="Join shards' results (their results.json, or the directories holding "
+                    "them) into DIR/results.json, DIR/report.md and DIR/report.html, as one "
+                    "unsharded `lab run` writes them. Shards of different N, plans, suites, "
+                    "commits or kernels, a point in two shards, and missing shards are "
+                    "refused (exit 2) with what differs. Exit 0 when nothing failed, 1 "
+                    "otherwise.")
+    p.add_argument("shards", nargs="+", type=Path, metavar="SHARD",
+                   help="a shard's results.json or its directory")
+    p.add_argument("--out", type=Path, metavar="DIR", required=True,
+                   help="where to write the merged results and reports")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="merge shards of different commits, kernels, suites or plans (each "
+                        "scenario then records the environment it ran in)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="merge even though shards or points are missing (a partial run)")
+    p.set_defaults(handler=cmd_merge)
 
     p = sub.add_parser("report", help="write report.md and report.html from a results.json",
                        description="Regenerate the reports of a run (e.g. after an upgrade "
@@ -56,20 +94,23 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "compare", help="regression table of two results.json; exit 1 on a regression",
-        description="Compare every metric NEW shares with OLD: ratio of medians, the noise "
-                    "band from the repeats' spread, and a verdict. A change in the worse "
-                    "direction (from each metric's definition) beyond both the threshold and "
-                    "the noise band is a regression: exit code 1.")
+        description="Compare every metric of OLD and NEW: NEW / OLD with its 95%% confidence "
+                    "interval (Welch's t on the log samples) and a verdict. A change in the "
+                    "worse direction (from each metric's definition) that lies outside the "
+                    "interval and beyond the threshold is a regression, and so is a metric "
+                    "OLD has and NEW lacks: exit code 1. Different units, or NaN: exit 2.")
     p.add_argument("old", type=Path, metavar="OLD.json")
     p.add_argument("new", type=Path, metavar="NEW.json")
-    p.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
+    p.add_argument("--threshold", type=real_arg(0), default=10.0, metavar="PCT",
                    help="smallest change that counts, in percent (default 10)")
     p.add_argument("--all", action="store_true", help="show unchanged metrics too")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--html", type=Path, metavar="OUT",
+                   help="also write the comparison as a self-contained HTML page")
     p.set_defaults(handler=cmd_compare)
 
 
-def _resolve(names: list[str]):
+def _resolve(names: list[str], topology: Path | None = None):
     out = []
     for name in names:
         path = Path(name)
@@ -78,7 +119,7 @@ def _resolve(names: list[str]):
         if not path.exists():
             known = ", ".join(p.stem for p in sorted(scenarios_dir().glob("*.yaml")))
             raise UsageError(f"no scenario '{name}' (a file, or one of: {known})")
-        out.append(load(path, catalogue()))
+        out.append(load(path, catalogue(), topology))
     return out
 
 
@@ -102,13 +143,28 @@ def cmd_run(args) -> int:
         return _list()
     if args.repeat is not None and args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
-    scenarios = _resolve(args.scenarios) if args.scenarios else default_suite(catalogue())
+    if args.topology is not None and not args.scenarios:
+        raise UsageError("--topology needs the scenarios to run on it (e.g. `lab run nat46 "
+                         "--topology FILE`)")
+    if args.topology is not None and (args.kernels or args.vm):
+        raise UsageError("--topology runs here, on the topology's hosts: not with --kernels "
+                         "or --vm")
+    scenarios = _resolve(args.scenarios, args.topology) if args.scenarios \
+        else default_suite(catalogue())
     if not scenarios:
         raise UsageError(f"no scenarios to run (none in {scenarios_dir()})")
+    configs = _configs(args, scenarios)
+    shard = _shard(args, scenarios)
     if args.check:
         for sc in scenarios:
             print(f"{sc.file}: ok ({sc.name}: {len(sc.steps)} steps, "
                   f"{len(sc.points()) * len(sc.configs)} points)")
+        if shard is not None:
+            print(f"shard {shard['index']}/{shard['count']} (plan {shard['plan']}, "
+                  f"durations: {shard['durations']}): {len(shard['points'])} of "
+                  f"{len(shard['suite']['points'])} points, ~{shard['estimate_s']:.0f} s")
+            for scenario, config in shard["points"]:
+                print(f"  {scenario} {config}")
         return 0
 
     from lab import features
@@ -122,9 +178,14 @@ def cmd_run(args) -> int:
         return _run_kernels(args, scenarios, out, progress)
     runner = Runner(out, quick=args.quick, repeats=args.repeat, vm=args.vm,
                     vm_kernel=args.vm_kernel, progress=progress, command=["lab", *sys.argv[1:]])
+    if shard is not None:
+        progress.message(f"lab run: shard {shard['index']}/{shard['count']}: "
+                         f"{len(shard['points'])} of {len(shard['suite']['points'])} points, "
+                         f"~{shard['estimate_s']:.0f} s estimated (durations: "
+                         f"{shard['durations']})")
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        results = runner.run(scenarios)
+        results = runner.run(scenarios, shard=shard, configs=configs)
         doc = results.to_json()
         paths = write_reports(doc, out)
     finally:
@@ -135,6 +196,73 @@ def cmd_run(args) -> int:
     if results.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_FAILURE if results.status != "passed" else 0
+
+
+def _configs(args, scenarios) -> list[str] | None:
+    """--config NAME...: checked against every scenario as it will run (--quick may leave
+    configs out)."""
+    if not args.config:
+        return None
+    if args.shard or args.kernels:
+        raise UsageError("--config picks configs by hand: not with --shard or --kernels")
+    for sc in scenarios:
+        have = [c.name for c in sc.variant(args.quick, args.repeat).configs]
+        lacking = [n for n in args.config if n not in have]
+        if lacking:
+            raise UsageError(f"{sc.file}: scenario {sc.name} has no config "
+                             f"{', '.join(map(repr, lacking))}"
+                             f"{' with --quick' if args.quick else ''} (it has: "
+                             f"{', '.join(have)})")
+    return list(dict.fromkeys(args.config))
+
+
+def _shard(args, scenarios) -> dict | None:
+    """The shard record of --shard K/N (None without it)."""
+    from lab.scenarios import shard as shard_mod
+
+    if args.shard is None:
+        if args.durations is not None:
+            raise UsageError("--durations weighs shards: it goes with --shard K/N")
+        return None
+    if args.kernels:
+        raise UsageError("--shard with --kernels: give each kernel its own CI job instead "
+                         "(docs/sharding.md)")
+    k = shard_mod.Shard.parse(args.shard)
+    results_dir = args.out.parent if args.out is not None else Path("results")
+    durations = shard_mod.find_durations(args.durations, results_dir)
+    plan = shard_mod.plan(scenarios, k.count, quick=args.quick, repeats=args.repeat,
+                          durations=durations)
+    return plan.record(k.index)
+
+
+def cmd_merge(args) -> int:
+    from lab.scenarios import merge, results
+    from lab.scenarios.report import write_reports
+
+    shards = merge.Shards.load(args.shards)
+    doc = merge.merge(shards, args.out, ["lab", *sys.argv[1:]],
+                      allow_mixed=args.allow_mixed, allow_missing=args.allow_missing)
+    results.validate(doc)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    tmp.replace(path)
+    paths = write_reports(doc, args.out)
+    return _outcome(f"lab merge: {len(doc['shards'])} shard(s) of "
+                    f"{doc['shards'][0]['count']}", doc, path, paths)
+
+
+def _outcome(headline: str, doc: dict, path: Path, paths: list[Path]) -> int:
+    """Print a joined run's status per scenario and where its files are; its exit code."""
+    print(f"{headline}: {doc['status']}")
+    for s in doc["scenarios"]:
+        reason = f": {s['reason']}" if s["reason"] and s["status"] != "passed" else ""
+        print(f"  {s['name']:<28} {s['status']:<11}{reason[:150]}")
+    print(f"results: {path}")
+    for p in paths:
+        print(f"report:  {p}")
+    return EXIT_FAILURE if doc["status"] != "passed" else 0
 
 
 def _run_kernels(args, scenarios, out: Path, progress: Progress) -> int:
@@ -158,14 +286,7 @@ def _run_kernels(args, scenarios, out: Path, progress: Progress) -> int:
     paths = write_reports(doc, out)
     if args.out is None:
         _point_latest(out)
-    print(f"lab run --kernels {','.join(labels)}: {doc['status']}")
-    for s in doc["scenarios"]:
-        reason = f": {s['reason']}" if s["reason"] and s["status"] != "passed" else ""
-        print(f"  {s['name']:<28} {s['status']:<11}{reason[:150]}")
-    print(f"results: {out / 'results.json'}")
-    for p in paths:
-        print(f"report:  {p}")
-    return EXIT_FAILURE if doc["status"] != "passed" else 0
+    return _outcome(f"lab run --kernels {','.join(labels)}", doc, out / "results.json", paths)
 
 
 def _point_latest(out: Path) -> None:
@@ -213,5 +334,10 @@ def cmd_compare(args) -> int:
         print(json.dumps(table.to_json(), indent=1))
     else:
         sys.stdout.write(table.render(show_all=args.all))
+    if args.html:
+        from lab.scenarios import compare_report
+
+        page = compare_report.write(table, old, new, args.old, args.new, args.html)
+        print(f"report: {page}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_FAILURE if table.regressions else 0
 

@@ -8,12 +8,13 @@ import os
 import re
 import sys
 
+from lab.digits import int_arg, real_arg
 from lab.errors import UsageError
 from lab.vm import archive, kernels, runner
 
 
 def _mem_mib(text: str) -> int:
-    m = re.fullmatch(r"(\d+)([MmGg]?)", text)
+    m = re.fullmatch(r"([1-9][0-9]{0,6})([MmGg]?)", text)
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 2G)")
     return int(m[1]) * (1024 if m[2] in ("G", "g") else 1)
@@ -41,7 +42,7 @@ def register(subparsers) -> None:
                         "updating); its signature is still verified")
     p.add_argument("--mem", type=_mem_mib, default=runner.DEFAULT_MEM_MIB, metavar="SIZE",
                    help=f"guest memory (default {runner.DEFAULT_MEM_MIB}M)")
-    p.add_argument("--cpus", type=int, default=runner.DEFAULT_CPUS,
+    p.add_argument("--cpus", type=int_arg(1, 64), default=runner.DEFAULT_CPUS,
                    help=f"guest CPUs (default {runner.DEFAULT_CPUS})")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="auto: KVM if a guest really boots with it, else TCG emulation")
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
                         "boots)")
     p.add_argument("--rw", action="append", default=[], metavar="DIR",
                    help="share host directory DIR writable at the same path (repeatable)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS",
+    p.add_argument("--timeout", type=real_arg(0.1), metavar="SECONDS",
                    help="give up after this long, boot included")
     p.add_argument("--list", action="store_true",
                    help="list cached kernels and those available, with their suite")

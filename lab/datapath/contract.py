@@ -7,7 +7,7 @@ interface it needs, declared beside that layer and handed in by the caller, neve
 lab.datapath:
 
   loading a topology    lab.topology.TopologyHooks   section, section_schema, check, derive
-  bringing a lab up     lab.lab.LabHooks             object_setups, start, stop
+  bringing a lab up     lab.lab.LabHooks             object_setups, nodes, start, stop
   `lab bench prog`      lab.bpf.bench.BenchCase      bench_cases
   `lab run` scenarios   lab.scenarios.StepKind       step_kinds
   the `lab` command     lab.cli.AddCommands          commands, bench_kinds
@@ -19,7 +19,7 @@ reads something else of the model (host routing reads `pods: {routing: bpf}`) lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lab.lab import LabHooks
@@ -66,6 +66,11 @@ class Datapath(LabHooks, TopologyHooks):
         """Per BPF object the feature owns: what to do before and after `lab up` loads it on
         a node (set globals and map sizes; fill maps from the model)."""
         return {}
+
+    def nodes(self, topo: Topology) -> Collection[str]:
+        """The nodes start() and stop() act on; in a lab across hosts, the host that has
+        them runs the feature (they must be on one). None: it acts on no node."""
+        return ()
 
     def start(self, lab: Lab) -> None:
         """Start what runs beside the datapath once the lab is built (NodeHandle.popen)."""

@@ -16,6 +16,7 @@ from lab.datapath.bigtcp.feature import BigTcpDatapath
 from lab.datapath.contract import Datapath
 from lab.datapath.gateway.feature import GatewayDatapath
 from lab.datapath.hostrouting.feature import HostRoutingDatapath
+from lab.datapath.kubeproxy.feature import LegacyNodeDatapath
 from lab.datapath.translator.feature import TranslatorDatapath
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ DATAPATHS: tuple[Datapath, ...] = (
     BigTcpDatapath(),
     TranslatorDatapath(),
     GatewayDatapath(),
+    LegacyNodeDatapath(),
 )
 
 

@@ -87,8 +87,8 @@ ifinfmsg.ifinfo.register_link_kind(module={"netkit": netkit_data})
 # -- message constructors ------------------------------------------------------------------------
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR = 20
-RTM_NEWROUTE = 24
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH = 28
 
 IFF_UP = 0x1
@@ -167,14 +167,23 @@ def new_netkit(ifname: str, ifindex: int, peer_ifname: str, peer_ifindex: int,
     return msg
 
 
+# Device settings whose name (a topology file's, `ip link`'s) is not their IFLA_* name.
+_IFLA_NAMES = {"txqueuelen": "IFLA_TXQLEN"}
+
+
+def ifla(setting: str) -> str:
+    """The IFLA_* attribute of a device setting: mtu -> IFLA_MTU, txqueuelen -> IFLA_TXQLEN."""
+    return _IFLA_NAMES.get(setting, f"IFLA_{setting.upper()}")
+
+
 def set_link(ifindex: int, up: bool | None = None, **attrs) -> LinkMessage:
-    """RTM_NEWLINK on an existing device: IFLA_* attributes by lower-case name (mtu=...)."""
+    """RTM_NEWLINK on an existing device: attributes by setting name (mtu=..., ifla())."""
     msg = LinkMessage()
     msg["index"] = ifindex
     if up is not None:
         msg["change"] = IFF_UP
         msg["flags"] = IFF_UP if up else 0
-    msg["attrs"] = [(f"IFLA_{k.upper()}", v) for k, v in attrs.items() if v is not None]
+    msg["attrs"] = [(ifla(k), v) for k, v in attrs.items() if v is not None]
     return msg
 
 
@@ -184,15 +193,89 @@ def get_link(ifindex: int) -> LinkMessage:
     return msg
 
 
-def new_addr(ifindex: int, address: str, prefixlen: int, version: int) -> ifaddrmsg:
+def new_vxlan(ifname: str, ifindex: int, netns_fd: int, vni: int, local: str, remote: str,
+              port: int, underlay_ifindex: int | None = None, ttl: int | None = None,
+              learning: bool = False, mtu: int | None = None,
+              mac: str | None = None) -> LinkMessage:
+    """A VXLAN device sent on the host's socket but made straight in another namespace
+    (NETNS_FD): its underlay (the UDP socket, LOCAL -> REMOTE:PORT) stays in the host's
+    namespace, the device never lives there. IFINDEX is its index in the target namespace."""
+    v6 = ":" in local
+    data = [("IFLA_VXLAN_ID", vni),
+            ("IFLA_VXLAN_LOCAL6" if v6 else "IFLA_VXLAN_LOCAL", local),
+            ("IFLA_VXLAN_GROUP6" if v6 else "IFLA_VXLAN_GROUP", remote),
+            ("IFLA_VXLAN_PORT", port),
+            ("IFLA_VXLAN_LEARNING", int(learning))]
+    if underlay_ifindex is not None:
+        data.append(("IFLA_VXLAN_LINK", underlay_ifindex))
+    if ttl is not None:
+        data.append(("IFLA_VXLAN_TTL", ttl))
+    if v6:  # UDP checksums over IPv6 (RFC 8200 allows zero only where the path is known)
+        data += [("IFLA_VXLAN_UDP_ZERO_CSUM6_TX", 0), ("IFLA_VXLAN_UDP_ZERO_CSUM6_RX", 0)]
+    msg = LinkMessage()
+    msg["index"] = ifindex
+    attrs = [("IFLA_IFNAME", ifname), ("IFLA_NET_NS_FD", netns_fd)]
+    if mtu is not None:
+        attrs.append(("IFLA_MTU", mtu))
+    if mac is not None:
+        attrs.append(("IFLA_ADDRESS", mac))
+    attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "vxlan"),
+                                              ("IFLA_INFO_DATA", {"attrs": data})]}))
+    msg["attrs"] = attrs
+    return msg
+
+
+def move_link(ifindex: int, netns_fd: int, ifname: str,
+              new_ifindex: int | None = None) -> LinkMessage:
+    """Move device IFINDEX into the namespace NETNS_FD, named IFNAME there (and indexed
+    NEW_IFINDEX: kernel 6.5+). The kernel takes it down on the way."""
+    msg = LinkMessage()
+    msg["index"] = ifindex
+    attrs = [("IFLA_NET_NS_FD", netns_fd), ("IFLA_IFNAME", ifname)]
+    if new_ifindex is not None:
+        attrs.append(("IFLA_NEW_IFINDEX", new_ifindex))
+    msg["attrs"] = attrs
+    return msg
+
+
+def del_link(ifindex: int) -> LinkMessage:
+    msg = LinkMessage()
+    msg["index"] = ifindex
+    return msg
+
+
+def new_addr(ifindex: int, address: str, prefixlen: int, version: int,
+             broadcast: str | None = None, label: str | None = None,
+             nodad: bool = True) -> ifaddrmsg:
     msg = ifaddrmsg()
     msg["family"] = socket.AF_INET if version == 4 else socket.AF_INET6
     msg["prefixlen"] = prefixlen
     msg["index"] = ifindex
     # NODAD: lab addresses are unique by construction; DAD would only delay the lab by ~2 s.
-    msg["flags"] = IFA_F_NODAD if version == 6 else 0
+    msg["flags"] = IFA_F_NODAD if version == 6 and nodad else 0
     attrs = [("IFA_LOCAL", address), ("IFA_ADDRESS", address)]
+    if broadcast is not None:
+        attrs.append(("IFA_BROADCAST", broadcast))
+    if label is not None:
+        attrs.append(("IFA_LABEL", label))
     msg["attrs"] = attrs
+    return msg
+
+
+def route_to(address: str) -> rtmsg:
+    """RTM_GETROUTE for ADDRESS: the kernel answers with the route it would take."""
+    msg = rtmsg()
+    v6 = ":" in address
+    msg["family"] = socket.AF_INET6 if v6 else socket.AF_INET
+    msg["dst_len"] = 128 if v6 else 32
+    msg["attrs"] = [("RTA_DST", address)]
+    return msg
+
+
+def dump_of(family: int = socket.AF_UNSPEC, kind: type = rtmsg):
+    """An empty message of KIND for a dump request (addresses, routes) of FAMILY."""
+    msg = kind()
+    msg["family"] = family
     return msg
 
 

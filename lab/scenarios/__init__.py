@@ -8,6 +8,8 @@
     runner     requirements, labs side by side, repeats, steps
     results    the results document (results.schema.json) and its statistics
     report     report.md and report.html with charts; compare: `lab compare`
+    shard      `lab run --shard K/N`: the suite's (scenario, config) points dealt to N shards
+    merge      `lab merge`: shards checked to be one run's and joined into one document
     steps      the built-in step kinds (iperf3, rr, crr, sockperf, ping, reach)
 
 docs/scenarios.md describes the file format and how to write a step kind.

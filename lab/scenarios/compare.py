@@ -1,22 +1,41 @@
-"""`lab compare OLD NEW`: every metric the two runs share, as a ratio with its noise band.
+"""`lab compare OLD NEW`: every metric of two runs side by side, each change judged with the
+same statistics as a run's own ratios (lab/scenarios/stats.py).
 
-For a metric with a direction (higher or lower is better, from its step kind's definition) the
-change new/old - 1 is a regression when it goes the worse way by more than the threshold AND
-by more than the noise band; the band is the larger relative half-range (max - min) / 2 /
-median of the two runs' repeats, so a metric that swings by 30% between repeats cannot fail a
-10% threshold on noise alone. Metrics without a direction (counts, sizes) are listed, never
-judged. Environments that differ (kernel, CPU, native or VM) are printed first: numbers across
-them are not comparable.
+Two runs do not pair their repeats, so the ratio NEW / OLD of a metric is the ratio of the
+geometric means of its repeats, with Welch's t interval on the log samples. A metric whose
+direction is known (higher or lower is better, from its step kind's definition):
+
+  regression    the interval excludes 1 (a real change) AND the change goes the worse way by
+                more than the threshold
+  improvement   the same, the better way
+  unchanged     the interval lies within 1 +- threshold, or excludes 1 by less than it
+  too noisy     the interval holds 1 and reaches beyond the threshold: the repeats cannot
+                tell; the row says about how many repeats each run would need
+  not judged    no direction (counts, sizes), or a run with one repeat (no interval)
+  missing       OLD has it, NEW does not (a scenario or step that no longer ran): counted with
+                the regressions, never a pass
+  new           only NEW has it
+
+A metric whose unit or direction differs between the runs, or a file with NaN, is bad input
+(exit 2): numbers in different units are not comparable. Environments that differ (kernel,
+CPU, native or VM, tool versions) are listed first. Claims (lab/scenarios/claims.py) are
+matched by scenario, id and point, with both verdicts.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
+from lab.errors import UsageError
+from lab.scenarios import stats
 from lab.scenarios.results import point_label, series_key
 
-ORDER = {"regression": 0, "improvement": 1, "within noise": 2, "unchanged": 3, "n/a": 4,
-         "new": 5, "gone": 6}
+REGRESSION, MISSING, IMPROVEMENT, TOO_NOISY, UNCHANGED, NOT_JUDGED, NEW = (
+    "regression", "missing", "improvement", "too noisy", "unchanged", "not judged", "new")
+ORDER = {v: i for i, v in enumerate((REGRESSION, MISSING, IMPROVEMENT, TOO_NOISY, UNCHANGED,
+                                     NOT_JUDGED, NEW))}
+FAILING = (REGRESSION, MISSING)
 
 
 @dataclass
@@ -26,11 +45,31 @@ class Row:
     point: dict
     unit: str
     better: str
-    old: float | None
+    old: float | None  # medians
     new: float | None
-    ratio: float | None
-    noise: float  # relative, e.g. 0.05 for +-5%
+    n_old: int
+    n_new: int
+    ratio: float | None  # NEW / OLD, geometric means
+    ci_low: float | None
+    ci_high: float | None
     verdict: str
+    note: str = ""
+    repeats_needed: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}/{self.metric}[{point_label(self.point)}]"
+
+
+@dataclass
+class ClaimRow:
+    scenario: str
+    id: str
+    claim: str
+    point: dict
+    published: float
+    old: dict | None  # the claim rows of each run
+    new: dict | None
 
 
 @dataclass
@@ -38,53 +77,67 @@ class Table:
     threshold: float
     rows: list[Row] = field(default_factory=list)
     environment: list[tuple[str, str, str]] = field(default_factory=list)
+    claims: list[ClaimRow] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[Row]:
-        return [r for r in self.rows if r.verdict == "regression"]
+        """What fails the comparison: regressions and metrics missing from NEW."""
+        return [r for r in self.rows if r.verdict in FAILING]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in sorted(self.rows, key=lambda r: ORDER[r.verdict]):
+            out[r.verdict] = out.get(r.verdict, 0) + 1
+        return out
 
     def to_json(self) -> dict:
-        return {"threshold": self.threshold, "regressions": len(self.regressions),
+        return {"threshold": self.threshold, "confidence": stats.CONFIDENCE,
+                "regressions": len(self.regressions), "counts": self.counts(),
                 "environment": [{"what": w, "old": o, "new": n} for w, o, n in self.environment],
-                "rows": [asdict(r) for r in self.rows]}
+                "rows": [asdict(r) for r in self.rows],
+                "claims": [asdict(c) for c in self.claims]}
 
     def render(self, show_all: bool = False) -> str:
         lines = []
         for what, old, new in self.environment:
             lines.append(f"environment differs: {what}: {old} -> {new}")
         shown = [r for r in self.rows
-                 if show_all or r.verdict not in ("unchanged", "n/a", "within noise")]
-        header = ("verdict", "metric", "at", "old", "new", "ratio", "noise")
+                 if show_all or r.verdict not in (UNCHANGED, NOT_JUDGED)]
+        header = ("verdict", "metric", "at", "old", "new", "new/old", f"{stats.CONFIDENCE:.0%} CI",
+                  "note")
         table = [header] + [
-            (r.verdict.upper() if r.verdict == "regression" else r.verdict,
+            (r.verdict.upper() if r.verdict in FAILING else r.verdict,
              f"{r.scenario}/{r.metric}", point_label(r.point) or "-",
-             _num(r.old, r.unit), _num(r.new, r.unit),
-             f"{r.ratio:.3f}x" if r.ratio is not None else "-", f"+-{r.noise * 100:.1f}%")
+             num(r.old, r.unit), num(r.new, r.unit), stats.fmt_ratio(r.ratio),
+             interval(r.ci_low, r.ci_high), r.note)
             for r in shown]
         if len(table) > 1:
             widths = [max(len(row[i]) for row in table) for i in range(len(header))]
             for row in table:
                 lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-        counts: dict[str, int] = {}
-        for r in self.rows:
-            counts[r.verdict] = counts.get(r.verdict, 0) + 1
-        summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items(),
-                                                          key=lambda kv: ORDER[kv[0]]))
-        lines.append(f"{len(self.rows)} metrics compared at a {self.threshold * 100:g}% "
-                     f"threshold: {summary or 'none in common'}")
+        for c in self.claims:
+            old = c.old["verdict"] if c.old else "-"
+            new = c.new["verdict"] if c.new else "-"
+            if old != new:
+                lines.append(f"claim {c.scenario}/{c.id} [{point_label(c.point) or '-'}]: "
+                             f"{old} -> {new}")
+        summary = ", ".join(f"{n} {v}" for v, n in self.counts().items())
+        lines.append(f"{len(self.rows)} metrics compared ({stats.CONFIDENCE:.0%} intervals, "
+                     f"{self.threshold * 100:g}% threshold): {summary or 'none in common'}")
         return "\n".join(lines) + "\n"
 
 
-def _num(v: float | None, unit: str) -> str:
+def num(v: float | None, unit: str = "") -> str:
     if v is None:
         return "-"
     text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-    return f"{text} {unit}"
+    return f"{text} {unit}".strip()
 
 
-def _noise(m: dict) -> float:
-    median = m["median"]
-    return (m["max"] - m["min"]) / 2 / abs(median) if median else 0.0
+def interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"{stats.fmt_ratio(low)}..{stats.fmt_ratio(high)}"
 
 
 def _series(doc: dict) -> dict[str, tuple[dict, dict]]:
@@ -108,37 +161,90 @@ def _environment(old: dict, new: dict) -> list[tuple[str, str, str]]:
             if a.get(k) != b.get(k)]
 
 
-def verdict(better: str, ratio: float | None, noise: float, threshold: float) -> str:
-    if ratio is None:
-        return "n/a"
-    change = ratio - 1.0
+def verdict(better: str, iv: stats.Interval, threshold: float) -> tuple[str, str, int | None]:
+    """(verdict, note, repeats needed) of a change NEW / OLD with interval IV."""
     if better not in ("higher", "lower"):
-        return "n/a"
-    if abs(change) <= threshold:
-        return "unchanged"
-    if abs(change) <= noise:
-        return "within noise"
+        return NOT_JUDGED, "no direction: listed, not judged", None
+    if iv.estimate is None:
+        return NOT_JUDGED, "no ratio: OLD is zero", None
+    if not iv.has_interval:
+        return NOT_JUDGED, "one repeat in a run: no interval", None
+    change = iv.estimate - 1.0
     worse = change < 0 if better == "higher" else change > 0
-    return "regression" if worse else "improvement"
+    if iv.excludes_one:
+        if abs(change) > threshold:
+            return (REGRESSION if worse else IMPROVEMENT), stats.fmt_interval(iv), None
+        return UNCHANGED, f"a real change of {change:+.1%}, within the threshold", None
+    if iv.low >= 1.0 - threshold and iv.high <= 1.0 + threshold:
+        return UNCHANGED, "", None
+    d = abs(math.log(iv.estimate)) if iv.estimate > 0 else 0.0
+    need = stats.repeats_needed(iv, max(d, math.log1p(threshold) - d, 1e-3), unpaired=True)
+    return TOO_NOISY, (f"{stats.fmt_interval(iv)} holds 1 and reaches beyond +-"
+                       f"{threshold:.0%}: " + (f"about {need} repeats per run would decide it"
+                                               if need else f"more than {stats.MAX_REPEATS} "
+                                                            "repeats per run needed")), need
+
+
+def _check_comparable(a: dict[str, tuple[dict, dict]], b: dict[str, tuple[dict, dict]]) -> None:
+    bad = []
+    for key in a.keys() & b.keys():
+        mo, mn = a[key][1], b[key][1]
+        for attr, what in (("unit", "unit"), ("better", "direction")):
+            if mo[attr] != mn[attr]:
+                bad.append(f"{key}: {what} {mo[attr]!r} in OLD, {mn[attr]!r} in NEW")
+    for key, (_, m) in [*a.items(), *b.items()]:
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in m["samples"]):
+            bad.append(f"{key}: a sample that is not a finite number")
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise UsageError("the runs are not comparable: " + "; ".join(sorted(bad)[:5]) + more)
 
 
 def compare(old: dict, new: dict, threshold: float) -> Table:
     table = Table(threshold, environment=_environment(old, new))
     a, b = _series(old), _series(new)
+    _check_comparable(a, b)
     for key in dict.fromkeys([*a, *b]):
-        if key not in a or key not in b:
-            s, m = b[key] if key in b else a[key]
-            table.rows.append(Row(s["name"], f"{m['step']}.{m['metric']}", m["point"],
-                                  m["unit"], m["better"],
-                                  a[key][1]["median"] if key in a else None,
-                                  b[key][1]["median"] if key in b else None, None, 0.0,
-                                  "new" if key in b else "gone"))
+        s, m = b[key] if key in b else a[key]
+        name = f"{m['step']}.{m['metric']}"
+        if key not in b:
+            why = f"not in NEW (scenario {s['name']}: {_status(new, s['name'])})"
+            table.rows.append(Row(s["name"], name, m["point"], m["unit"], m["better"],
+                                  m["median"], None, m["n"], 0, None, None, None, MISSING,
+                                  why))
             continue
-        (s, mo), (_, mn) = a[key], b[key]
-        ratio = mn["median"] / mo["median"] if mo["median"] else None
-        noise = max(_noise(mo), _noise(mn))
-        table.rows.append(Row(s["name"], f"{mo['step']}.{mo['metric']}", mo["point"],
-                              mo["unit"], mo["better"], mo["median"], mn["median"], ratio,
-                              noise, verdict(mo["better"], ratio, noise, threshold)))
+        if key not in a:
+            table.rows.append(Row(s["name"], name, m["point"], m["unit"], m["better"], None,
+                                  m["median"], 0, m["n"], None, None, None, NEW))
+            continue
+        mo, mn = a[key][1], m
+        iv = stats.unpaired_ratio(mn["samples"], mo["samples"])
+        v, note, need = verdict(mo["better"], iv, threshold)
+        table.rows.append(Row(s["name"], name, mo["point"], mo["unit"], mo["better"],
+                              mo["median"], mn["median"], mo["n"], mn["n"], iv.estimate,
+                              iv.low, iv.high, v, note, need))
     table.rows.sort(key=lambda r: ORDER[r.verdict])
+    table.claims = _claims(old, new)
     return table
+
+
+def _status(doc: dict, scenario: str) -> str:
+    s = next((s for s in doc["scenarios"] if s["name"] == scenario), None)
+    if s is None:
+        return "not in this run"
+    return s["status"] + (f": {s['reason']}" if s.get("reason") else "")
+
+
+def _claims(old: dict, new: dict) -> list[ClaimRow]:
+    def rows(doc: dict) -> dict[tuple, dict]:
+        return {(c["scenario"], c["id"], point_label(c["point"])): c
+                for s in doc["scenarios"] for c in s.get("claims", [])}
+
+    a, b = rows(old), rows(new)
+    out = []
+    for key in dict.fromkeys([*a, *b]):
+        c = b.get(key) or a[key]
+        out.append(ClaimRow(c["scenario"], c["id"], c["claim"], c["point"], c["published"],
+                            a.get(key), b.get(key)))
+    return out
+

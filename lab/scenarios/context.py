@@ -8,6 +8,8 @@
             ...
         ctx.placement_used(placement, client_cpus, server_cpus)
         ctx.record("throughput", 12.3)                 # a metric the kind declared
+        ctx.distribution(Distribution("us", ...))      # a latency distribution (records.py)
+        ctx.timeline("throughput", times, values)      # a metric per interval
         ctx.check(loss == 0, "no packet lost", measured=loss, expected=0)
         ctx.fact("jumbo_encoding", "hop-by-hop")       # anything else worth keeping
 
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 from lab.errors import LabError
 from lab.lab import Lab, NodeHandle
 from lab.scenarios.progress import Progress
+from lab.scenarios.records import Distribution, Timeline
 from lab.scenarios.registry import StepKind
 from lab.scenarios.results import ScenarioResult
 from lab.traffic import placement as placement_mod
@@ -111,6 +114,27 @@ class StepContext:
             raise LabError(f"{self.step}: {metric} measured as {value}")
         self.result.record(self.step, metric, meta, self.point, self.repeat, value,
                            self._placement)
+
+    def distribution(self, dist: Distribution) -> None:
+        """The latency distribution of this measurement (the kind declares `distribution=`)."""
+        meta = self.kind.distribution
+        if meta is None:
+            raise LabError(f"step kind '{self.kind.name}' recorded a distribution, which it "
+                           "does not declare (distribution=)")
+        if dist.unit != meta.unit:
+            raise LabError(f"step kind '{self.kind.name}' declares its distribution in "
+                           f"{meta.unit}, not {dist.unit}")
+        self.result.distribution(self.step, self.point, self.repeat, dist)
+
+    def timeline(self, name: str, times: list[float], values: list[float]) -> None:
+        """NAME per interval of this measurement (the kind declares it in `timelines=`)."""
+        meta = self.kind.timelines.get(name)
+        if meta is None:
+            raise LabError(f"step kind '{self.kind.name}' recorded a timeline '{name}', which "
+                           f"it does not declare (timelines: "
+                           f"{', '.join(self.kind.timelines) or 'none'})")
+        self.result.timeline(self.step, self.point, self.repeat,
+                             Timeline(name, meta.unit, list(times), list(values)))
 
     def check(self, ok: bool, description: str, measured: Any = None,
               expected: Any = None) -> bool:

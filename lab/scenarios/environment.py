@@ -17,7 +17,7 @@ from pathlib import Path
 from lab import features
 
 LIBRARIES = ("pyroute2", "scapy", "PyYAML", "jsonschema", "matplotlib", "datapath-lab")
-TOOLS = ("iperf3", "sockperf", "tcpdump", "ethtool")
+TOOLS = ("iperf3", "sockperf", "netperf", "tcpdump", "ethtool")
 
 
 def _cpu_model() -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError, UsageError
-from lab.scenarios import environment
+from lab.scenarios import claims, environment
 from lab.scenarios import results as results_mod
 from lab.scenarios.model import Scenario
 from lab.scenarios.progress import Progress
@@ -132,7 +132,9 @@ class KernelMatrix:
         from lab.traffic import rr
 
         kernel = vm.KernelCache().kernel(label)
-        rr.binary()  # built here: the guest sees the host's files read-only
+        # Built and byte-compiled here: the guest sees the host's files read-only.
+        rr.binary()
+        vm.precompile(CHECKOUT / "lab")
         out = self._dir(label)
         py = shlex.quote(sys.executable)
         run = [py, "-m", "lab", "run", "--out", shlex.quote(str(out))]
@@ -182,13 +184,15 @@ def merge(runs: list[KernelRun], scenarios_run: list[Scenario], command: list[st
         record = kr.record()
         if kr.results_path is None:
             for sc in scenarios_run:
-                scenarios.append({
+                entry = {
                     "name": f"{sc.name}@{kr.label}", "scenario": sc.name, "file": sc.file,
                     "description": sc.description, "status": "error",
                     "reason": f"kernel {kr.label}: {kr.error}", "quick": quick,
                     "repeats": sc.repeats, "dimensions": {}, "metrics": [], "assertions": [],
                     "checks": [], "comparisons": [], "facts": [], "captures": [],
-                    "kernel": record})
+                    "claims": [], "distributions": [], "timelines": [], "kernel": record}
+                entry["claims"] = claims.evaluate(entry, sc.comparisons)  # not measurable
+                scenarios.append(entry)
             continue
         doc = results_mod.load(kr.results_path)
         started = started or doc["started"]
@@ -201,6 +205,7 @@ def merge(runs: list[KernelRun], scenarios_run: list[Scenario], command: list[st
             s["name"] = f"{s['name']}@{kr.label}"
             s["kernel"] = record
             s.setdefault("environment", doc["environment"])
+            s["claims"] = [{**c, "scenario": s["name"]} for c in s.get("claims", [])]
             for cap in s.get("captures", []):
                 cap["file"] = str(rel / cap["file"])
             scenarios.append(s)

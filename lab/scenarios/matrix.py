@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.scenarios import stats
+from lab.scenarios.render import Block, Heading, Para, Table
 from lab.scenarios.results import point_label
 
 EMULATION_NOTE = (
@@ -57,13 +59,13 @@ def _fmt(v: Any, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
-def blocks(doc: dict) -> list[tuple]:
+def blocks(doc: dict) -> list[Block]:
     """The matrix's blocks (empty when the run is not a kernel matrix)."""
     if not has_matrix(doc):
         return []
     kernels = _kernels(doc)
     labels = [k["label"] for k in kernels]
-    out: list[tuple] = [("h", 2, "Kernel matrix"), ("p", EMULATION_NOTE)]
+    out: list[Block] = [Heading(2, "Kernel matrix"), Para(EMULATION_NOTE)]
     rows = []
     for k in kernels:
         other = [f"{c['name']} ({c['detail']})" for c in k["lacks"]
@@ -71,8 +73,8 @@ def blocks(doc: dict) -> list[tuple]:
         rows.append([k["label"], k["release"], k.get("suite") or "-", _runs(k),
                      k.get("big_tcp_ipv6_form") or "-", _lack(k, "netkit"), _lack(k, "netem"),
                      "; ".join(other) or "-", k.get("error") or ""])
-    out.append(("table", ["kernel", "release", "suite", "runs", "IPv6 BIG TCP form", "netkit",
-                          "netem", "also lacks", "error"], rows))
+    out.append(Table(["kernel", "release", "suite", "runs", "IPv6 BIG TCP form", "netkit",
+                      "netem", "also lacks", "error"], rows))
     by_scenario: dict[str, dict[str, dict]] = {}
     for s in doc["scenarios"]:
         if s.get("kernel"):
@@ -83,8 +85,8 @@ def blocks(doc: dict) -> list[tuple]:
     return out
 
 
-def _scenario(name: str, per_kernel: dict[str, dict], labels: list[str]) -> list[tuple]:
-    out: list[tuple] = [("h", 3, f"{name} across kernels")]
+def _scenario(name: str, per_kernel: dict[str, dict], labels: list[str]) -> list[Block]:
+    out: list[Block] = [Heading(3, f"{name} across kernels")]
     status = []
     for label in labels:
         s = per_kernel.get(label)
@@ -94,7 +96,7 @@ def _scenario(name: str, per_kernel: dict[str, dict], labels: list[str]) -> list
             status.append(f"passed ({s['repeats']} repeat(s))")
         else:
             status.append(f"{s['status']}: {s['reason']}" if s["reason"] else s["status"])
-    out.append(("table", ["", *labels], [["status", *status]]))
+    out.append(Table(["", *labels], [["status", *status]]))
     ratios: dict[tuple, dict[str, str]] = {}
     for label, s in per_kernel.items():
         for c in s.get("comparisons", []):
@@ -103,31 +105,33 @@ def _scenario(name: str, per_kernel: dict[str, dict], labels: list[str]) -> list
             title = c.get("title") or f"{c['metric']}: {point_label(c['of'])} / " \
                                       f"{point_label(c['to'])}"
             key = (title, point_label(c["point"]))
+            interval = (f" [{stats.fmt_ratio(c['ci_low'])}, {stats.fmt_ratio(c['ci_high'])}]"
+                        if c.get("ci_low") is not None else "")
             ratios.setdefault(key, {})[label] = (
-                f"{c['ratio']:.2f}x ({c['ratio_min']:.2f}..{c['ratio_max']:.2f}, n={c['n']})")
+                f"{stats.fmt_ratio(c['ratio'])}{interval} (n={c['n']}): {c['verdict']}")
     if ratios:
-        out.append(("p", "Ratios (median / median, paired repeats' range), each within its "
-                         "kernel:"))
-        out.append(("table", ["ratio", "at", *labels],
-                    [[title, at or "-", *(cells.get(label, "-") for label in labels)]
-                     for (title, at), cells in ratios.items()]))
+        out.append(Para("Ratios (geometric mean of the paired repeats, 95% confidence "
+                        "interval, verdict), each within its kernel:"))
+        out.append(Table(["ratio", "at", *labels],
+                         [[title, at or "-", *(cells.get(label, "-") for label in labels)]
+                          for (title, at), cells in ratios.items()]))
     medians: dict[tuple, dict[str, str]] = {}
     for label, s in per_kernel.items():
         for m in s.get("metrics", []):
             key = (f"{m['step']}.{m['metric']}", point_label(m["point"]))
             medians.setdefault(key, {})[label] = f"{_fmt(m['median'], m['unit'])} (n={m['n']})"
     if medians:
-        out.append(("p", "Medians (absolute: across kernels only between native runs):"))
-        out.append(("table", ["metric", "at", *labels],
-                    [[metric, at or "-", *(cells.get(label, "-") for label in labels)]
-                     for (metric, at), cells in medians.items()]))
+        out.append(Para("Medians (absolute: across kernels only between native runs):"))
+        out.append(Table(["metric", "at", *labels],
+                         [[metric, at or "-", *(cells.get(label, "-") for label in labels)]
+                          for (metric, at), cells in medians.items()]))
     forms = {label: _big_forms(s) for label, s in per_kernel.items()}
     if any(forms.values()):
-        out.append(("table", ["packets above 64 KiB, marked as", *labels],
-                    [["IPv6", *(", ".join(sorted(forms.get(label, {}).get(6, ()))) or "-"
-                                for label in labels)],
-                     ["IPv4", *(", ".join(sorted(forms.get(label, {}).get(4, ()))) or "-"
-                                for label in labels)]]))
+        out.append(Table(["packets above 64 KiB, marked as", *labels],
+                         [["IPv6", *(", ".join(sorted(forms.get(label, {}).get(6, ()))) or "-"
+                                     for label in labels)],
+                          ["IPv4", *(", ".join(sorted(forms.get(label, {}).get(4, ()))) or "-"
+                                     for label in labels)]]))
     return out
 
 

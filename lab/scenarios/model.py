@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -20,13 +21,14 @@ from typing import Any
 
 from lab import topology as topology_mod
 from lab import yamlfile
-from lab.errors import InputError
+from lab.errors import InputError, UsageError
 from lab.lab import LabHooks
 from lab.scenarios.registry import Catalogue, Metric, StepKind, builtin
 from lab.topology import Topology
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 CONFIG = "config"  # the matrix dimension of `configs`
+MAX_POINTS = 1000  # of a scenario's matrix: the default suite's largest has 20
 _TEMPLATE = re.compile(r"\$\{([a-z][a-z0-9_-]*)\}")
 _schema: dict | None = None
 
@@ -134,6 +136,28 @@ class Scenario:
         if repeats is not None:
             s.repeats = repeats
         return s
+
+    def restrict(self, names: Sequence[str]) -> Scenario:
+        """This scenario with only the configs NAMES (a shard's part of it, lab/scenarios/
+        shard.py). An assertion that can match only the other configs' series is left to the
+        shard that runs them, or it would fail here as 'nothing was measured'; one that can
+        match no config at all stays with the scenario's first config, so it still fails
+        once."""
+        keep = [c for c in self.configs if c.name in names]
+        s = replace(self, configs=keep)
+        s.assertions = [a for a in self.assertions if self._can_match(a, keep) or (
+            not self._can_match(a, self.configs) and self.configs[0] in keep)]
+        return s
+
+    def _can_match(self, assertion: dict, configs: list[Config]) -> bool:
+        step = assertion["metric"].split(".", 1)[0]
+        for config in configs:
+            for point in self.points():
+                full = self.full_point(config, point)
+                if matches(full, assertion.get("where")) and \
+                        any(s.name == step for s in self.steps_at(full)):
+                    return True
+        return False
 
 
 def matches(point: dict, where: dict | None) -> bool:
@@ -265,10 +289,13 @@ class _Loader:
         return steps
 
 
-def load(path: str | Path, catalogue: Catalogue | None = None) -> Scenario:
+def load(path: str | Path, catalogue: Catalogue | None = None,
+         topology: str | Path | None = None) -> Scenario:
     """Load and check a scenario file against CATALOGUE (default: the built-in step kinds, no
-    datapath feature); raises InputError (file:line:col) on bad input."""
-    return from_document(yamlfile.load(path), catalogue)
+    datapath feature); raises InputError (file:line:col) on bad input. TOPOLOGY: run it on
+    that topology file instead of its own `topology:` (the same nodes, elsewhere: e.g. split
+    across hosts); configs naming their own topology keep it."""
+    return from_document(yamlfile.load(path), catalogue, topology)
 
 
 def parse(text: str, file: str = "<string>", catalogue: Catalogue | None = None) -> Scenario:
@@ -276,12 +303,18 @@ def parse(text: str, file: str = "<string>", catalogue: Catalogue | None = None)
     return from_document(yamlfile.parse(text, file), catalogue)
 
 
-def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) -> Scenario:
+def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None,
+                  topology: str | Path | None = None) -> Scenario:
     catalogue = catalogue or builtin()
     yamlfile.validate(doc, schema())
     data = doc.data
     ld = _Loader(doc, catalogue)
-    topology_file = ld.topology_path(data["topology"], ("topology",))
+    if topology is not None:
+        topology_file = Path(topology).resolve()
+        if not topology_file.is_file():
+            raise UsageError(f"--topology {topology}: no such file")
+    else:
+        topology_file = ld.topology_path(data["topology"], ("topology",))
     configs, has_configs = ld.configs(topology_file)
     default_name = re.sub(r"[^a-z0-9_-]", "-", Path(doc.file).stem.lower())
     scenario = Scenario(
@@ -301,6 +334,7 @@ def from_document(doc: yamlfile.Document, catalogue: Catalogue | None = None) ->
 def _check(sc: Scenario, ld: _Loader) -> None:
     _check_quick_names(sc, ld)
     for label, variant in (("", sc), (" (under --quick)", sc.variant(quick=True))):
+        _check_size(variant, ld, label)
         dims = variant.dimensions
         for step in sc.steps:
             _check_point_keys(ld, step.path + ("when",), step.when, dims)
@@ -312,6 +346,7 @@ def _check(sc: Scenario, ld: _Loader) -> None:
                 for step in variant.steps_at(full):
                     _check_params(variant, ld, step, full, label)
     dims = sc.dimensions
+    claim_ids: dict[str, tuple] = {}
     for i, a in enumerate(sc.assertions):
         _check_metric(sc, ld, ("assert", i, "metric"), a["metric"])
         _check_point_keys(ld, ("assert", i, "where"), a.get("where", {}), dims)
@@ -327,7 +362,12 @@ def _check(sc: Scenario, ld: _Loader) -> None:
         for j, anchor in enumerate(c.get("anchors", [])):
             _check_point_keys(ld, ("compare", i, "anchors", j, "where"),
                               anchor.get("where", {}), dims)
+        for j, claim in enumerate(c.get("claims", [])):
+            _check_claim(sc, ld, ("compare", i, "claims", j), c, claim, claim_ids)
     for i, ch in enumerate(sc.charts):
+        if "cdf" in ch or "timeline" in ch:
+            _check_record_chart(sc, ld, ("charts", i), ch)
+            continue
         refs = ch.get("metrics") or [ch["metric"]]
         key = "metrics" if "metrics" in ch else "metric"
         units = set()
@@ -347,6 +387,77 @@ def _check(sc: Scenario, ld: _Loader) -> None:
             raise ld.err(("charts", i, "series"), f"'{ch['series']}' is not a dimension of this "
                                                   f"scenario ({', '.join(dims) or 'none'})")
         _check_point_keys(ld, ("charts", i, "where"), ch.get("where", {}), dims)
+
+
+# Lines on one CDF or timeline chart beyond which it stops being readable.
+MAX_LINES = 8
+
+
+def _check_claim(sc: Scenario, ld: _Loader, path: tuple, comp: dict, claim: dict,
+                 ids: dict[str, tuple]) -> None:
+    if claim["id"] in ids:
+        raise ld.err(path + ("id",), f"claim id '{claim['id']}' is used twice (also at "
+                                     f"{'/'.join(map(str, ids[claim['id']]))})")
+    ids[claim["id"]] = path
+    if "parity" in claim and claim.get("published", 1.0) != 1.0:
+        raise ld.err(path + ("published",), "a parity claim compares with 1: leave out "
+                                            "`published`, or give 1")
+    at = claim.get("at", {})
+    _check_point_keys(ld, path + ("at",), at, sc.dimensions)
+    for k in at:
+        if k in comp["to"]:
+            raise ld.err(path + ("at", k), f"'{k}' is what the ratio compares (of/to): `at` "
+                                           "names the points of the other dimensions", key=True)
+    # at least one point of the ratio (its other dimensions) matches `at`, in the full matrix
+    others = {k: v for k, v in sc.dimensions.items() if k not in comp["to"]}
+    points = [dict(zip(others, vals)) for vals in itertools.product(*others.values())]
+    if not any(matches(p, at) and matches(p, {k: v for k, v in comp.get("where", {}).items()
+                                             if k in others}) for p in points):
+        raise ld.err(path + ("at",), "no point of this ratio matches `at` (with the "
+                                     "comparison's `where`)")
+
+
+def _check_record_chart(sc: Scenario, ld: _Loader, path: tuple, ch: dict) -> None:
+    """A `cdf:` or `timeline:` chart: the step keeps such records, and it draws few lines."""
+    key = "cdf" if "cdf" in ch else "timeline"
+    for extra in ("x", "series", "anchors", "metric", "metrics"):
+        if extra in ch:
+            raise ld.err(path + (extra,), f"a {key} chart draws a line per point (fix the "
+                                          f"others with `where`): `{extra}` does not apply",
+                         key=True)
+    name, series = (ch["cdf"], None) if key == "cdf" else ch["timeline"].split(".", 1)
+    step = next((s for s in sc.steps if s.name == name), None)
+    if step is None:
+        raise ld.err(path + (key,), f"no step named '{name}' (steps: "
+                                    f"{', '.join(s.name for s in sc.steps)})")
+    if key == "cdf" and step.kind.distribution is None:
+        keeps = [s.name for s in sc.steps if s.kind.distribution is not None]
+        raise ld.err(path + (key,), f"step '{name}' ({step.kind.name}) keeps no latency "
+                                    f"distribution (steps that do: {', '.join(keeps) or 'none'})")
+    if key == "timeline" and series not in step.kind.timelines:
+        known = ", ".join(step.kind.timelines) or "none"
+        raise ld.err(path + (key,), f"step '{name}' ({step.kind.name}) keeps no series "
+                                    f"'{series}' per interval (it keeps: {known})")
+    where = ch.get("where", {})
+    _check_point_keys(ld, path + ("where",), where, sc.dimensions)
+    free = [len(v) for k, v in sc.dimensions.items() if k not in where]
+    lines = math.prod(free) if free else 1
+    if lines > MAX_LINES:
+        raise ld.err(path, f"this {key} chart would draw {lines} lines (a line per point of "
+                           f"{', '.join(k for k in sc.dimensions if k not in where)}): fix "
+                           f"dimensions with `where` to at most {MAX_LINES}")
+
+
+def _check_size(sc: Scenario, ld: _Loader, label: str) -> None:
+    """The number of points, counted before anything is expanded: a matrix of 12 dimensions
+    of 10 values has 10^12 of them."""
+    sizes = {k: len(v) for k, v in sc.dimensions.items()}
+    points = math.prod(sizes.values())
+    if points > MAX_POINTS:
+        where = ("quick", "matrix") if label and "matrix" in sc.quick_spec else ("matrix",)
+        shape = " x ".join(f"{n} {k}" for k, n in sizes.items())
+        raise ld.err(where, f"the matrix has {points:,} points ({shape}){label}: at most "
+                            f"{MAX_POINTS:,}, each is a measurement", key=True)
 
 
 def _check_quick_names(sc: Scenario, ld: _Loader) -> None:

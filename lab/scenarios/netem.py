@@ -15,6 +15,8 @@ from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
 
 NETEM_LIMIT = 10000  # packets queued per end: a 10 ms RTT at tens of Gbit/s holds thousands
+NETEM_HANDLE = 0x10000  # 1:, the root qdisc this step puts on a link end
+TC_H_ROOT = 0xFFFFFFFF
 
 
 def _check_link(p: dict, topo: Topology) -> tuple[str, str] | None:
@@ -40,19 +42,17 @@ def link_ends(topo: Topology, a: str, b: str) -> list[tuple[str, str]]:
 def set_netem(ctx: StepContext, ends: list[tuple[str, str]], rtt_ms: float,
               loss_pct: float) -> None:
     from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
 
     for node, ifname in ends:
         with ctx.node(node).entered(), IPRoute() as ipr:
             idx = ipr.link_lookup(ifname=ifname)[0]
             if rtt_ms == 0 and loss_pct == 0:
-                try:
-                    ipr.tc("del", index=idx, handle="root")
-                except NetlinkError as e:
-                    if e.code != 2:  # ENOENT: no qdisc of ours there
-                        raise
+                # Only our netem goes: a root qdisc someone else put there stays.
+                if any(q["parent"] == TC_H_ROOT and q["handle"] == NETEM_HANDLE
+                       and q.get_attr("TCA_KIND") == "netem" for q in ipr.get_qdiscs(idx)):
+                    ipr.tc("del", index=idx, parent=TC_H_ROOT, handle=NETEM_HANDLE)
                 continue
-            ipr.tc("replace", "netem", idx, handle="1:", delay=int(rtt_ms * 500),
+            ipr.tc("replace", "netem", idx, handle=NETEM_HANDLE, delay=int(rtt_ms * 500),
                    loss=loss_pct, limit=NETEM_LIMIT)
 
 

@@ -5,7 +5,8 @@
     @step("iperf3", requires=["iperf3"],
           schema={"type": "object", "required": ["client", "server"],
                   "properties": {"client": {"type": "string"}, ...}},
-          metrics={"throughput": Metric("Gbit/s", "higher", "received by the server")})
+          metrics={"throughput": Metric("Gbit/s", "higher", "received by the server")},
+          timelines={"throughput": Metric("Gbit/s", "higher", "sent per interval")})
     def iperf3(ctx, p):
         ...
         ctx.record("throughput", result.throughput_gbps)
@@ -13,8 +14,10 @@
 A step kind declares the JSON Schema of its parameters (a scenario file is checked against it,
 for every point of its matrix, before anything runs), the metrics it records (unit and which
 direction is better, used by reports and `lab compare`), what it requires (names of
-`lab doctor`) and optionally a check of its parameters against the topology (nodes it
-names). Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
+`lab doctor`), optionally a check of its parameters against the topology (nodes it
+names), and what it keeps besides numbers: a latency distribution per measurement
+(`distribution=`, ctx.distribution()) or series over time (`timelines=`, ctx.timeline()).
+Its function gets a StepContext (lab/scenarios/context.py) and the parameters.
 
 `@step` makes the function a StepKind; nothing is registered anywhere by importing a module.
 A scenario is loaded against a `Catalogue`: the step kinds it may use (the built-in ones of
@@ -59,6 +62,10 @@ class StepKind:
     # check(params, topology) -> (parameter, message) when the parameters do not fit the
     # topology (e.g. a node it does not have); run at load time for every point and config.
     check: Callable[[dict, Any], tuple[str, str] | None] | None = None
+    # What it keeps beyond scalar metrics (lab/scenarios/records.py): a latency distribution
+    # per measurement (`cdf:` charts draw it) and series per interval (`timeline:` charts).
+    distribution: Metric | None = None
+    timelines: dict[str, Metric] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -76,14 +83,15 @@ class StepKind:
 
 def step(name: str, *, schema: dict, metrics: dict[str, Metric] | None = None,
          requires: list[str] | tuple[str, ...] = (),
-         check: Callable[[dict, Any], tuple[str, str] | None] | None = None
-         ) -> Callable[[Callable], StepKind]:
+         check: Callable[[dict, Any], tuple[str, str] | None] | None = None,
+         distribution: Metric | None = None,
+         timelines: dict[str, Metric] | None = None) -> Callable[[Callable], StepKind]:
     """Make the decorated function step kind NAME (see the module's docstring)."""
     jsonschema.Draft202012Validator.check_schema(schema)
 
     def make(func: Callable) -> StepKind:
         return StepKind(name, func, schema, dict(metrics or {}), tuple(requires),
-                        func.__module__, check)
+                        func.__module__, check, distribution, dict(timelines or {}))
 
     return make
 

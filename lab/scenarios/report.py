@@ -1,64 +1,55 @@
-"""Reports of a run: DIR/report.md and DIR/report.html (self-contained), with charts.
+"""Reports of a run: DIR/report.md (charts in DIR/charts/) and DIR/report.html
+(self-contained), both drawn from the results document alone, so `lab report results.json`
+redraws them.
 
-Both are drawn from the results document alone (so `lab report results.json` redraws them):
-one list of blocks (headings, tables, charts) is built once and rendered twice. Charts are
-matplotlib PNGs: written to DIR/charts/ for the Markdown, embedded as data: URLs in the HTML.
-
-  - a scenario's `charts:` are grouped bars, one group per x value, one bar per series value
-    (default: per config), the bar the median of the repeats, the whisker their min..max,
-    the metric's unit on the y axis, anchors drawn as dashed lines over the groups they apply to;
-  - each `compare:` becomes a ratio chart: median / median per point, whiskers from the
-    ratios of paired repeats, 1.0 drawn, and the published anchors for comparison.
+What a reader meets first answers "does the talk hold here?": the talk's claims, each with the
+published figure, ours with its confidence interval and a verdict (lab/scenarios/claims.py),
+and one chart of them; then a line per scenario. Each scenario then says its question, how
+many of its ratios are real (lab/scenarios/stats.py), one chart of its ratios, the charts its
+file asks for (bars per metric across configurations, latency CDFs, throughput over time),
+and, folded, every ratio, metric, repeat, config, fact and capture. The environment, the
+method and the logs close the page, folded too. Every chart is drawn from what the scenario
+files declare, so a new scenario needs no report code.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.scenarios import matrix
+from lab.scenarios import charts as ch
+from lab.scenarios import matrix, render, stats
 from lab.scenarios.model import matches
-from lab.scenarios.results import point_label
+from lab.scenarios.records import Distribution
+from lab.scenarios.render import (Block, Bullets, Cell, Details, Figure, Heading, Para, Table,
+                                  verdict_cell)
+from lab.scenarios.results import point_eq, point_label
 
-# -- content --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Chart:
-    title: str
-    file: str  # relative to the results dir
-    png: bytes
+TITLE = "Datapath lab run"
+# A scenario's headline chart shows at most this many ratios (the rest are in its details).
+HEADLINE_ROWS = 24
 
 
-Block = tuple  # ("h", level, text) | ("p", text) | ("table", headers, rows) | ("chart", Chart)
-#              | ("ul", items) | ("pre", text)
+class Names:
+    """Chart names unique within one report."""
+
+    def __init__(self):
+        self.taken: set[str] = set()
+
+    def __call__(self, *parts: str) -> str:
+        name = "-".join(ch.slug(p) for p in parts if p)
+        while name in self.taken:
+            name += "-"
+        self.taken.add(name)
+        return name
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        if v == 0:
-            return "0"
-        if abs(v) >= 1e3:
-            return f"{v:,.0f}"
-        return f"{v:.4g}" if abs(v) >= 1e-3 else f"{v:.3e}"
-    return str(v)
-
-
-def _ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}x"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "chart"
+        return ch.fmt(v)
+    return "-" if v is None else str(v)
 
 
 def _placement(m: dict) -> str:
@@ -72,59 +63,321 @@ def _placement(m: dict) -> str:
     return "; ".join(out) or "-"
 
 
-def build(doc: dict, chart_dir: Path, base: Path) -> list[Block]:
+def varying(point: dict, dimensions: dict[str, list]) -> str:
+    """POINT by the dimensions that have more than one value (the others say nothing)."""
+    return point_label({k: v for k, v in point.items() if len(dimensions.get(k, [])) != 1})
+
+
+def ours(ratio: float | None, low: float | None, high: float | None, n: int) -> str:
+    if ratio is None:
+        return "-"
+    if low is None or high is None:
+        return f"{stats.fmt_ratio(ratio)} (n={n}, no interval)"
+    return f"{stats.fmt_ratio(ratio)} [{stats.fmt_ratio(low)}, {stats.fmt_ratio(high)}] (n={n})"
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+def build(doc: dict, base: Path) -> list[Block]:
+    names = Names()
     env = doc["environment"]
-    m, ex = env["machine"], env["execution"]
-    blocks: list[Block] = [("h", 1, "Datapath lab run")]
+    ex = env["execution"]
     counts: dict[str, int] = {}
     for s in doc["scenarios"]:
         counts[s["status"]] = counts.get(s["status"], 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
-    blocks.append(("p", f"Status: **{doc['status']}** ({summary}); {doc['duration_s']:.0f} s, "
-                        f"started {doc['started']}{', quick' if doc['quick'] else ''}. "
-                        f"Command: `{' '.join(doc['command'])}`"))
-    execution = "native" if ex["mode"] == "native" else \
+    where = "natively" if ex["mode"] == "native" else \
         f"in a VM ({ex.get('accel')}, kernel {ex.get('vm_kernel')})"
-    tools = "; ".join(f"{k}: {v}" for k, v in env["tools"].items() if v) or "-"
-    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
     lab = env.get("lab", {})
-    blocks.append(("table", ["environment", ""], [
-        ["kernel", f"{env['kernel']['release']} ({execution})"],
-        ["CPU", f"{m['cpu_model']} x {m['cpus']} (this run may use CPUs "
-                f"{','.join(map(str, m['cpus_allowed']))})"],
-        ["memory", f"{m['memory_mib']} MiB"],
-        ["tools", tools], ["Python", f"{env['python']}; {libs}"],
-        ["lab", f"{lab.get('version', '?')} commit {lab.get('commit') or '?'}"
-                f"{' (modified)' if lab.get('dirty') else ''}"],
-    ]))
-    blocks.append(("table", ["scenario", "status", "time", "note"], [
-        [s["name"], s["status"], f"{s.get('duration_s', 0):.0f} s", s["reason"] or ""]
-        for s in doc["scenarios"]]))
+    blocks: list[Block] = [
+        Heading(1, f"{TITLE}: does the talk hold here?"),
+        Para(f"Status: **{doc['status']}** ({', '.join(f'{n} {k}' for k, n in counts.items())}"
+             f"); {doc['duration_s']:.0f} s from {doc['started']}"
+             f"{', quick (one repeat: nothing can be judged)' if doc['quick'] else ''}. "
+             f"Kernel {env['kernel']['release']} {where} on {env['machine']['cpu_model']} x "
+             f"{env['machine']['cpus']}; lab commit {lab.get('commit') or '?'}"
+             f"{' (modified)' if lab.get('dirty') else ''}. "
+             f"Command: `{' '.join(doc['command'])}`"),
+    ]
+    blocks += _shard_note(doc)
+    blocks += claims_section(doc, names)
+    blocks.append(Heading(2, "Scenarios"))
+    blocks.append(Table(["scenario", "question", "status", "ratios (95% confidence)",
+                         "claims", "time"],
+                        [[s["name"], (s.get("description") or "").strip(),
+                          Cell(s["status"], s["status"]), _ratio_counts(s) or "-",
+                          _claim_counts(s) or "-", f"{s.get('duration_s', 0):.0f} s"]
+                         for s in doc["scenarios"]]))
     blocks += matrix.blocks(doc)  # a kernel matrix (lab run --kernels): kernels side by side
     for s in doc["scenarios"]:
-        blocks += _scenario(s, chart_dir, base)
+        blocks += scenario_section(s, names)
+    blocks += closing_details(doc, base)
     return blocks
 
 
-def _scenario(s: dict, chart_dir: Path, base: Path) -> list[Block]:
-    out: list[Block] = [("h", 2, f"{s['name']}: {s['status']}")]
+def _points(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'}"
+
+
+def _shard_note(doc: dict) -> list[Block]:
+    """Which part of a sharded run this is, or which shards a merged run was joined from."""
+    if "shard" in doc:
+        sh = doc["shard"]
+        return [Para(f"Shard {sh['index']}/{sh['count']}: {len(sh['points'])} of the suite's "
+                     f"{len(sh['suite']['points'])} (scenario, config) points (plan "
+                     f"{sh['plan']}, weighed by {sh.get('durations', 'static')}); `lab merge` "
+                     "joins the shards into the whole run's results.")]
+    if "shards" in doc:
+        parts = []
+        for sh in doc["shards"]:
+            env = sh.get("environment", {})
+            host = env.get("machine", {}).get("hostname", "?")
+            kernel = env.get("kernel", {}).get("release", "?")
+            parts.append(f"{sh['index']}/{sh['count']} ({sh['status']}, "
+                         f"{sh.get('duration_s', 0):.0f} s, {_points(len(sh['points']))}, on "
+                         f"{host}, kernel {kernel})")
+        return [Para(f"Merged from {len(parts)} shards (`lab merge`; the time is the longest "
+                     f"shard's): {'; '.join(parts)}.")]
+    return []
+
+
+def _ratio_counts(s: dict) -> str:
+    counts: dict[str, int] = {}
+    for c in s["comparisons"]:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in counts.items())
+
+
+def _claim_counts(s: dict) -> str:
+    counts: dict[str, int] = {}
+    for c in s.get("claims", []):
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in counts.items())
+
+
+# -- the talk's claims ----------------------------------------------------------------------------
+
+CLAIMS_INTRO = (
+    "One row per claim of the talk (or of the publication it quotes) that this run's scenarios "
+    "test. Ours: the ratio of the configurations compared, the geometric mean of the paired "
+    "repeats, with its 95% confidence interval. **reproduced**: the interval reaches the "
+    "published figure or lies beyond it; **same direction, smaller**: it excludes no effect but "
+    "falls short; **not reproduced**: it excludes the published figure and holds no effect, or "
+    "points the other way; **inconclusive**: too noisy to tell (the row says how many repeats "
+    "would); **not measurable here**: not measured, or only under emulation.")
+
+
+def claim_rows(doc: dict) -> list[dict]:
+    return [c for s in doc["scenarios"] for c in s.get("claims", [])]
+
+
+def claims_section(doc: dict, names: Names) -> list[Block]:
+    rows = claim_rows(doc)
+    out: list[Block] = [Heading(2, "The talk's claims")]
+    if not rows:
+        out.append(Para("No scenario of this run tests a claim of the talk."))
+        return out
+    out.append(Para(CLAIMS_INTRO))
+    dims = {s["name"]: s["dimensions"] for s in doc["scenarios"]}
+    table = []
+    for c in rows:
+        at = varying(c["point"], dims.get(c["scenario"], {}))
+        published = ("parity: no worse than " f"{c['parity']:.0%}" if "parity" in c
+                     else stats.fmt_ratio(c["published"]))
+        source = c["source"] + (f" ({c['conditions']})" if c.get("conditions") else "")
+        table.append([c["claim"], f"{published}: {source}",
+                      f"{ours(c['ratio'], c['ci_low'], c['ci_high'], c['n'])}; "
+                      f"{c['scenario']}{f' at {at}' if at else ''}",
+                      verdict_cell(c["verdict"]), c["reason"]])
+    out.append(Table(["claim", "published", "ours (95% CI)", "verdict", "why"], table))
+    chart = claims_chart(rows, dims, names)
+    if chart:
+        out.append(Figure(chart))
+    return out
+
+
+def claims_chart(rows: list[dict], dims: dict[str, dict], names: Names) -> ch.Chart | None:
+    forest_rows = []
+    for c in rows:
+        if c["ratio"] is None:
+            continue
+        at = varying(c["point"], dims.get(c["scenario"], {}))
+        label = f"{c['id']}{f' ({at})' if at else ''}"
+        band = None
+        if "parity" in c:
+            band = (1.0 - c["parity"], 1.0 + c["parity"])
+        forest_rows.append(ch.ForestRow(
+            label, c["ratio"], c["ci_low"], c["ci_high"],
+            ch.VERDICT_COLORS.get(c["verdict"], "#777777"), [],
+            [] if "parity" in c else [(c["published"], "published figure")], band))
+    return ch.forest("The talk's claims: our ratio (95% CI) against the published figure",
+                     names("claims"), forest_rows,
+                     "ratio (log scale); colour: the verdict; a wide grey bar: a parity "
+                     "claim's tolerance")
+
+
+# -- a scenario -----------------------------------------------------------------------------------
+
+def scenario_section(s: dict, names: Names) -> list[Block]:
+    out: list[Block] = [Heading(2, f"{s['name']}: {s['status']}")]
     if s.get("description"):
-        out.append(("p", s["description"].strip()))
+        out.append(Para(s["description"].strip()))
     if s["reason"]:
-        out.append(("p", f"{s['status'].capitalize()}: {s['reason']}"))
+        out.append(Para(f"{s['status'].capitalize()}: {s['reason']}"))
     if s.get("environment"):
         ex = s["environment"]["execution"]
-        out.append(("p", f"Ran in a VM: kernel {s['environment']['kernel']['release']}, "
-                         f"{ex.get('accel')}" + (" (software emulation: timings are not "
-                                                 "comparable with native runs)"
-                                                 if ex.get("accel") != "kvm" else "")))
+        out.append(Para(f"Ran in a VM: kernel {s['environment']['kernel']['release']}, "
+                        f"{ex.get('accel')}" + (" (software emulation: timings are compared "
+                                                "only within this scenario, never with native "
+                                                "runs or published figures)"
+                                                if ex.get("accel") != "kvm" else "")))
     if s["status"] == "skipped" and not s["metrics"]:
         return out
+    failed = [a["message"] for a in s["assertions"] if not a["ok"]]
+    failed += [f"{c['step']} [{point_label(c['point'])}] repeat {c['repeat']}: "
+               f"{c['description']} (measured {c.get('measured')}, expected "
+               f"{c.get('expected')})" for c in s["checks"] if not c["ok"]]
+    if failed:
+        out.append(Heading(3, "Failures"))
+        out.append(Bullets(failed))
+    comps = s["comparisons"]
+    headline: list[dict] = []
+    if comps:
+        out.append(Para(_ratio_summary(comps)))
+        headline, subset = _headline(comps, s.get("claims", []))
+        title = s["name"] + ": ratios" + (f" ({subset}; all {len(comps)} below)" if subset
+                                          else "")
+        chart = ch.forest(title, names(s["name"], "ratios"), _forest_rows(headline, s),
+                          "ratio of the configurations compared (log scale); green: the first "
+                          "better, red: worse")
+        if chart:
+            out.append(Figure(chart))
+    for chart in declared_charts(s, names):
+        out.append(Figure(chart))
+    if comps:
+        details: list[Block] = []
+        # the headline chart holds every ratio unless there are many: then one per metric
+        for metric, rows in (_by_metric(comps) if len(headline) < len(comps) else {}).items():
+            chart = ch.forest(f"{s['name']}: {metric}", names(s["name"], metric),
+                              _forest_rows(rows, s), "ratio (log scale)")
+            if chart:
+                details.append(Figure(chart))
+        details.append(ratio_table(comps))
+        out.append(Details(f"All {len(comps)} ratios of {s['name']}, with their intervals "
+                           "and verdicts", details))
+    out.append(Details(f"Every metric and repeat of {s['name']}; configs, facts, captures",
+                       _data(s)))
+    return out
+
+
+def _ratio_summary(comps: list[dict]) -> str:
+    counts: dict[str, int] = {}
+    for c in comps:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    need = [c["repeats_needed"] for c in comps if c.get("repeats_needed")]
+    text = (f"{len(comps)} ratios, each over the paired repeats at 95% confidence: "
+            + ", ".join(f"**{n} {v}**" for v, n in counts.items()))
+    if counts.get(stats.TOO_WIDE):
+        span = f"{min(need)}" if need and min(need) == max(need) else \
+            f"{min(need)} to {max(need)}" if need else ""
+        text += (f". Too wide to judge: about {span} repeats would decide "
+                 f"{'it' if counts[stats.TOO_WIDE] == 1 else 'them'}" if span else
+                 f". Too wide to judge: more than {stats.MAX_REPEATS} repeats would be needed")
+    return text + "."
+
+
+def _claim_key(c: dict) -> tuple:
+    return (c["metric"], point_label(c["of"]), point_label(c["to"]), point_label(c["point"]))
+
+
+def _headline(comps: list[dict], claims: list[dict]) -> tuple[list[dict], str]:
+    """The ratios of a scenario's headline chart: all when few, else those the claims and
+    anchors rest on."""
+    if len(comps) <= HEADLINE_ROWS:
+        return comps, ""
+    keys = {_claim_key(c) for c in claims}
+    claimed = [c for c in comps if _claim_key(c) in keys]
+    anchored = [c for c in comps if c["anchors"] or _claim_key(c) in keys]
+    if 2 <= len(anchored) <= HEADLINE_ROWS:
+        return anchored, "those with published or earlier figures"
+    if 2 <= len(claimed) <= HEADLINE_ROWS:
+        return claimed, "those the claims rest on"
+    return comps[:HEADLINE_ROWS], f"the first {HEADLINE_ROWS}"
+
+
+def _by_metric(comps: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for c in comps:
+        out.setdefault(c["metric"], []).append(c)
+    return out
+
+
+def _ratio_color(c: dict) -> str:
+    v, better = c["verdict"], c.get("better", "none")
+    if v in (stats.HIGHER, stats.LOWER) and better in ("higher", "lower"):
+        good = (v == stats.HIGHER) == (better == "higher")
+        return ch.VERDICT_COLORS["better" if good else "worse"]
+    if v in (stats.HIGHER, stats.LOWER):
+        return "#1f77b4"
+    return ch.VERDICT_COLORS.get(v, "#777777")
+
+
+def _paired(c: dict, s: dict) -> list[float]:
+    """The paired ratios of C's repeats, from the scenario's samples."""
+    step, metric = c["metric"].split(".", 1)
+
+    def series(side: dict) -> dict | None:
+        want = {**c["point"], **side}
+        return next((m for m in s["metrics"] if m["step"] == step and m["metric"] == metric
+                     and point_eq(m["point"], want)), None)
+
+    of, to = series(c["of"]), series(c["to"])
+    if of is None or to is None:
+        return []
+    by = dict(zip(of["repeats"], of["samples"]))
+    return [by[r] / v for v, r in zip(to["samples"], to["repeats"]) if r in by and v]
+
+
+def _forest_rows(comps: list[dict], s: dict) -> list[ch.ForestRow]:
+    claims_of: dict[tuple, list[dict]] = {}
+    for cl in s.get("claims", []):
+        claims_of.setdefault(_claim_key(cl), []).append(cl)
+    rows = []
+    for c in comps:
+        title = c.get("title") or f"{c['metric']}: {point_label(c['of'])} / {point_label(c['to'])}"
+        at = varying(c["point"], s["dimensions"])
+        marks = [(a["value"], a["label"]) for a in c["anchors"]]
+        for cl in claims_of.get(_claim_key(c), []):
+            if "parity" not in cl:
+                marks.append((cl["published"], f"claim {cl['id']}: {cl['claim']}"))
+        rows.append(ch.ForestRow(at or title, c["ratio"], c.get("ci_low"), c.get("ci_high"),
+                                 _ratio_color(c), _paired(c, s), marks,
+                                 section=title if at else ""))
+    return rows
+
+
+def ratio_table(comps: list[dict]) -> Table:
+    rows = []
+    for c in comps:
+        anchors = "; ".join(f"{a['label']}: {a['value']:.2f}x" for a in c["anchors"])
+        rows.append([c.get("title") or c["metric"], point_label(c["point"]) or "-",
+                     f"{point_label(c['of'])} / {point_label(c['to'])}",
+                     f"{_fmt(c.get('of_median'))} / {_fmt(c.get('to_median'))} "
+                     f"{c.get('unit', '')}",
+                     ours(c["ratio"], c.get("ci_low"), c.get("ci_high"), c["n"]),
+                     f"{stats.fmt_ratio(c.get('ratio_min'))} .. "
+                     f"{stats.fmt_ratio(c.get('ratio_max'))}",
+                     verdict_cell(c["verdict"], c.get("verdict_note", "")), anchors or "-"])
+    return Table(["ratio", "at", "of / to", "medians", "ratio (95% CI)", "paired repeats",
+                  "verdict", "anchors"], rows)
+
+
+def _data(s: dict) -> list[Block]:
+    out: list[Block] = []
     dims = ", ".join(f"{k} ({', '.join(map(str, v))})" for k, v in s["dimensions"].items())
-    out.append(("p", f"{s['repeats']} repeat(s){', quick' if s['quick'] else ''}; "
-                     f"matrix: {dims or 'none'}; file `{s['file']}`."
-                     + (f" Attach modes: {', '.join(s['attach_modes'])}."
-                        if s.get("attach_modes") else "")))
+    out.append(Para(f"{s['repeats']} repeat(s){', quick' if s['quick'] else ''}; matrix: "
+                    f"{dims or 'none'}; file `{s['file']}`."
+                    + (f" Attach modes: {', '.join(s['attach_modes'])}."
+                       if s.get("attach_modes") else "")))
     if s.get("configs"):
         rows = []
         for c in s["configs"]:
@@ -134,304 +387,190 @@ def _scenario(s: dict, chart_dir: Path, base: Path) -> list[Block]:
             rows.append([c["name"], c["status"], c.get("description") or c.get("reason", ""),
                          Path(c.get("topology") or "-").name,
                          ", ".join(dp.get("links", [])) or "-", bpf])
-        out.append(("table", ["config", "", "what", "topology", "links", "BPF"], rows))
-    failed = [a["message"] for a in s["assertions"] if not a["ok"]]
-    failed += [f"{c['step']} [{point_label(c['point'])}] repeat {c['repeat']}: "
-               f"{c['description']} (measured {c.get('measured')}, expected "
-               f"{c.get('expected')})" for c in s["checks"] if not c["ok"]]
-    if failed:
-        out.append(("h", 3, "Failures"))
-        out.append(("ul", failed))
-    if s["comparisons"]:
-        out.append(("h", 3, "Ratios, side by side"))
-        rows = []
-        for c in s["comparisons"]:
-            anchors = "; ".join(f"{a['label']}: {a['value']:.2f}x" for a in c["anchors"])
-            rows.append([c["metric"], point_label(c["point"]) or "-",
-                         f"{point_label(c['of'])} / {point_label(c['to'])}",
-                         f"{_fmt(c['of_median'])} / {_fmt(c['to_median'])} {c.get('unit', '')}",
-                         _ratio(c["ratio"]),
-                         f"{_ratio(c['ratio_min'])} .. {_ratio(c['ratio_max'])}",
-                         anchors or "-"])
-        out.append(("table", ["metric", "at", "ratio of", "medians", "ratio",
-                              "paired repeats", "anchors"], rows))
-        for chart in ratio_charts(s, chart_dir, base):
-            out.append(("chart", chart))
-    for chart in bar_charts(s, chart_dir, base):
-        out.append(("chart", chart))
+        out.append(Table(["config", "", "what", "topology", "links", "BPF"], rows))
     if s["metrics"]:
-        out.append(("h", 3, "Metrics"))
-        rows = [[f"{m['step']}.{m['metric']}", point_label(m["point"]) or "-",
-                 _fmt(m["median"]), _fmt(m["min"]), _fmt(m["max"]), m["unit"], str(m["n"]),
-                 _placement(m)] for m in s["metrics"]]
-        out.append(("table", ["metric", "at", "median", "min", "max", "unit", "n",
-                              "placement (CPUs as read back)"], rows))
+        out.append(Table(["metric", "at", "median", "min", "max", "unit", "n",
+                          "every repeat", "placement (CPUs as read back)"],
+                         [[f"{m['step']}.{m['metric']}", point_label(m["point"]) or "-",
+                           _fmt(m["median"]), _fmt(m["min"]), _fmt(m["max"]), m["unit"],
+                           str(m["n"]), ", ".join(_fmt(v) for v in m["samples"]),
+                           _placement(m)] for m in s["metrics"]]))
+    checks = s["checks"]
+    if checks:
+        ok = sum(1 for c in checks if c["ok"])
+        out.append(Para(f"Checks: {ok} of {len(checks)} held."))
     if s["captures"]:
-        out.append(("h", 3, "Packet captures"))
-        out.append(("ul", [f"`{c['file']}`: {c['node']}:{c['ifname']}"
-                           f"{' (' + c['filter'] + ')' if c.get('filter') else ''}, "
-                           f"{_fmt(c.get('packets'))} packets" for c in s["captures"]]))
+        out.append(Bullets([f"`{c['file']}`: {c['node']}:{c['ifname']}"
+                            f"{' (' + c['filter'] + ')' if c.get('filter') else ''}, "
+                            f"{_fmt(c.get('packets'))} packets" for c in s["captures"]]))
     facts = s.get("facts", [])
     if facts:
-        out.append(("h", 3, "Facts"))
-        out.append(("table", ["step", "at", "repeat", "fact", "value"],
-                    [[f["step"], point_label(f["point"]) or "-", str(f["repeat"]), f["key"],
-                      _fmt(f["value"])] for f in facts[:200]]))
+        out.append(Table(["step", "at", "repeat", "fact", "value"],
+                         [[f["step"], point_label(f["point"]) or "-", str(f["repeat"]),
+                           f["key"], _fmt(f["value"])] for f in facts[:200]]))
     return out
 
 
-# -- charts ---------------------------------------------------------------------------------------
+# -- the charts a scenario declares ---------------------------------------------------------------
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, title: str, scenario: str, chart_dir: Path, base: Path, taken: set) -> Chart:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    name = f"{scenario}-{_slug(title)}"
-    while name in taken:
-        name += "-"
-    taken.add(name)
-    chart_dir.mkdir(parents=True, exist_ok=True)
-    path = chart_dir / f"{name}.png"
-    path.write_bytes(buf.getvalue())
-    return Chart(title, str(path.relative_to(base)), buf.getvalue())
+def declared_charts(s: dict, names: Names) -> list[ch.Chart]:
+    out = []
+    for spec in s.get("charts", []):
+        kind = spec.get("kind", "bars")
+        if kind == "bars":
+            chart = _bars(s, spec, names)
+        elif kind == "cdf":
+            chart = _cdf(s, spec, names)
+        else:
+            chart = _timeline(s, spec, names)
+        if chart is not None:
+            out.append(chart)
+    return out
 
 
-def _x_label(point: dict, dims: list[str], metric: str) -> str:
+# Bars spanning more than this factor get a log axis (`log: true` asks for one anyway).
+LOG_SPAN = 30
+
+
+def _x_label(point: dict, dims: list[str], metric: str, dimensions: dict) -> str:
     parts = []
     for d in dims:
         if d == "metric":
             parts.append(metric.split(".", 1)[1])
-        elif d in point:
+        elif d in point and len(dimensions.get(d, [])) != 1:  # one value: says nothing
             parts.append(f"IPv{point[d]}" if d == "family" else f"{point[d]}")
-    return "\n".join(parts)
+    return "\n".join(parts) or point_label(point)
 
 
-ANCHOR_COLORS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-
-
-def bar_charts(s: dict, chart_dir: Path, base: Path) -> list[Chart]:
-    charts, taken = [], set()
+def _bars(s: dict, spec: dict, names: Names) -> ch.Chart | None:
     dims = list(s["dimensions"])
-    for spec in s.get("charts", []):
-        series_dim = spec.get("series") or ("config" if "config" in dims else None)
-        x_dims = list(spec.get("x") or [d for d in dims if d != series_dim])
-        if len(spec["metrics"]) > 1 and "metric" not in x_dims and series_dim != "metric":
-            x_dims.insert(0, "metric")
-        fixed = set(spec.get("where", {}))
-        # Dimensions neither on x nor as series nor fixed would hide points: put them on x.
-        x_dims += [d for d in dims if d not in x_dims and d != series_dim and d not in fixed]
-        rows = []
-        for ref in spec["metrics"]:
-            step, metric = ref.split(".", 1)
-            for m in s["metrics"]:
-                if m["step"] == step and m["metric"] == metric and \
-                        matches(m["point"], spec.get("where")):
-                    rows.append((ref, m))
-        if not rows:
-            continue
-        groups: list[str] = []
-        series: list[str] = []
-        cells: dict[tuple[str, str], dict] = {}
-        for ref, m in rows:
-            g = _x_label(m["point"], x_dims, ref)
-            sv = (ref.split(".", 1)[1] if series_dim == "metric" else
-                  str(m["point"].get(series_dim, "")) if series_dim else "")
-            if g not in groups:
-                groups.append(g)
-            if sv not in series:
-                series.append(sv)
-            cells[(g, sv)] = m
-        unit = rows[0][1]["unit"]
-        charts.append(_grouped_bars(spec["title"], groups, series, cells, unit,
-                                    spec.get("anchors", []), x_dims, series_dim,
-                                    spec.get("log", False), s, chart_dir, base, taken))
-    return charts
-
-
-def _grouped_bars(title, groups, series, cells, unit, anchors, x_dims, series_dim, log, s,
-                  chart_dir, base, taken) -> Chart:
-    plt = _pyplot()
-    n_series = max(1, len(series))
-    width = 0.8 / n_series
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + len(groups) * (0.45 * n_series + 0.5)),
-                                    4.2))
-    for j, sv in enumerate(series):
-        xs, ys, lo, hi = [], [], [], []
-        for i, g in enumerate(groups):
-            m = cells.get((g, sv))
-            if m is None:
-                continue
-            xs.append(i - 0.4 + width * (j + 0.5))
-            ys.append(m["median"])
-            lo.append(m["median"] - m["min"])
-            hi.append(m["max"] - m["median"])
-        label = f"{series_dim} {sv}" if series_dim and series_dim != "config" else sv
-        bars = ax.bar(xs, ys, width * 0.92, yerr=[lo, hi], capsize=3, label=label or None,
-                      color=f"C{j}", edgecolor="black", linewidth=0.4)
-        for rect, y in zip(bars, ys):
-            ax.annotate(_fmt(y), (rect.get_x() + rect.get_width() / 2, y), ha="center",
-                        va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
-    for k, anchor in enumerate(anchors):
-        color = ANCHOR_COLORS[k % len(ANCHOR_COLORS)]
+    series_dim = spec.get("series") or ("config" if "config" in dims else None)
+    x_dims = list(spec.get("x") or [d for d in dims if d != series_dim])
+    if len(spec["metrics"]) > 1 and "metric" not in x_dims and series_dim != "metric":
+        x_dims.insert(0, "metric")
+    fixed = set(spec.get("where", {}))
+    # Dimensions neither on x nor as series nor fixed would hide points: put them on x.
+    x_dims += [d for d in dims if d not in x_dims and d != series_dim and d not in fixed]
+    groups: list[str] = []
+    series: list[str] = []
+    cells: dict[tuple[str, str], dict] = {}
+    for ref in spec["metrics"]:
+        step, metric = ref.split(".", 1)
+        for m in s["metrics"]:
+            if m["step"] == step and m["metric"] == metric and \
+                    matches(m["point"], spec.get("where")):
+                g = _x_label(m["point"], x_dims, ref, s["dimensions"])
+                sv = (metric if series_dim == "metric" else
+                      str(m["point"].get(series_dim, "")) if series_dim else "")
+                if g not in groups:
+                    groups.append(g)
+                if sv not in series:
+                    series.append(sv)
+                cells[(g, sv)] = m
+    if not cells:
+        return None
+    anchors = []
+    for a in spec.get("anchors", []):
         idx = [i for i, g in enumerate(groups)
-               if any(matches(m["point"], anchor.get("where"))
-                      for (gg, _), m in cells.items() if gg == g)]
-        for n, i in enumerate(idx):
-            ax.hlines(anchor["value"], i - 0.45, i + 0.45, colors=color, linestyles="dashed",
-                      linewidth=1.5, label=f"anchor: {anchor['label']}" if n == 0 else None)
-    ax.set_xticks(range(len(groups)), groups, fontsize=8)
-    ax.set_ylabel(unit)
-    if log:
-        ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-    if any(series) or anchors:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.text(1.01, 0.0, "bar: median of repeats\nwhisker: min..max", transform=ax.transAxes,
-            fontsize=7, va="bottom", color="#555555")
-    return _save(fig, title, s["name"], chart_dir, base, taken)
+               if any(matches(m["point"], a.get("where")) for (gg, _), m in cells.items()
+                      if gg == g)]
+        anchors.append((a["value"], a["label"], idx))
+    unit = next(iter(cells.values()))["unit"]
+    values = [m["median"] for m in cells.values()]
+    log = spec.get("log") or (min(values) > 0 and max(values) / min(values) > LOG_SPAN)
+    return ch.bars(spec["title"], names(s["name"], spec["title"]), groups, series, cells, unit,
+                   anchors, series_dim or "", log)
 
 
-def ratio_charts(s: dict, chart_dir: Path, base: Path) -> list[Chart]:
-    plt = _pyplot()
-    charts, taken = [], set()
-    groups: dict[tuple, list[dict]] = {}
-    for c in s["comparisons"]:
-        key = (c["metric"], point_label(c["of"]), point_label(c["to"]), c.get("title", ""))
-        groups.setdefault(key, []).append(c)
-    for (metric, of, to, title), comps in groups.items():
-        comps = [c for c in comps if c["ratio"] is not None]
-        if not comps:
-            continue
-        title = title or f"{metric}: {of} / {to}"
-        labels = [_x_label(c["point"], list(c["point"]), metric) or "all" for c in comps]
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 1.1 * len(comps)), 4.0))
-        ys = [c["ratio"] for c in comps]
-        lo = [c["ratio"] - c["ratio_min"] for c in comps]
-        hi = [c["ratio_max"] - c["ratio"] for c in comps]
-        better = comps[0].get("better", "none")
-        colors = ["#2ca02c" if (better == "higher" and y >= 1) or (better == "lower" and y <= 1)
-                  else "#1f77b4" for y in ys]
-        bars = ax.bar(range(len(comps)), ys, 0.6, yerr=[lo, hi], capsize=4, color=colors,
-                      edgecolor="black", linewidth=0.4, label=f"measured: {of} / {to}")
-        for rect, y in zip(bars, ys):
-            ax.annotate(f"{y:.2f}x", (rect.get_x() + rect.get_width() / 2, y), ha="center",
-                        va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        colors_of: dict[str, str] = {}
-        for i, c in enumerate(comps):
-            for a in c["anchors"]:
-                first = a["label"] not in colors_of
-                color = colors_of.setdefault(a["label"],
-                                             ANCHOR_COLORS[len(colors_of) % len(ANCHOR_COLORS)])
-                ax.hlines(a["value"], i - 0.4, i + 0.4, colors=color, linestyles="dashed",
-                          linewidth=1.8, label=f"anchor: {a['label']}" if first else None)
-        ax.set_xticks(range(len(comps)), labels, fontsize=8)
-        ax.set_ylabel(f"ratio of {comps[0].get('unit', '')}: {of} / {to}", fontsize=8)
-        direction = {"higher": "higher is better", "lower": "lower is better"}.get(better, "")
-        ax.set_title(f"{title}" + (f" ({direction})" if direction else ""), fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.text(1.01, 0.0, "bar: median / median\nwhisker: paired repeats", fontsize=7,
-                transform=ax.transAxes, va="bottom", color="#555555")
-        charts.append(_save(fig, f"ratio {title}", s["name"], chart_dir, base, taken))
-    return charts
+def _groups(s: dict, records: list[dict], where: dict) -> list[tuple[str, list[dict]]]:
+    """RECORDS matching WHERE, grouped by point (repeats together), each labelled by the
+    dimensions that vary among the groups."""
+    by: dict[str, tuple[dict, list[dict]]] = {}
+    for r in records:
+        if matches(r["point"], where):
+            by.setdefault(point_label(r["point"]), (r["point"], []))[1].append(r)
+    points = [p for p, _ in by.values()]
+    varying = [d for d in s["dimensions"]
+               if len({str(p.get(d)) for p in points}) > 1]
+    return [(" ".join(f"{p[d]}" if d == "config" else f"{d}={p[d]}" for d in varying
+                      if d in p) or point_label(p) or "all", recs) for p, recs in by.values()]
 
 
-# -- rendering ------------------------------------------------------------------------------------
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(blocks: list[Block]) -> str:
-    out = []
-    for b in blocks:
-        if b[0] == "h":
-            out.append("#" * b[1] + " " + b[2])
-        elif b[0] == "p":
-            out.append(b[1])
-        elif b[0] == "table":
-            headers, rows = b[1], b[2]
-            out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
-            out.append("|" + "---|" * len(headers))
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        elif b[0] == "chart":
-            out.append(f"![{b[1].title}]({b[1].file})")
-        elif b[0] == "ul":
-            out += [f"- {item}" for item in b[1]]
-        elif b[0] == "pre":
-            out.append("```\n" + b[1] + "\n```")
-        out.append("")
-    return "\n".join(out)
+def _cdf(s: dict, spec: dict, names: Names) -> ch.Chart | None:
+    records = [d for d in s.get("distributions", []) if d["step"] == spec["step"]]
+    lines = []
+    unit = "us"
+    for label, recs in _groups(s, records, spec.get("where", {})):
+        merged = Distribution.merge([Distribution.from_json(r) for r in recs])
+        xs, ys = merged.cdf()
+        unit = merged.unit
+        lines.append((label, xs, ys, merged.count))
+    if not lines:
+        return None
+    return ch.cdf(spec["title"], names(s["name"], spec["title"]), lines, unit)
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #222; }
-h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #bbb; margin-top: 2em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.85em; color: #555; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-.passed { color: #1a7f37; } .failed, .error { color: #cf222e; } .skipped { color: #9a6700; }
-"""
+def _timeline(s: dict, spec: dict, names: Names) -> ch.Chart | None:
+    records = [t for t in s.get("timelines", [])
+               if t["step"] == spec["step"] and t["metric"] == spec["metric"]]
+    groups = [(label, [(r["times"], r["values"]) for r in recs])
+              for label, recs in _groups(s, records, spec.get("where", {}))]
+    if not groups:
+        return None
+    return ch.timeline(spec["title"], names(s["name"], spec["title"]), groups,
+                       records[0]["unit"], spec["metric"])
 
 
-def _inline(text: str) -> str:
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+# -- environment, method, logs --------------------------------------------------------------------
+
+METHOD = (
+    "Every ratio pairs the repeats: both configurations are measured one right after the other "
+    "in each repeat, so repeat i of one side and repeat i of the other share what the machine "
+    "did then. The ratio is the geometric mean of the paired ratios, and its 95% confidence "
+    "interval Student's t over their logarithms (n repeats, n - 1 degrees of freedom): "
+    "throughputs and latencies change by factors, their noise is close to symmetric on a log "
+    "scale, and with 3 to 5 repeats a bootstrap could never give an interval wider than the "
+    "observed pairs, so it would call noise a difference. A ratio is **higher** or **lower** "
+    "when its interval excludes 1, **no difference** when it lies within 1 +- 5%, and **too "
+    "wide to judge** otherwise, with the repeats that would narrow it enough at the spread "
+    "seen. `lab compare` judges two runs the same way, with Welch's interval (the runs' "
+    "repeats are not paired): a regression must lie outside the interval and beyond the "
+    "threshold (lab/scenarios/stats.py).")
 
 
-def render_html(blocks: list[Block], title: str = "Datapath lab run") -> str:
-    body = []
-    for b in blocks:
-        if b[0] == "h":
-            text = _inline(b[2])
-            for status in ("passed", "failed", "error", "skipped", "interrupted"):
-                text = re.sub(rf": {status}$", f': <span class="{status}">{status}</span>', text)
-            body.append(f"<h{b[1]}>{text}</h{b[1]}>")
-        elif b[0] == "p":
-            body.append(f"<p>{_inline(b[1])}</p>")
-        elif b[0] == "table":
-            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
-            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row)
-                           + "</tr>" for row in b[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif b[0] == "chart":
-            data = base64.b64encode(b[1].png).decode()
-            body.append(f'<figure><img alt="{html.escape(b[1].title)}" '
-                        f'src="data:image/png;base64,{data}">'
-                        f"<figcaption>{html.escape(b[1].title)}</figcaption></figure>")
-        elif b[0] == "ul":
-            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b[1]) + "</ul>")
-        elif b[0] == "pre":
-            body.append(f"<pre>{html.escape(b[1])}</pre>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-            f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
+def closing_details(doc: dict, base: Path) -> list[Block]:
+    env = doc["environment"]
+    m, ex = env["machine"], env["execution"]
+    execution = "native" if ex["mode"] == "native" else \
+        f"in a VM ({ex.get('accel')}, kernel {ex.get('vm_kernel')})"
+    tools = "; ".join(f"{k}: {v}" for k, v in env["tools"].items() if v) or "-"
+    libs = ", ".join(f"{k} {v}" for k, v in env["libraries"].items() if v)
+    lab = env.get("lab", {})
+    out: list[Block] = [Heading(2, "Details")]
+    out.append(Details("Environment", [Table(["environment", ""], [
+        ["kernel", f"{env['kernel']['release']} ({execution}) {env['kernel']['version']}"],
+        ["CPU", f"{m['cpu_model']} x {m['cpus']} (this run may use CPUs "
+                f"{','.join(map(str, m['cpus_allowed']))})"],
+        ["memory", f"{m['memory_mib']} MiB"],
+        ["tools", tools], ["Python", f"{env['python']}; {libs}"],
+        ["lab", f"{lab.get('version', '?')} commit {lab.get('commit') or '?'}"
+                f"{' (modified)' if lab.get('dirty') else ''}"],
+        ["command", " ".join(doc["command"])],
+    ])]))
+    out.append(Details("Statistics: how ratios and claims are judged", [Para(METHOD)]))
+    logs = sorted((base / "logs").glob("*")) if (base / "logs").is_dir() else []
+    if logs:
+        out.append(Details(f"Logs ({len(logs)} files in logs/)",
+                           [Bullets([f"`logs/{p.name}` ({p.stat().st_size:,} bytes)"
+                                     for p in logs])]))
+    return out
 
 
 def write_reports(doc: dict, out_dir: Path) -> list[Path]:
-    """Write report.md (with charts/*.png) and report.html (charts embedded) into OUT_DIR."""
+    """Write report.md (charts in charts/*.svg) and report.html (charts embedded)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build(doc, out_dir / "charts", out_dir)
-    md, page = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(render_markdown(blocks))
-    page.write_text(render_html(blocks))
-    return [md, page]
+    blocks = build(doc, out_dir)
+    return render.write(blocks, TITLE, out_dir / "report.html", out_dir / "report.md",
+                        out_dir / "charts")
+

@@ -4,8 +4,14 @@ The document's schema is results.schema.json beside this file (JSON Schema 2020-
 SCHEMA_VERSION); `lab run` writes DIR/results.json after every scenario, so an interrupted or
 crashed run still leaves what it measured. Every metric is a series: one point of the
 scenario's matrix, its unit and direction, the sample of each repeat and their median, min and
-max. Ratios (`compare:` in a scenario) are medians over medians, with the spread of the ratios
-of paired repeats (both sides measured in the same repeat, one right after the other).
+max. Ratios (`compare:` in a scenario) pair the repeats (both sides measured in the same
+repeat, one right after the other): the ratio is the geometric mean of the paired ratios,
+with its confidence interval and verdict (lab/scenarios/stats.py); the claims a ratio tests
+are judged from it (lab/scenarios/claims.py). Request/response steps keep each measurement's
+latency distribution, throughput steps their series per interval (lab/scenarios/records.py).
+
+Files of older schema versions are read through lab/scenarios/upgrade.py; `load` refuses a
+newer or unknown version, naming it.
 """
 
 from __future__ import annotations
@@ -19,43 +25,79 @@ from typing import Any
 import jsonschema
 
 from lab.errors import InputError, UsageError
-from lab.schema import OBJECT, input_error
+from lab.scenarios import claims as claims_mod
+from lab.scenarios import stats
+from lab.schema import OBJECT, input_error, nesting
 from lab.scenarios.model import Scenario, matches
+from lab.scenarios.records import Distribution, Timeline
 from lab.scenarios.registry import Metric
 
-SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+SCHEMA_VERSION = 2
+SCHEMA_DIR = Path(__file__).parent
+SCHEMA_PATH = SCHEMA_DIR / "results.schema.json"
 
 
-def schema() -> dict:
-    with open(SCHEMA_PATH) as f:
+def schema(version: int = SCHEMA_VERSION) -> dict:
+    """The JSON Schema of results documents of VERSION (older ones are kept, frozen)."""
+    path = SCHEMA_PATH if version == SCHEMA_VERSION else \
+        SCHEMA_DIR / "schemas" / f"results.v{version}.schema.json"
+    with open(path) as f:
         return json.load(f)
 
 
-def validate(doc: dict) -> None:
-    """Raise jsonschema.ValidationError if DOC is not a valid results document."""
-    jsonschema.Draft202012Validator(schema()).validate(doc)
+def validate(doc: dict, version: int = SCHEMA_VERSION) -> None:
+    """Raise jsonschema.ValidationError if DOC is not a valid results document of VERSION."""
+    jsonschema.Draft202012Validator(schema(version)).validate(doc)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+MAX_NESTING = 32        # results documents nest about 8 deep
 
 
 def load(path: str | Path) -> dict:
-    """A results document from a file, checked against the schema."""
+    """A results document from a file, checked against its version's schema and upgraded to
+    the current version; UsageError (exit 2) for anything else, its version named."""
+    from lab.scenarios import upgrade
+
     try:
-        with open(path) as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            doc = json.loads(f.read(), parse_constant=_no_constant)
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not JSON ({e})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a results document: nested without end") from None
+    except ValueError as e:   # not JSON, not UTF-8, NaN, a number of 5000 digits
+        raise UsageError(f"{path}: not a results document: not JSON ({e})") from None
+    if nesting(doc) > MAX_NESTING:
+        raise UsageError(f"{path}: not a results document: nested more than {MAX_NESTING} "
+                         "deep")
     version = doc.get("schema_version") if isinstance(doc, dict) else None
-    if version != SCHEMA_VERSION:
-        raise UsageError(f"{path}: results schema version {version!r}, this lab reads "
-                         f"version {SCHEMA_VERSION}")
-    err = input_error(jsonschema.Draft202012Validator(schema()).iter_errors(doc),
+    if not isinstance(version, int) or isinstance(version, bool) or \
+            version not in upgrade.READABLE:
+        newer = isinstance(version, int) and not isinstance(version, bool) and \
+            version > SCHEMA_VERSION
+        raise InputError(
+            f"results schema version {version!r}: this lab reads versions "
+            f"{min(upgrade.READABLE)} to {SCHEMA_VERSION}"
+            + (" (the file is newer than this lab: update the lab to read it)" if newer else
+               ""), str(path))
+    _check(doc, version, path, f"not a valid results document (schema version {version})")
+    if version != SCHEMA_VERSION:  # a failure here is a bug of the upgrade, said as such
+        doc = upgrade.upgrade(doc)
+        _check(doc, SCHEMA_VERSION, path, f"upgrading schema version {version} to "
+                                          f"{SCHEMA_VERSION} gave an invalid document")
+    return doc
+
+
+def _check(doc: dict, version: int, path: str | Path, what: str) -> None:
+    err = input_error(jsonschema.Draft202012Validator(schema(version)).iter_errors(doc),
                       wording=OBJECT)
     if err is not None:
         where = "/".join(str(p) for p in err.path) or "the top level"
-        raise InputError(f"not a valid results document at {where}: {err.message}", str(path))
-    return doc
+        raise InputError(f"{what} at {where}: {err.message}", str(path))
 
 
 def point_label(point: dict) -> str:
@@ -131,6 +173,8 @@ class ScenarioResult:
         self.configs: list[dict] = []
         self.assertions: list[dict] = []
         self.comparisons: list[dict] = []
+        self.distributions: list[dict] = []
+        self.timelines: list[dict] = []
         self.environment: dict | None = None  # set when the scenario ran elsewhere (a VM)
         self.attach_modes: set[str] = set()
         self.steps_run = 0
@@ -151,6 +195,14 @@ class ScenarioResult:
                             "description": description, "ok": bool(ok),
                             "measured": _jsonable(measured), "expected": _jsonable(expected)})
 
+    def distribution(self, step: str, point: dict, repeat: int, dist: Distribution) -> None:
+        self.distributions.append({"step": step, "point": dict(point), "repeat": repeat,
+                                   **dist.to_json()})
+
+    def timeline(self, step: str, point: dict, repeat: int, timeline: Timeline) -> None:
+        self.timelines.append({"step": step, "point": dict(point), "repeat": repeat,
+                               **timeline.to_json()})
+
     def fact(self, step: str, point: dict, repeat: int, key: str, value: Any) -> None:
         self.facts.append({"step": step, "point": dict(point), "repeat": repeat, "key": key,
                            "value": _jsonable(value)})
@@ -164,8 +216,8 @@ class ScenarioResult:
         for a in sc.assertions:
             self.assertions += _assert(self, a)
         self.comparisons = []
-        for c in sc.comparisons:
-            self.comparisons += _compare(self, c)
+        for index, c in enumerate(sc.comparisons):
+            self.comparisons += _compare(self, index, c)
 
     def failures(self) -> list[str]:
         out = [a["message"] for a in self.assertions if not a["ok"]]
@@ -191,19 +243,29 @@ class ScenarioResult:
             "metrics": [s.to_json() for s in self.series.values()],
             "assertions": self.assertions, "checks": self.checks,
             "comparisons": self.comparisons, "facts": self.facts,
-            "captures": self.captures, "charts": [_chart_spec(c) for c in sc.charts],
+            "captures": self.captures, "charts": [chart_spec(c) for c in sc.charts],
+            "distributions": self.distributions, "timelines": self.timelines,
         }
         if self.environment is not None:
             d["environment"] = self.environment
+        d["claims"] = claims_mod.evaluate(d, sc.comparisons)
         return d
 
 
-def _chart_spec(chart: dict) -> dict:
-    """A chart of the scenario file, normalised, so reports can be drawn from results alone."""
+def chart_spec(chart: dict) -> dict:
+    """A chart of the scenario file, normalised, so reports can be drawn from results alone:
+    `bars` (metrics by point), `cdf` (a step's latency distributions), `timeline` (a step's
+    series per interval)."""
+    common = {"title": chart["title"], "series": chart.get("series"),
+              "where": chart.get("where", {}), "log": chart.get("log", False)}
+    if "cdf" in chart:
+        return {"kind": "cdf", "step": chart["cdf"], **common}
+    if "timeline" in chart:
+        step, name = chart["timeline"].split(".", 1)
+        return {"kind": "timeline", "step": step, "metric": name, **common}
     x = chart.get("x")
-    return {"title": chart["title"], "metrics": chart.get("metrics") or [chart["metric"]],
-            "x": [x] if isinstance(x, str) else x, "series": chart.get("series"),
-            "where": chart.get("where", {}), "log": chart.get("log", False),
+    return {"kind": "bars", "metrics": chart.get("metrics") or [chart["metric"]],
+            "x": [x] if isinstance(x, str) else x, **common,
             "anchors": chart.get("anchors", [])}
 
 
@@ -259,7 +321,29 @@ def _passes(v: float, a: dict) -> bool:
     return True
 
 
-def _compare(result: ScenarioResult, c: dict) -> list[dict]:
+def ratio_fields(of: tuple[list[float], list[int]], to: tuple[list[float], list[int]],
+                 better: str) -> dict:
+    """The statistics of a ratio OF / TO from (samples, repeats) of each side, paired by
+    repeat: the estimate (geometric mean of the paired ratios), its confidence interval, the
+    range of the paired ratios, and the verdict (also used to upgrade old results)."""
+    of_by = dict(zip(of[1], of[0]))
+    pairs = [(of_by[r], v) for v, r in zip(*to) if r in of_by]
+    iv = stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs])
+    of_median, to_median = statistics.median(of[0]), statistics.median(to[0])
+    ratio_of_medians = of_median / to_median if to_median else None
+    paired = [a / b for a, b in pairs if b]
+    verdict, note, need = stats.ratio_verdict(iv)
+    estimate = iv.estimate if iv.estimate is not None else ratio_of_medians
+    return {"of_median": of_median, "to_median": to_median, "ratio": estimate,
+            "ratio_of_medians": ratio_of_medians, "ci_low": iv.low, "ci_high": iv.high,
+            "confidence": iv.confidence, "method": iv.method, "sd": iv.sd,
+            "ratio_min": min(paired) if paired else estimate,
+            "ratio_max": max(paired) if paired else estimate, "n": len(pairs),
+            "verdict": verdict, "verdict_note": note, "repeats_needed": need,
+            "better": better}
+
+
+def _compare(result: ScenarioResult, index: int, c: dict) -> list[dict]:
     step, metric = c["metric"].split(".", 1)
     series = [s for s in result.series.values() if s.step == step and s.metric == metric]
     out = []
@@ -268,24 +352,25 @@ def _compare(result: ScenarioResult, c: dict) -> list[dict]:
             continue
         base = {k: v for k, v in s_to.point.items() if k not in c["to"]}
         want = {**base, **c["of"]}
-        s_of = next((s for s in series if _point_eq(s.point, want)), None)
+        s_of = next((s for s in series if point_eq(s.point, want)), None)
         if s_of is None:
             continue
-        paired = [s_of.sample_of(r) / v for r, v in zip(s_to.repeats, s_to.samples)
-                  if v and s_of.sample_of(r) is not None]
-        ratio = s_of.median / s_to.median if s_to.median else None
-        anchors = [{"value": an["value"], "label": an["label"]} for an in c.get("anchors", [])
-                   if matches(base, an.get("where"))]
-        out.append({"metric": c["metric"], "title": c.get("title", ""), "unit": s_of.meta.unit,
-                    "better": s_of.meta.better, "of": c["of"], "to": c["to"], "point": base,
-                    "of_median": s_of.median, "to_median": s_to.median, "ratio": ratio,
-                    "ratio_min": min(paired) if paired else ratio,
-                    "ratio_max": max(paired) if paired else ratio,
-                    "n": len(paired), "anchors": anchors})
+        out.append(comparison_record(index, c, base, (s_of.samples, s_of.repeats),
+                                     (s_to.samples, s_to.repeats), s_of.meta.unit,
+                                     s_of.meta.better))
     return out
 
 
-def _point_eq(a: dict, b: dict) -> bool:
+def comparison_record(index: int | None, c: dict, base: dict, of: tuple, to: tuple,
+                      unit: str, better: str) -> dict:
+    anchors = [{"value": an["value"], "label": an["label"]} for an in c.get("anchors", [])
+               if matches(base, an.get("where"))]
+    return {"metric": c["metric"], "title": c.get("title", ""), "unit": unit, "of": c["of"],
+            "to": c["to"], "point": base, "spec": index, **ratio_fields(of, to, better),
+            "anchors": anchors}
+
+
+def point_eq(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(str(a[k]) == str(b[k]) for k in a)
 
 
@@ -302,6 +387,7 @@ class RunResults:
         self.duration_s = 0.0
         self.scenarios: list[ScenarioResult] = []
         self.imported: list[dict] = []  # scenario documents from a VM run, kept as they came
+        self.shard: dict | None = None  # `lab run --shard K/N`: which part of which suite
 
     def to_json(self) -> dict:
         scenarios = [s.to_json() for s in self.scenarios]
@@ -311,11 +397,13 @@ class RunResults:
                 scenarios[by_name[doc["name"]]] = doc
             else:
                 scenarios.append(doc)
+        for doc in scenarios:  # claims measured under emulation are not judged
+            claims_mod.mark_emulated(doc["claims"], doc.get("environment") or self.environment)
         return {"schema_version": SCHEMA_VERSION, "tool": "datapath-lab",
                 "command": self.command, "status": self.status, "quick": self.quick,
                 "started": self.started, "finished": self.finished,
                 "duration_s": round(self.duration_s, 3), "environment": self.environment,
-                "scenarios": scenarios}
+                "scenarios": scenarios, **({"shard": self.shard} if self.shard else {})}
 
     def write(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from lab.scenarios.progress import Progress
 from lab.scenarios.requirements import Requirements
 from lab.scenarios.results import RunResults, ScenarioResult, point_label
 from lab.topology import Topology
+from lab.topology.model import HOST_LINK_KINDS
 
 log = logging.getLogger("lab")
 
@@ -80,10 +81,21 @@ class Runner:
                 raise InputError(f"a step kind of this scenario requires '{name}', which "
                                  "`lab doctor` does not know", sc.file)
 
-    def run(self, scenarios: list[Scenario]) -> RunResults:
+    def run(self, scenarios: list[Scenario], shard: dict | None = None,
+            configs: list[str] | None = None) -> RunResults:
+        """Run SCENARIOS; with SHARD (a shard's record, lab/scenarios/shard.py), only the
+        configs of each scenario that its `points` give it; with CONFIGS, only those."""
         variants = [sc.variant(self.quick, self.repeats) for sc in scenarios]
+        if configs is not None:
+            variants = [sc.restrict(configs) for sc in variants]
+        if shard is not None:
+            mine: dict[str, list[str]] = {}
+            for scenario, config in shard["points"]:
+                mine.setdefault(scenario, []).append(config)
+            variants = [sc.restrict(mine[sc.name]) for sc in variants if sc.name in mine]
         self.check_requirement_names(variants)
         results = RunResults(environment.collect(), list(self.command), self.quick)
+        results.shard = shard
         results.started = now()
         started = time.monotonic()
         for sc in variants:
@@ -175,29 +187,57 @@ class Runner:
 
     def _measure(self, index: int, sc: Scenario, sr: ScenarioResult,
                  configs: list[Config]) -> None:
+        # Configs are measured side by side, their labs up at once; but links that leave the
+        # machine (vxlan, phys) hold what their hosts have one of (a VNI on the underlay, a
+        # NIC), so configs with them are measured one after the other.
+        numbered = list(enumerate(configs))
+        if any(link.kind in HOST_LINK_KINDS for c in configs for link in c.topology.links):
+            if len(configs) > 1:
+                self.progress.message(f"{sc.name}: its links leave the machine (vxlan/phys): "
+                                      "configs measured one after the other")
+            for one in numbered:
+                self._measure_together(index, sc, sr, [one])
+        else:
+            self._measure_together(index, sc, sr, numbered)
+
+    def _measure_together(self, index: int, sc: Scenario, sr: ScenarioResult,
+                          configs: list[tuple[int, Config]]) -> None:
         capture_dir = self.out_dir / "captures" / sc.name
         log_dir = self.out_dir / "logs"
+        # Seconds spent on each config (bringing its lab up, its steps): what a later
+        # `lab run --shard` weighs the shards by.
+        entries: dict[str, dict] = {}
         with contextlib.ExitStack() as stack:
+            stack.callback(lambda: [e.update(duration_s=round(e["duration_s"], 3))
+                                    for e in entries.values()])
             labs: dict[str, Lab] = {}
-            for ci, config in enumerate(configs):
+            for ci, config in configs:
+                t0 = time.monotonic()
                 name = f"{self.lab_prefix}s{index}c{ci}"
                 self.progress.step(f"{sc.name}: bringing up {config.name} ({name})")
                 topo = config.load_topology(name)
                 labs[config.name] = stack.enter_context(Lab(topo, datapaths=config.datapaths))
                 summary = datapath_summary(topo)
-                sr.configs.append({"name": config.name, "status": "up", "lab": name,
-                                   "topology": str(config.topology_file),
-                                   "description": config.description, "datapath": summary})
+                entries[config.name] = {"name": config.name, "status": "up", "lab": name,
+                                        "topology": str(config.topology_file),
+                                        "description": config.description,
+                                        "datapath": summary, "duration_s": 0.0}
+                sr.configs.append(entries[config.name])
                 sr.attach_modes |= {b["hook"] for b in summary["bpf"]}
                 sr.attach_modes |= {f"link:{k}" for k in summary["links"]}
+                entries[config.name]["duration_s"] += time.monotonic() - t0
             services = {name: Services() for name in labs}
             for repeat in range(sc.repeats):
                 for point in sc.points():
-                    for config in configs:
+                    for _, config in configs:
+                        t0 = time.monotonic()
                         full = sc.full_point(config, point)
-                        for step in sc.steps_at(full):
-                            self._step(sc, sr, step, full, repeat, labs[config.name],
-                                       services[config.name], capture_dir, log_dir)
+                        try:
+                            for step in sc.steps_at(full):
+                                self._step(sc, sr, step, full, repeat, labs[config.name],
+                                           services[config.name], capture_dir, log_dir)
+                        finally:
+                            entries[config.name]["duration_s"] += time.monotonic() - t0
 
     def _step(self, sc, sr, step, point, repeat, lab, services, capture_dir, log_dir) -> None:
         params = sc.resolve(step, point)
@@ -234,16 +274,20 @@ class Runner:
             return
         from lab.traffic import rr
 
-        rr.binary()  # built here: the guest sees the host's files read-only
+        # Built and byte-compiled here: the guest sees the host's files read-only.
+        rr.binary()
+        checkout = Path(__file__).resolve().parents[2]
+        vm.precompile(checkout / "lab")
         sub = (self.out_dir / "vm" / sc.name).resolve()
         argv = [sys.executable, "-m", "lab", "run", str(Path(sc.file).resolve()),
                 "--out", str(sub), "--repeat", str(sc.repeats)]
         if sc.quick:
             argv.append("--quick")
+        for config in sc.configs if sc.has_configs else ():  # a shard's part of it
+            argv += ["--config", config.name]
         # The guest sees the host's files read-only, except under its own tmpfs (/tmp, /run,
         # /var): the results directory is shared writable; the scenario and topology files,
         # this checkout and its Python stay visible wherever they are.
-        checkout = Path(__file__).resolve().parents[2]
         visible = [str(Path(sc.file).resolve().parent), sys.prefix, str(checkout),
                    *(str(c.topology_file.resolve().parent) for c in sc.configs)]
         self.progress.step(f"{sc.name}: in a kernel VM (here: {reason})")

@@ -1,5 +1,6 @@
-"""The built-in step kinds: traffic between two nodes (iperf3, rr, crr, sockperf, ping) and
-reachability across the lab. Datapath features offer their own (lab/scenarios/registry.py).
+"""The built-in step kinds: traffic between two nodes (iperf3, rr, crr, netperf_rr,
+netperf_crr, netperf_stream, rr_crosscheck, sockperf, ping) and reachability across the lab.
+Datapath features offer their own (lab/scenarios/registry.py).
 
 Every traffic step names a client and a server node, the address family (the server's first
 address of that family, or an explicit `address`, e.g. a translated one) and the CPU placement.
@@ -13,9 +14,10 @@ import statistics
 
 from lab.reach import reachability
 from lab.scenarios.context import StepContext
+from lab.scenarios.records import Distribution
 from lab.scenarios.registry import Metric, step
 from lab.topology import Topology
-from lab.traffic import iperf3, ping, rr, sockperf
+from lab.traffic import iperf3, netperf, ping, rr, sockperf
 from lab.traffic.placement import PLACEMENTS
 
 NODE = {"type": "string", "description": "a node of the lab (pods too: node1-pod0)"}
@@ -74,7 +76,9 @@ def _address(ctx: StepContext, p: dict) -> str:
           "retransmits": Metric("segments", "lower", "TCP retransmissions of the sender"),
           "client_cpu": Metric("%", "lower", "iperf3 client process CPU (user+system)"),
           "server_cpu": Metric("%", "lower", "iperf3 server process CPU (user+system)"),
-      })
+      },
+      timelines={"throughput": Metric("Gbit/s", "higher",
+                                      f"sent per {iperf3.INTERVAL:g} s (iperf3 --interval)")})
 def iperf3_step(ctx: StepContext, p: dict) -> None:
     """Single-stream TCP throughput (iperf3 -J), CPU use of both ends, retransmits."""
     client, server = ctx.node(p["client"]), ctx.node(p["server"])
@@ -90,6 +94,8 @@ def iperf3_step(ctx: StepContext, p: dict) -> None:
     ctx.record("retransmits", res.retransmits)
     ctx.record("client_cpu", res.client_cpu_percent)
     ctx.record("server_cpu", res.server_cpu_percent)
+    if res.intervals:
+        ctx.timeline("throughput", [t for t, _ in res.intervals], [v for _, v in res.intervals])
 
 
 # -- lab-rr: request/response and connection rate ------------------------------------------------
@@ -116,7 +122,25 @@ def _rr(ctx: StepContext, p: dict, connect_each: bool):
     ctx.placement_used(placement, res.client_cpus, res.server_cpus)
     for key in LATENCY:
         ctx.record(key, res.latency_us[key])
+    ctx.distribution(latency_distribution(res))
     return res
+
+
+# lab-rr's exact percentiles, by the fraction they are the quantile of.
+QUANTILES = {"min": "0", "p50": "0.5", "p90": "0.9", "p99": "0.99", "p999": "0.999",
+             "max": "1"}
+TRANSACTION_LATENCY = Metric("us", "lower", "latency of each transaction")
+
+
+def latency_distribution(res: rr.RRResult) -> Distribution:
+    """Every transaction of a lab-rr run: its bucket counts and exact quantiles."""
+    lat = res.latency_us
+    hist = res.histogram or {}
+    return Distribution(unit="us", count=res.transactions,
+                        quantiles={q: lat[k] for k, q in QUANTILES.items() if k in lat},
+                        per_decade=hist.get("per_decade", 0), first=hist.get("first", 0),
+                        counts=list(hist.get("counts", [])), mean=lat.get("mean"),
+                        source="lab-rr")
 
 
 RR_PARAMS = dict(
@@ -127,6 +151,7 @@ RR_PARAMS = dict(
 
 
 @step("rr", check=check_pair, schema=_pair_schema(**RR_PARAMS),
+      distribution=TRANSACTION_LATENCY,
       metrics={"tps": Metric("transactions/s", "higher",
                              "request/response transactions per second, one in flight"),
                **LATENCY})
@@ -137,6 +162,7 @@ def rr_step(ctx: StepContext, p: dict) -> None:
 
 
 @step("crr", check=check_pair, schema=_pair_schema(**RR_PARAMS),
+      distribution=TRANSACTION_LATENCY,
       metrics={"cps": Metric("connections/s", "higher",
                              "connect + request + response + close, one at a time"),
                **LATENCY})
@@ -144,6 +170,114 @@ def crr_step(ctx: StepContext, p: dict) -> None:
     """Connections per second: a new TCP connection per transaction (lab-rr, as TCP_CRR)."""
     res = _rr(ctx, p, connect_each=True)
     ctx.record("cps", res.transactions_per_second)
+
+
+# -- netperf: the published figures' tool ------------------------------------------------------
+
+NETPERF_PARAMS = dict(
+    port={"type": "integer", "minimum": 1, "maximum": 65534, "default": netperf.DEFAULT_PORT,
+          "description": "netserver's control port (a Service must forward it and the next)"},
+    data_port={"type": "integer", "minimum": 1, "maximum": 65535,
+               "description": "the data connection's server port (default: port + 1)"})
+NETPERF_RR_PARAMS = dict(
+    request={**MESSAGE, "default": 1, "description": "request size in bytes"},
+    response={**MESSAGE, "description": "response size in bytes (default: the request's)"},
+    seconds={"type": "integer", "minimum": 1, "maximum": 600, "default": 2,
+             "description": "whole seconds (netperf -l)"},
+    **NETPERF_PARAMS)
+
+
+def _netperf(ctx: StepContext, p: dict, test: str) -> netperf.NetperfResult:
+    client, server = ctx.node(p["client"]), ctx.node(p["server"])
+    srv = ctx.service(("netserver", server.name, p["port"]),
+                      lambda: netperf.start(server, ctx.log_dir, p["port"]))
+    placement = ctx.placement(p["placement"])
+    res = netperf.measure(client, srv, _address(ctx, p), placement, test, p["seconds"],
+                          p.get("request", 1), p.get("response"), p.get("data_port"))
+    ctx.placement_used(placement, res.client_cpus, res.server_cpus)
+    for key in LATENCY:
+        if key in res.latency_us:
+            ctx.record(key, res.latency_us[key])
+    return res
+
+
+NETPERF_LATENCY = {k: Metric(m.unit, m.better, m.description + " (netperf -j, whole us)")
+                   for k, m in LATENCY.items()}
+
+
+@step("netperf_rr", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(**NETPERF_RR_PARAMS),
+      metrics={"tps": Metric("transactions/s", "higher", "netperf TCP_RR"), **NETPERF_LATENCY})
+def netperf_rr_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_RR: transactions/s and latency percentiles over one connection."""
+    ctx.record("tps", _netperf(ctx, p, "TCP_RR").rate)
+
+
+@step("netperf_crr", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(**NETPERF_RR_PARAMS),
+      metrics={"cps": Metric("connections/s", "higher", "netperf TCP_CRR"), **NETPERF_LATENCY})
+def netperf_crr_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_CRR: a new connection per transaction, connections/s and latency."""
+    ctx.record("cps", _netperf(ctx, p, "TCP_CRR").rate)
+
+
+@step("netperf_stream", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(seconds=NETPERF_RR_PARAMS["seconds"], **NETPERF_PARAMS),
+      metrics={"throughput": Metric("Gbit/s", "higher", "netperf TCP_STREAM, one stream")})
+def netperf_stream_step(ctx: StepContext, p: dict) -> None:
+    """netperf TCP_STREAM: single-stream throughput."""
+    ctx.record("throughput", _netperf(ctx, p, "TCP_STREAM").rate)
+
+
+@step("rr_crosscheck", requires=["netperf"], check=check_pair,
+      schema=_pair_schema(
+          seconds={"type": "number", "minimum": 0.1, "maximum": 10, "default": 0.5,
+                   "description": "length of each run"},
+          pairs={"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                 "description": "pairs of runs, netperf and lab-rr, taking turns first"},
+          request={**MESSAGE, "default": 1}, **NETPERF_PARAMS),
+      metrics={"netperf_tps": Metric("transactions/s", "higher", "netperf TCP_RR"),
+               "labrr_tps": Metric("transactions/s", "higher", "lab-rr rr"),
+               "ratio": Metric("x", "none", "lab-rr / netperf transactions/s, per pair")})
+def rr_crosscheck_step(ctx: StepContext, p: dict) -> None:
+    """lab-rr against netperf TCP_RR on the same path and placement: short runs in pairs,
+    taking turns, so both tools see the same machine."""
+    client, server = ctx.node(p["client"]), ctx.node(p["server"])
+    address, request, seconds = _address(ctx, p), p["request"], p["seconds"]
+    np_srv = ctx.service(("netserver", server.name, p["port"]),
+                         lambda: netperf.start(server, ctx.log_dir, p["port"]))
+    rr_srv = ctx.service(("lab-rr", server.name, request, request, False),
+                         lambda: rr.start(server, ctx.log_dir, request, request, False,
+                                          port=ctx.port(server.name, rr.DEFAULT_PORT)))
+    placement = ctx.placement(p["placement"])
+    # netperf runs whole seconds or a number of transactions: a first second tells how many
+    # make SECONDS (not recorded), then both tools run that long in each pair
+    first = netperf.measure(client, np_srv, address, placement, "TCP_RR", 1, request, request,
+                            p.get("data_port"))
+    count = max(100, round(first.rate * seconds))
+
+    def netperf_tps() -> float:
+        return netperf.measure(client, np_srv, address, placement, "TCP_RR", seconds, request,
+                               request, p.get("data_port"), transactions=count).rate
+
+    def labrr_tps() -> float:
+        b = rr.measure(client, rr_srv, address, placement, request, request,
+                       seconds=seconds, warmup=0.05)
+        ctx.placement_used(placement, b.client_cpus, b.server_cpus)
+        return b.transactions_per_second
+
+    for i in range(p["pairs"]):
+        # ABBA: the tools take turns going first, so a drift of the machine's load over a
+        # pair does not favour either
+        if i % 2 == 0:
+            a = netperf_tps()
+            b = labrr_tps()
+        else:
+            b = labrr_tps()
+            a = netperf_tps()
+        ctx.record("netperf_tps", a)
+        ctx.record("labrr_tps", b)
+        ctx.record("ratio", b / a)
 
 
 # -- sockperf -----------------------------------------------------------------------------------
@@ -215,4 +349,5 @@ def reach_step(ctx: StepContext, p: dict) -> None:
 
 
 # The built-in step kinds, in the order `lab run --list` shows them.
-STEP_KINDS = (iperf3_step, rr_step, crr_step, sockperf_step, ping_step, reach_step)
+STEP_KINDS = (iperf3_step, rr_step, crr_step, netperf_rr_step, netperf_crr_step,
+              netperf_stream_step, rr_crosscheck_step, sockperf_step, ping_step, reach_step)

@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 from lab import yamlfile
 from lab.errors import UsageError
-from lab.topology.model import BpfAttach, Interface, Link, Node, Route, Topology
+from lab.topology.model import BpfAttach, Host, Interface, Link, Node, Route, Topology, VxlanEnd
 from lab.topology.model import from_document as model_from_document
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 _schema: dict | None = None
 
-__all__ = ["BpfAttach", "Interface", "Link", "Node", "Route", "Topology", "TopologyHooks",
+__all__ = ["BpfAttach", "Host", "Interface", "Link", "Node", "Route", "Topology", "TopologyHooks", "VxlanEnd",
            "check_lab_name", "from_document", "load", "parse", "schema"]
 
 

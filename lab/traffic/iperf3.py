@@ -1,4 +1,5 @@
-"""iperf3: single-stream TCP throughput, CPU use of both ends and retransmits (JSON output).
+"""iperf3: single-stream TCP throughput, CPU use of both ends and retransmits (JSON output),
+and the sender's throughput per INTERVAL seconds of the test (a stall shows as a dip).
 
 The server is started once per lab node (iperf3 serves one test at a time, which is all a
 scenario runs); each measurement is a fresh connection, so link settings changed between
@@ -8,7 +9,7 @@ measurements (GSO/GRO sizes) apply to it. The server's CPU is set per measuremen
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.errors import LabError, UsageError
@@ -17,6 +18,8 @@ from lab.traffic.placement import Placement
 from lab.traffic.process import Server, run_client, start_server
 
 DEFAULT_PORT = 5201
+# iperf3's shortest reporting interval: 20 samples in a 2-second test.
+INTERVAL = 0.1
 
 
 @dataclass
@@ -29,6 +32,8 @@ class Iperf3Result:
     seconds: float
     mss: int | None  # the MSS the sender's socket reported
     version: str
+    # (end of the interval in seconds, Gbit/s sent in it), as the client reported them
+    intervals: list[tuple[float, float]] = field(default_factory=list)
     client_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
 
@@ -46,6 +51,8 @@ def parse(text: str) -> Iperf3Result:
         sent, received = end["sum_sent"], end["sum_received"]
         cpu = end["cpu_utilization_percent"]
         mss = start.get("tcp_mss") or start.get("tcp_mss_default")
+        intervals = [(float(i["sum"]["end"]), i["sum"]["bits_per_second"] / 1e9)
+                     for i in data.get("intervals", []) if not i["sum"].get("omitted")]
         return Iperf3Result(
             throughput_gbps=received["bits_per_second"] / 1e9,
             sender_gbps=sent["bits_per_second"] / 1e9,
@@ -55,6 +62,7 @@ def parse(text: str) -> Iperf3Result:
             seconds=received["seconds"],
             mss=int(mss) if mss else None,
             version=start.get("version", "iperf3"),
+            intervals=intervals,
         )
     except (KeyError, TypeError) as e:
         raise LabError(f"iperf3 JSON lacks {e}: not a TCP client result") from None
@@ -74,9 +82,9 @@ def measure(client: NodeHandle, server: Server, address: str, placement: Placeme
     if seconds != int(seconds) or seconds < 1:
         raise UsageError(f"iperf3 runs for whole seconds (at least 1), not {seconds}")
     server.check_alive()
-    server_cpus = placement.pin_server(server.pid)
+    server_cpus = server.pin(placement)
     argv = ["iperf3", "--client", address, "--port", str(server.port), "--json",
-            "--time", str(int(seconds))]
+            "--time", str(int(seconds)), "--interval", f"{INTERVAL:g}"]
     if mss:
         argv += ["--set-mss", str(mss)]
     if length:

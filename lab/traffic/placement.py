@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 from lab.errors import UsageError
 
 PLACEMENTS = ("same-cpu", "cross-cpu", "unpinned")
+
+
+class CpuControl(Protocol):
+    """Where a server runs (a node's handle: its host's CPUs)."""
+
+    def cpus(self) -> list[int]: ...
+
+    def set_affinity(self, pid: int, cpus: list[int]) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,15 @@ class Placement:
             return list(argv)
         return ["taskset", "--cpu-list", str(self.client_cpu), *argv]
 
-    def pin_server(self, pid: int) -> list[int]:
-        """Move the server process PID to its CPU (all allowed CPUs when unpinned); return the
-        CPUs the kernel reports for it afterwards."""
-        cpus = {self.server_cpu} if self.pinned else os.sched_getaffinity(0)
-        os.sched_setaffinity(pid, cpus)
-        return sorted(os.sched_getaffinity(pid))
+    def pin_server(self, pid: int, where: CpuControl | None = None) -> list[int]:
+        """Move the server process PID to its CPU (all allowed CPUs when unpinned) on WHERE
+        (the node it runs in; default: this machine); return the CPUs the kernel reports for
+        it afterwards. Across hosts the CPU is the same number on the server's host."""
+        if where is None:
+            cpus = [self.server_cpu] if self.pinned else sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(pid, set(cpus))
+            return sorted(os.sched_getaffinity(pid))
+        return where.set_affinity(pid, [self.server_cpu] if self.pinned else where.cpus())
 
 
 def available_cpus() -> list[int]:

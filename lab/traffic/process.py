@@ -3,8 +3,9 @@
 A server is started once with NodeHandle.popen (so the lab records it and stops it at
 teardown), its output goes to a log file, and start_server() returns when the kernel shows its
 socket listening (read from /proc/PID/net/tcp*, which is the view of the server's own network
-namespace): no sleep, no banner parsing. A client runs to completion with its placement, and the
-CPUs it ran on are read back from the kernel once it has exec'd.
+namespace, by the node's host: lab/procfs.py): no sleep, no banner parsing. A client runs to
+completion with its placement, and the CPUs it ran on are read back from the kernel once it
+has exec'd. A node on another host runs them there (lab/hosts/).
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from pathlib import Path
 from lab.errors import LabError
 from lab.lab import NodeHandle
 from lab.traffic.placement import Placement
-
-TCP_LISTEN = "0A"
-
 
 @dataclass
 class Server:
@@ -39,6 +37,10 @@ class Server:
         if self.proc.poll() is not None:
             raise LabError(f"{self.node.name}: server `{shlex.join(self.argv)}` exited with "
                            f"{self.proc.returncode}: {log_tail(self.log)}")
+
+    def pin(self, placement: Placement) -> list[int]:
+        """Move the server to PLACEMENT's server CPU (on its node's host); the CPUs after."""
+        return placement.pin_server(self.pid, self.node)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -58,20 +60,6 @@ def log_tail(path: Path, lines: int = 5) -> str:
     return " | ".join(text[-lines:]) or "(no output)"
 
 
-def listening(pid: int, port: int) -> bool:
-    """Does the network namespace of PID have a TCP socket listening on PORT?"""
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == TCP_LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except (OSError, StopIteration):
-            continue
-    return False
-
 
 def start_server(node: NodeHandle, argv: list[str], port: int, log: Path,
                  timeout: float = 10.0) -> Server:
@@ -81,7 +69,7 @@ def start_server(node: NodeHandle, argv: list[str], port: int, log: Path,
         proc = node.popen(argv, stdout=out, stderr=subprocess.STDOUT)
     server = Server(node, list(argv), port, proc, log)
     deadline = time.monotonic() + timeout
-    while not listening(proc.pid, port):
+    while not node.listening(proc.pid, port):
         server.check_alive()
         if time.monotonic() > deadline:
             raise LabError(f"{node.name}: `{shlex.join(argv)}` does not listen on port {port} "
@@ -98,23 +86,6 @@ class ClientRun:
     wall_seconds: float
 
 
-def _cpus_after_exec(proc: subprocess.Popen, program: str, timeout: float = 2.0
-                     ) -> list[int] | None:
-    # Before the final exec the process is still our fork or taskset; /proc/PID/comm names
-    # the program once it runs (truncated to 15 characters, as the kernel keeps it).
-    comm = os.path.basename(program)[:15]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/comm") as f:
-                if f.read().strip() == comm:
-                    return sorted(os.sched_getaffinity(proc.pid))
-        except (OSError, ProcessLookupError):
-            return None
-        time.sleep(0.001)
-    return None
-
-
 def run_client(node: NodeHandle, argv: list[str], placement: Placement,
                timeout: float) -> ClientRun:
     """Run the client ARGV in NODE on PLACEMENT's client CPU; raise LabError if it fails."""
@@ -122,7 +93,7 @@ def run_client(node: NodeHandle, argv: list[str], placement: Placement,
     proc = node.popen(placement.client_argv(argv), stdout=subprocess.PIPE,
                       stderr=subprocess.PIPE, text=True)
     try:
-        cpus = _cpus_after_exec(proc, argv[0])
+        cpus = node.cpus_after_exec(proc.pid, argv[0])
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()

@@ -20,7 +20,9 @@
  *       --connect-each (crr): every transaction is connect + request + response + the server's
  *       close, so transactions/s is connections/s. The first W seconds are not counted.
  *       Prints one JSON object: transactions, transactions/s and the latency distribution of
- *       single transactions (exact percentiles over every sample, CLOCK_MONOTONIC).
+ *       single transactions (exact percentiles over every sample, CLOCK_MONOTONIC), and all of
+ *       them counted in log-spaced buckets (HIST_PER_DECADE per decade of microseconds) so
+ *       the whole distribution can be kept and drawn (lab/scenarios/records.py).
  *
  * Both ends set TCP_NODELAY (as netperf does), so a transaction is not delayed by Nagle.
  */
@@ -28,6 +30,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAB_RR_VERSION "1"
+#define LAB_RR_VERSION "2"
 #define MAX_MESSAGE (64u << 20)
 
 struct opts {
@@ -183,6 +186,36 @@ static double pct_us(const uint64_t *v, size_t n, double p)
 	return v[rank - 1] / 1000.0;
 }
 
+/* Bucket k of the histogram holds latencies in [10^(k/N), 10^((k+1)/N)) microseconds. */
+#define HIST_PER_DECADE 20
+
+static long bucket_of(uint64_t ns)
+{
+	return (long)floor(log10(ns / 1000.0) * HIST_PER_DECADE);
+}
+
+/* The sorted latencies as "first": k0, "counts": [...] (consecutive buckets from k0). */
+static void print_histogram(const uint64_t *v, size_t n)
+{
+	long first = bucket_of(v[0] ? v[0] : 1), k = first;
+	size_t i, count = 0;
+
+	printf("\"histogram\": {\"unit\": \"us\", \"per_decade\": %d, \"first\": %ld, "
+	       "\"counts\": [", HIST_PER_DECADE, first);
+	for (i = 0; i < n; i++) {
+		long b = bucket_of(v[i] ? v[i] : 1);
+
+		if (b < k) /* sorted: only rounding could step back; keep it in this bucket */
+			b = k;
+		for (; k < b; k++) {
+			printf("%zu, ", count);
+			count = 0;
+		}
+		count++;
+	}
+	printf("%zu]}", count);
+}
+
 /* A transaction that takes this long means a lost peer or a mismatched server: fail. */
 #define STALL_SECONDS 10
 
@@ -281,10 +314,12 @@ static int client(const struct opts *o)
 	       "\"request_bytes\": %lu, \"response_bytes\": %lu, \"seconds\": %.6f, "
 	       "\"transactions\": %zu, \"transactions_per_second\": %.3f, "
 	       "\"latency_us\": {\"min\": %.3f, \"mean\": %.3f, \"p50\": %.3f, \"p90\": %.3f, "
-	       "\"p99\": %.3f, \"p999\": %.3f, \"max\": %.3f}}\n",
+	       "\"p99\": %.3f, \"p999\": %.3f, \"max\": %.3f}, ",
 	       LAB_RR_VERSION, o->connect_each ? "crr" : "rr", o->request, o->response, elapsed,
 	       n, n / elapsed, lat[0] / 1000.0, sum / n / 1000.0, pct_us(lat, n, 50),
 	       pct_us(lat, n, 90), pct_us(lat, n, 99), pct_us(lat, n, 99.9), lat[n - 1] / 1000.0);
+	print_histogram(lat, n);
+	printf("}\n");
 	freeaddrinfo(ai);
 	return 0;
 }

@@ -1,12 +1,15 @@
 """Request/response transactions and connection rate with lab-rr (rr.c beside this file).
 
-netperf's TCP_RR and TCP_CRR are the seed's measurements, but Debian ships netperf only in
-non-free, and Debian 12's sockperf speaks IPv4 only with messages of 14..65506 bytes: neither
-can send 1-byte or 80000-byte transactions to an IPv6-only pod. lab-rr does exactly those
-tests, with the payload on the wire being the requested size (no framing of its own):
+netperf's TCP_RR and TCP_CRR are the seed's measurements, and lab/traffic/netperf.py runs
+netperf itself wherever a published netperf figure is the anchor (scenarios/legacy-vs-bpf.yaml
+cross-checks the two on one path). lab-rr keeps what netperf does not give: the latency of
+every transaction, exactly, at sub-microsecond resolution (netperf's percentiles come from a
+histogram of whole microseconds), with the payload on the wire being the requested size (no
+framing of its own):
 
   rr   one connection, one transaction in flight, back to back: transactions/s and the latency
-       distribution (min/p50/p90/p99, exact over every transaction);
+       distribution (min/p50/p90/p99, exact over every transaction, and every transaction
+       counted in log-spaced buckets);
   crr  a new connection per transaction (connect, request, response, the server closes): its
        transactions/s is connections/s, each including the handshake and the teardown.
 
@@ -66,8 +69,8 @@ def _build(target: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".lab-rr.")
     os.close(fd)
     try:
-        out = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE)], capture_output=True,
-                             text=True)
+        out = subprocess.run([compiler, *CFLAGS, "-o", tmp, str(SOURCE), "-lm"],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             raise UsageError(f"building lab-rr from {SOURCE} failed:\n{out.stderr.strip()}")
         os.chmod(tmp, 0o755)
@@ -92,6 +95,8 @@ class RRResult:
     transactions_per_second: float
     latency_us: dict[str, float]  # min, mean, p50, p90, p99, p999, max
     seconds: float
+    # every transaction in log-spaced buckets: {unit, per_decade, first, counts} (rr.c)
+    histogram: dict | None = None
     client_cpus: list[int] | None = None
     server_cpus: list[int] | None = None
 
@@ -102,7 +107,8 @@ def parse(text: str) -> RRResult:
         return RRResult(mode=d["mode"], request_bytes=d["request_bytes"],
                         response_bytes=d["response_bytes"], transactions=d["transactions"],
                         transactions_per_second=d["transactions_per_second"],
-                        latency_us=dict(d["latency_us"]), seconds=d["seconds"])
+                        latency_us=dict(d["latency_us"]), seconds=d["seconds"],
+                        histogram=d.get("histogram"))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise LabError(f"lab-rr printed no result ({e}): {text[:200]!r}") from None
 
@@ -121,7 +127,7 @@ def measure(client: NodeHandle, server: Server, address: str, placement: Placeme
             request: int, response: int, seconds: float = 2.0, connect_each: bool = False,
             warmup: float = 0.2) -> RRResult:
     server.check_alive()
-    server_cpus = placement.pin_server(server.pid)
+    server_cpus = server.pin(placement)
     argv = [str(binary()), "client", "--host", address, "--port", str(server.port),
             "--request", str(request), "--response", str(response),
             "--seconds", f"{seconds:g}", "--warmup", f"{warmup:g}"]

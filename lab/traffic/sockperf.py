@@ -73,7 +73,7 @@ def measure(client: NodeHandle, server: Server, address: str, placement: Placeme
             message_bytes: int = 64, seconds: float = 2.0) -> SockperfResult:
     check_usable(address, message_bytes)
     server.check_alive()
-    server_cpus = placement.pin_server(server.pid)
+    server_cpus = server.pin(placement)
     argv = ["sockperf", "ping-pong", "--tcp", "--ip", address, "--port", str(server.port),
             "--msg-size", str(message_bytes), "--time", f"{seconds:g}", "--full-rtt"]
     run = run_client(client, argv, placement, timeout=seconds + 20)

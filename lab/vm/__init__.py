@@ -15,7 +15,9 @@ more, so batch work into one run. Modules: archive (Debian index and .debs), ker
 guest's set-up and its init), qemu (command lines), runner (the run), cli (`lab vm`).
 """
 
+from lab.vm.guest import precompile
 from lab.vm.kernels import Kernel, KernelCache
 from lab.vm.runner import VmCommandError, VmError, VmResult, VmTimeout, run
 
-__all__ = ["Kernel", "KernelCache", "VmCommandError", "VmError", "VmResult", "VmTimeout", "run"]
+__all__ = ["Kernel", "KernelCache", "VmCommandError", "VmError", "VmResult", "VmTimeout",
+           "precompile", "run"]

@@ -8,6 +8,7 @@ lands on the guest's tmpfs rather than under it.
 
 from __future__ import annotations
 
+import compileall
 import dataclasses
 import hashlib
 import os
@@ -43,12 +44,18 @@ def _mount(fstype: str, source: str, target: str, data: str = "",
     return ("mount", fstype, source, target, data, ",".join(flags))
 
 
+# What a guest with NICs loads before its command runs (in order: each needs the one before).
+NIC_MODULES = ("failover", "net_failover", "virtio_net")
+
+
 def setup_records(kernel: Kernel, packages: Sequence[GuestPackage], shares: Sequence[Share],
                   host_lib: str = "/usr/lib", hostname: str = "lab-vm",
-                  keep: Sequence[str] = ()) -> list[tuple[str, ...]]:
+                  keep: Sequence[str] = (), modules: Sequence[str] = ()
+                  ) -> list[tuple[str, ...]]:
     """The guest's set-up, as job records, in the order lab-vm-init performs them. KEEP: host
     directories under TMPFS_DIRS (a checkout in /tmp) that stay visible, read-only, at their
-    own path: bound aside before the tmpfs are mounted and back on top of them after."""
+    own path: bound aside before the tmpfs are mounted and back on top of them after.
+    MODULES: loaded (in order) before the command, e.g. NIC_MODULES: no udev loads them."""
     has_modules_dir = os.path.isdir(os.path.join(host_lib, "modules"))
     r: list[tuple[str, ...]] = [
         _mount("proc", "proc", "/proc", flags=("nosuid", "nodev", "noexec")),
@@ -87,6 +94,8 @@ def setup_records(kernel: Kernel, packages: Sequence[GuestPackage], shares: Sequ
               ("insmod", kernel.module_path("overlay")),
               _mount("overlay", "overlay", host_lib, f"lowerdir={LIB_TOP}:{host_lib}",
                      ("ro",))]
+    r += [("insmod", kernel.module_path(m)) for m in modules
+          if kernel.config().get(f"CONFIG_{m.upper()}") == "m"]
     for pkg in packages:
         for prog in pkg.programs():
             target = os.path.realpath(prog)  # /sbin/tc is /usr/sbin/tc on merged-/usr hosts
@@ -127,6 +136,16 @@ def kept_visible(paths: Sequence[str], shares: Sequence[Share] = ()) -> list[str
         if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(path)
     return kept
+
+
+def precompile(*paths: str | os.PathLike) -> None:
+    """Byte-compile the Python sources under PATHS on the host, as their first import would
+    if bytecode writing were on. The guest's root is read-only: a module without a current
+    .pyc is compiled again on every import there, a cost that emulation (TCG) multiplies by
+    25 (the lab's own modules, imported by every `python -m lab` in the guest)."""
+    for path in paths:
+        if os.path.isdir(path):
+            compileall.compile_dir(os.fspath(path), quiet=2, workers=1)
 
 
 def encode_job(setup: Sequence[tuple[str, ...]], argv: Sequence[str], env: Mapping[str, str],

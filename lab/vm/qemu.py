@@ -43,6 +43,17 @@ class Virtiofsd:
     flavour: str  # "c" or "rust"
 
 
+@dataclasses.dataclass(frozen=True)
+class Nic:
+    """A virtio NIC whose wire is a Unix datagram socket: frames the guest sends go to PEER
+    (another guest's SOCKET), frames sent to SOCKET arrive. Two guests with each other's
+    sockets are cabled back to back, with nothing of the host's network in between."""
+
+    socket: str
+    peer: str
+    mac: str
+
+
 @dataclasses.dataclass
 class MachineSpec:
     """Everything the QEMU command line depends on."""
@@ -60,6 +71,7 @@ class MachineSpec:
     quiet: bool = True
     extra_cmdline: Sequence[str] = ()
     name: str = "lab-vm"
+    nics: Sequence[Nic] = ()
 
 
 def find_qemu() -> str:
@@ -122,6 +134,13 @@ def qemu_argv(spec: MachineSpec, qemu: str = QEMU) -> list[str]:
     for i, (tag, sock) in enumerate(spec.fs_sockets):
         argv += ["-chardev", f"socket,id=fs{i},path={sock}",
                  "-device", f"vhost-user-fs-pci,chardev=fs{i},tag={tag}"]
+    for i, nic in enumerate(spec.nics):
+        for path in (nic.socket, nic.peer):
+            if "," in path:
+                raise UsageError(f"a NIC's socket path cannot contain a comma: {path}")
+        argv += ["-netdev", f"dgram,id=net{i},local.type=unix,local.path={nic.socket},"
+                            f"remote.type=unix,remote.path={nic.peer}",
+                 "-device", f"virtio-net-pci,netdev=net{i},mac={nic.mac}"]
     return argv
 
 

@@ -248,11 +248,12 @@ def detect_accel(cache: KernelCache, kernel: Kernel, qemu_path: str) -> tuple[st
     st = os.stat(qemu_path)
     key = f"{_boot_id()} {qemu_path}:{st.st_size}:{int(st.st_mtime)} {kernel.release}"
     path = os.path.join(cache.root, "accel.json")
-    with contextlib.suppress(OSError, ValueError):
+    verdicts: dict[str, dict[str, str]] = {}  # one per guest kernel (a matrix alternates)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         with open(path, encoding="utf-8") as f:
-            cached = json.load(f)
-        if cached.get("key") == key:
-            return cached["accel"], cached["why"]
+            verdicts = {k: v for k, v in json.load(f).items() if k.startswith(_boot_id())}
+        if key in verdicts:
+            return verdicts[key]["accel"], verdicts[key]["why"]
     try:
         result = run(["true"], kernel=kernel, accel="kvm", cwd="/", env={}, timeout=60,
                      cache=cache)
@@ -268,8 +269,9 @@ def detect_accel(cache: KernelCache, kernel: Kernel, qemu_path: str) -> tuple[st
                     verdict[1])
     os.makedirs(cache.root, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache.root, prefix=".part-")
+    verdicts[key] = {"accel": verdict[0], "why": verdict[1]}
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"key": key, "accel": verdict[0], "why": verdict[1]}, f)
+        json.dump(verdicts, f)
     os.rename(tmp, path)
     return verdict
 
@@ -344,7 +346,8 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
         tcg_threads: str = "single", stdout: BinaryIO | None = None,
         stderr: BinaryIO | None = None, text: bool = False, check: bool = False,
         boot_timeout: float | None = None, quiet_kernel: bool = True,
-        cache: KernelCache | None = None) -> VmResult:
+        cache: KernelCache | None = None, nics: Sequence[qemu.Nic] = (),
+        hostname: str = "lab-vm") -> VmResult:
     """Run ARGV in a VM booting KERNEL (a version such as "6.12", a release, or None for the
     newest cloud kernel), and return how it went.
 
@@ -355,7 +358,9 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
     mounted at the same paths); everything else of the host is visible read-only, except
     /tmp, /run and /var, which are the guest's own tmpfs: there, CWD and the directories in
     VISIBLE (a checkout and its virtualenv in /tmp) stay visible, read-only. The command sees
-    LAB_VM=1 and LAB_VM_ACCEL=kvm|tcg in its environment.
+    LAB_VM=1 and LAB_VM_ACCEL=kvm|tcg in its environment. NICS: virtio NICs wired to other
+    guests (qemu.Nic), eth0 first, their driver loaded before the command runs; HOSTNAME:
+    the guest's.
     """
     if not argv:
         raise UsageError("no command to run in the VM")
@@ -395,8 +400,9 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
     try:
         job = os.path.join(rundir, "job")
         with open(job, "wb") as f:
-            f.write(guest.encode_job(guest.setup_records(k, packages, share_objs, keep=keep),
-                                     list(argv), command_env, cwd))
+            f.write(guest.encode_job(guest.setup_records(
+                k, packages, share_objs, keep=keep, hostname=hostname,
+                modules=guest.NIC_MODULES if nics else ()), list(argv), command_env, cwd))
         fs_sockets = _start_virtiofsd(daemon, share_objs, rundir, procs)
         ctl_path = os.path.join(rundir, "ctl.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -406,7 +412,7 @@ def run(argv: Sequence[str], *, kernel: str | Kernel | None = None,
             kernel_image=k.image, init=init, job=job, accel=accel, mem_mib=mem_mib, cpus=cpus,
             console_log=os.path.join(rundir, "console.log"), ctl_socket=ctl_path,
             fs_sockets=fs_sockets, tcg_threads=tcg_threads, quiet=quiet_kernel,
-            name=f"lab-vm-{os.getpid()}")
+            name=f"lab-vm-{os.getpid()}", nics=nics)
         started = time.monotonic()
         vm = _Process("qemu", qemu.qemu_argv(spec, qemu_path), os.path.join(rundir, "qemu.log"))
         procs.append(vm)

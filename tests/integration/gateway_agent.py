@@ -35,21 +35,45 @@ class RunningAgent:
         return out
 
 
+@dataclass
+class LoadedGateway:
+    gw: Gateway
+    obj: BpfObject
+    pins: Path          # where its maps are pinned (`lab agent --pin-dir`)
+
+
 @contextlib.contextmanager
-def running_agent(object_path: Path, tag: str) -> Iterator[RunningAgent]:
+def loaded_gateway(object_path: Path, tag: str) -> Iterator[LoadedGateway]:
+    """The gateway object loaded and configured, its maps pinned in a private directory."""
     pins = state.PIN_ROOT / f"test-gw-{tag}-{os.getpid()}"
-    sock_dir = Path(tempfile.mkdtemp(prefix="lab-agent-"))
-    os.chmod(sock_dir, 0o711)
     obj = BpfObject(object_path, str(pins))
     try:
         obj.load()
         gw = Gateway.from_object(obj)
         gw.configure(Settings(snat4=IPv4Address(SNAT4), snat6=IPv6Address(SNAT6),
                               table_size=251))
-        with serving(gw, sock_dir / "agent.sock") as server:
-            yield RunningAgent(gw, obj, Path(server.path))
-        gw.close()
+        try:
+            yield LoadedGateway(gw, obj, pins)
+        finally:
+            gw.close()
     finally:
         obj.close()
         state.remove_pin_dir(pins)
-        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def socket_dir() -> Iterator[Path]:
+    """A directory others may traverse, so that only a socket's own mode keeps them out."""
+    path = Path(tempfile.mkdtemp(prefix="lab-agent-"))
+    os.chmod(path, 0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_agent(object_path: Path, tag: str, **limits) -> Iterator[RunningAgent]:
+    with loaded_gateway(object_path, tag) as g, socket_dir() as sock_dir:
+        with serving(g.gw, sock_dir / "agent.sock", **limits) as server:
+            yield RunningAgent(g.gw, g.obj, Path(server.path))

@@ -143,7 +143,15 @@ BAD = [
     ("POST", "/v1/services", b"{not json", 400, "not JSON", None),
     ("POST", "/v1/services", None, 400, "needs a JSON body", None),
     ("GET", "/v1/services/7", None, 404, "no service 7", None),
-    ("GET", "/v1/services/seven", None, 400, "not an integer", "service_id"),
+    ("GET", "/v1/services/seven", None, 400, "not a decimal number", "service_id"),
+    # numbers are ASCII decimal, one spelling each: no '_', sign, space or leading zero
+    ("GET", "/v1/services/0_1", None, 400, "not a decimal number", "service_id"),
+    ("GET", "/v1/services/%2B1", None, 400, "not a decimal number", "service_id"),
+    ("GET", "/v1/services/%201", None, 400, "not a decimal number", "service_id"),
+    ("GET", "/v1/services/01", None, 400, "not a decimal number", "service_id"),
+    ("DELETE", "/v1/services/1/backends/1_0", None, 400, "not a decimal number",
+     "backend_id"),
+    ("GET", "/v1/connections?service=1_0", None, 400, "not a decimal number", "service"),
     ("GET", "/v1/services/0", None, 400, "out of range", "service_id"),
     ("PUT", "/v1/services/7", SERVICE, 404, "no service 7", None),
     ("DELETE", "/v1/services/7", None, 404, "no service 7", None),
@@ -156,7 +164,19 @@ BAD = [
      "weight"),
     ("PATCH", "/v1/services/1/backends/1", {"state": "draining"}, 400, "not one of", "state"),
     ("DELETE", "/v1/services/1/backends/999", None, 404, "no backend 999", None),
-    ("GET", "/v1/connections?service=x", None, 400, "not an integer", "service"),
+    ("GET", "/v1/connections?service=x", None, 400, "not a decimal number", "service"),
+    # VIPs (and backends) are unicast
+    *[("POST", "/v1/services", {**SERVICE, "frontend": {"address": vip, "port": 80}}, 400,
+       f"it is {kind}", "frontend.address")
+      for vip, kind in [("255.255.255.255", "the broadcast address"), ("224.0.0.1", "multicast"),
+                        ("0.0.0.0", "unspecified"), ("127.0.0.1", "loopback"),
+                        ("::", "unspecified"), ("ff02::1", "multicast"), ("::1", "loopback")]],
+    # JSON: strict (no NaN) and not deep
+    ("POST", "/v1/services", b'{"frontend": {"address": "203.0.113.9", "port": NaN}}', 400,
+     "NaN is not a JSON number", None),
+    ("POST", "/v1/services", b"[" * 524288, 400, "nested more than 32 deep", None),
+    ("POST", "/v1/services", b"[" * 100 + b"]" * 100, 400, "nested more than 32 deep", None),
+    ("POST", "/v1/services", b"1" * 5000, 400, "not JSON", None),
     ("GET", "/v1/nothing", None, 404, "no such resource", None),
     ("DELETE", "/v1/services", None, 405, "not allowed", None),
 ]

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import netns, state
+from lab import netns, state, topology
 from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV, Lab
 from lab.netlink import rtnl
 from lab.netlink.batch import open_socket, request
+
+from sigint import with_sigint
+from unprivileged import run_as_nobody
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,14 +155,18 @@ def test_failure_in_the_kernel_tears_down_what_was_built(lab_name, tmp_path):
     topo = tmp_path / "t.yaml"
     topo.write_text(textwrap.dedent("""\
         nodes:
-          a: {role: client, sysctls: {net.ipv4.no_such_sysctl: 1}}
+          a:
+            role: client
+            routes: [{dst: 198.51.100.0/24, dev: eth0, src: 203.0.113.99}]
           b: {role: server}
         links:
-          - ends: [{node: a, ifname: eth0}, {node: b, ifname: eth0}]
+          - ends: [{node: a, ifname: eth0, addresses: [192.0.2.2/24]}, {node: b, ifname: eth0}]
         """))
+    # (a source address the node does not have: only the kernel says so, at the route)
     out = subprocess.run(LAB + ["up", str(topo), "--name", lab_name], capture_output=True,
                          text=True)
-    assert out.returncode == 1 and "no sysctl 'net.ipv4.no_such_sysctl'" in out.stderr
+    assert out.returncode == 1 and "add route 198.51.100.0/24 dev eth0" in out.stderr, \
+        out.stderr
     assert leftovers(lab_name) == []
 
 
@@ -202,12 +209,30 @@ def test_sigkill_during_up_then_down_all_leaves_nothing(lab_name, tmp_path):
     assert leftovers(lab_name) == []
 
 
-def test_not_root_is_refused_with_one_sentence(tmp_path):
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          "--inh-caps=-all", *LAB, "up", str(ROOT / "topologies/bigtcp.yaml")],
-                         capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "LAB_RUN_DIR": str(tmp_path / "run")})
-    assert out.returncode == 2
+@pytest.mark.parametrize("cut", ["create", "remove"])
+def test_a_namespace_cut_short_by_sigkill_is_removed(lab_name, cut):
+    """SIGKILL between making a namespace's mount point and mounting on it (lab up), or
+    between unmounting and unlinking it (lab down), leaves the empty file alone: the next
+    `lab down` removes it (found by the soak test)."""
+    lab = Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name).up()
+    ns = lab.node("client").netns
+    path = Path(netns.path_of(ns))
+    assert netns.mounted(ns)
+    netns.remove(ns)
+    if cut == "create":
+        path.touch(mode=0)             # made, not mounted yet
+    else:
+        path.touch(mode=0o444)         # unmounted, not unlinked yet: as nsfs showed it
+    assert not netns.mounted(ns)
+    subprocess.run(LAB + ["down", lab_name], check=True, capture_output=True)
+    assert not path.exists() and leftovers(lab_name) == []
+
+
+def test_not_root_is_refused_with_one_sentence():
+    # As nobody, wherever the checkout lives (under /root, in a 0700 directory): unprivileged.py
+    topo = (ROOT / "topologies/bigtcp.yaml").read_text()
+    out = run_as_nobody(["up", "bigtcp.yaml"], files={"bigtcp.yaml": topo})
+    assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == ("lab: the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to "
                                   "create network namespaces: run it as root (e.g. with sudo)")
 
@@ -249,6 +274,49 @@ def test_runtime_link_changes_order_ipv4_sizes_after_ipv6(lab_name):
             "tx-tcp-mangleid-segmentation": False, "tx-tcp6-segmentation": False}
 
 
+@pytest.mark.parametrize("qlen", [0, 5000, 4294967295])
+def test_txqueuelen_is_applied_across_its_range(lab_name, qlen):
+    text = (ROOT / "topologies/bigtcp.yaml").read_text().replace(
+        "ifname: eth-server, addresses:", f"ifname: eth-server, txqueuelen: {qlen}, addresses:")
+    assert f"txqueuelen: {qlen}" in text
+    with Lab(topology.parse(text, lab_name)) as lab:       # read back by the builder
+        router = lab.node("router")
+        assert router.link_settings("eth-server")["txqueuelen"] == qlen
+        assert router.set_link("eth-server", txqueuelen=1000) == {"txqueuelen": 1000}
+
+
+def test_a_lab_the_neighbour_table_cannot_hold_is_refused_with_the_reason(lab_name, tmp_path):
+    """Each IPv6 device makes a neighbour entry as it comes up (its MLD report) and the
+    kernel's table is one for all namespaces (gc_thresh3): 4096 pods overflowed it."""
+    limit = int(Path("/proc/sys/net/ipv6/neigh/default/gc_thresh3").read_text())
+    if limit >= 2 * 4096:
+        pytest.skip(f"this machine's neighbour table holds {limit}: 4096 pods fit")
+    pods = min(4096, limit)                          # 2 devices each: twice the limit
+    topo = tmp_path / "many.yaml"
+    topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: {pods}, "
+                    "ipv6: 'fd00::10'}\n")
+    out = subprocess.run(LAB + ["up", str(topo), "--name", lab_name], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert f"({pods} pods) make about {2 * pods} IPv6 neighbour entries" in out.stderr
+    assert f"holds {limit} for all namespaces" in out.stderr and "gc_thresh3=" in out.stderr
+    assert leftovers(lab_name) == []
+
+
+def test_pods_make_one_neighbour_entry_each_side(lab_name):
+    """Pods solicit no routers (their route is written in): one entry each side of a pod's
+    pair, for its MLD report, instead of two."""
+    text = "nodes:\n  n:\n    role: node\n    pods: {count: 8, ipv6: 'fd00::10'}\n"
+    with Lab(topology.parse(text, lab_name)) as lab:
+        time.sleep(3)                                # RS would have gone out by now
+        node = lab.node("n")
+        entries = node.run(["ip", "-6", "neigh", "show", "nud", "all"]).stdout.splitlines()
+        assert not [e for e in entries if e.startswith("fe80:")], entries
+        pod = lab.pods("n")[0]
+        entries = pod.run(["ip", "-6", "neigh", "show", "nud", "all"]).stdout.splitlines()
+        assert not [e for e in entries if e.startswith("ff02::2 ")], entries
+
+
 def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
     with Lab.from_file(ROOT / "topologies/bigtcp.yaml", lab_name, datapaths=DATAPATHS) as lab:
         client = lab.node("client")
@@ -258,11 +326,11 @@ def test_etc_files_are_seen_by_lab_processes_and_removed(lab_name):
     assert not path.exists() and not path.parent.exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+def start_big_up(lab_name, tmp_path, sigint: str) -> subprocess.Popen:
+    """`lab up` of 400 pods, returned once it has made a few namespaces (and is not done)."""
     topo = tmp_path / "big.yaml"
     topo.write_text(f"nodes:\n  n:\n    role: node\n    pods: {{count: 400, ipv6: 'fd00::10'}}\n")
-    proc = subprocess.Popen(LAB + ["up", str(topo), "--name", lab_name],
+    proc = subprocess.Popen(with_sigint(sigint, LAB + ["up", str(topo), "--name", lab_name]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     journal = state.LabRecord(lab_name).journal
     deadline = time.monotonic() + 30
@@ -270,7 +338,33 @@ def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
         if journal.exists() and journal.read_text().count("netns-created") > 20:
             break
         time.sleep(0.005)
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_up_tears_down_by_itself(lab_name, tmp_path, sig):
+    # SIGINT at its default action, as from a terminal, whatever this test inherited.
+    proc = start_big_up(lab_name, tmp_path, "default")
     proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert leftovers(lab_name) == []
+
+
+def test_inherited_ignored_sigint_is_honoured_and_sigterm_still_tears_down(lab_name, tmp_path):
+    """Started with SIGINT ignored (a background job of a non-interactive shell), lab keeps
+    ignoring it, as Unix tools do; SIGTERM is how to stop it, and tears the lab down."""
+    proc = start_big_up(lab_name, tmp_path, "ignore")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    try:
+        assert proc.returncode == 0, err
+        assert len(Lab.running(lab_name).pods("n")) == 400      # it finished: the lab is up
+    finally:
+        subprocess.run(LAB + ["down", lab_name], check=True, capture_output=True)
+    assert leftovers(lab_name) == []
+    proc = start_big_up(lab_name, tmp_path, "ignore")
+    proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err
     assert leftovers(lab_name) == []

@@ -3,6 +3,7 @@ report in headless Chromium, and the pytest plugin."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ import pytest
 
 from lab import netns
 from lab.scenarios import results
+
+from sigint import with_sigint
 
 pytestmark = pytest.mark.root
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +47,18 @@ assert:
   - {{metric: ping.loss, max: 0}}
   - {{metric: reach.unreachable, max: 0}}
 compare:
-  - {{metric: rr.tps, of: {{config: big}}, to: {{config: legacy}},
-     anchors: [{{value: 1.5, label: "an anchor"}}]}}
+  - metric: rr.tps
+    of: {{config: big}}
+    to: {{config: legacy}}
+    anchors: [{{value: 1.5, label: "an anchor"}}]
+    claims:
+      - {{id: big-rr, claim: "BIG TCP: +10% 1000-byte transactions/s", published: 1.1,
+         source: "a test", at: {{family: 6}}}}
+      - {{id: big-rr4, claim: "BIG TCP for IPv4 costs nothing", parity: 0.2,
+         source: "a test", at: {{family: 4}}}}
 charts:
   - {{title: rr latency, metrics: [rr.p50, rr.p99], x: [metric, family]}}
+  - {{title: rr latency distribution, cdf: rr, where: {{family: 6}}}}
 """
 
 
@@ -85,9 +96,15 @@ def test_a_scenario_for_real_results_reports_and_captures(tmp_path):
     for cap in sc["captures"]:
         assert (out / cap["file"]).read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")
         assert cap["packets"] == 6  # 3 echo requests + 3 replies
+    assert len(sc["distributions"]) == 8  # an rr step per config, family and repeat
+    assert sum(sc["distributions"][0]["buckets"]["counts"]) == \
+        sc["distributions"][0]["count"] > 0
+    assert [c["id"] for c in sc["claims"]] == ["big-rr", "big-rr4"]
     md = (out / "report.md").read_text()
     assert "## small: passed" in md and "an anchor: 1.50x" in md
-    assert len(list((out / "charts").glob("*.png"))) == 2
+    # the claims, the ratios (both families), the latency bars, the latency CDFs of the
+    # two configs
+    assert len(list((out / "charts").glob("*.svg"))) == 4
     labs = tuple(f"{c['lab']}-" for c in sc["configs"])
     assert not [n for n in netns.list_names() if n.startswith(labs)]  # torn down
 
@@ -127,7 +144,9 @@ def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
     (tmp_path / "long.yaml").write_text(text)
     out = tmp_path / "out"
     env = {**os.environ, "CI": "true"}
-    proc = subprocess.Popen(LAB + ["run", str(tmp_path / "long.yaml"), "--out", str(out)],
+    # SIGINT at its default action, as from a terminal, whatever this test inherited.
+    proc = subprocess.Popen(with_sigint("default", LAB + ["run", str(tmp_path / "long.yaml"),
+                                                          "--out", str(out)]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -154,6 +173,30 @@ def test_ctrl_c_tears_the_labs_down_and_keeps_partial_results(tmp_path):
     assert (out / "report.html").exists() and "partial results" in stderr
 
 
+# Run in the page after it loaded: what a reader's browser made of it, as JSON in the DOM.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const figures = [...document.querySelectorAll("figure")].map(f => {
+    const img = f.querySelector("img");
+    return {id: f.id, loaded: !!img && img.complete && img.naturalWidth > 0,
+            width: img ? img.naturalWidth : 0};
+  });
+  const heading = document.getElementById("the-talk-s-claims");
+  let table = heading.nextElementSibling;
+  while (table && table.tagName !== "TABLE") table = table.nextElementSibling;
+  const head = [...table.querySelectorAll("thead th")].map(th => th.textContent);
+  const claims = [...table.querySelectorAll("tbody tr")].map(tr => {
+    const cells = [...tr.children].map(td => td.textContent);
+    return {claim: cells[0], verdict: cells[head.indexOf("verdict")]};
+  });
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({figures, claims});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
 @pytest.mark.slow
 def test_html_report_renders_in_headless_chromium_with_its_charts(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -161,7 +204,9 @@ def test_html_report_renders_in_headless_chromium_with_its_charts(tmp_path):
         pytest.skip("chromium is not installed (tools/debian-packages.txt; make deps)")
     from PIL import Image
 
-    (tmp_path / "small.yaml").write_text(SMALL.replace("repeats: 2", "repeats: 1"))
+    from lab.scenarios.claims import VERDICTS
+
+    (tmp_path / "small.yaml").write_text(SMALL)
     out = tmp_path / "out"
     proc = run_lab("run", str(tmp_path / "small.yaml"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -177,9 +222,25 @@ def test_html_report_renders_in_headless_chromium_with_its_charts(tmp_path):
     assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
     console = [ln for ln in r.stderr.splitlines() if "CONSOLE" in ln or "Failed to load" in ln]
     assert console == [], console
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=120)
-    assert dom.stdout.count("<figure>") == 2 and "small: " in dom.stdout
+    # The page as loaded, with a probe script added to a copy (the report has no script).
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=10000", "--dump-dom",
+                          probe.as_uri()], capture_output=True, text=True, timeout=120)
+    start = dom.stdout.index('<pre id="probe">') + len('<pre id="probe">')
+    seen = json.loads(html.unescape(dom.stdout[start:dom.stdout.index("</pre>", start)]))
+    # The claims table: a row per claim of the run, each with a verdict.
+    doc = results.load(out / "results.json")
+    claims = [c for s in doc["scenarios"] for c in s["claims"]]
+    assert [c["claim"] for c in seen["claims"]] == [c["claim"] for c in claims]
+    assert len(claims) == 2
+    assert all(c["verdict"] in VERDICTS for c in seen["claims"]), seen["claims"]
+    # Every chart written is on the page (and in report.md), and every one loaded.
+    files = sorted(p.stem for p in (out / "charts").glob("*.svg"))
+    assert sorted(f["id"].removeprefix("chart-") for f in seen["figures"]) == files
+    assert len(files) == 4 and all(f["loaded"] and f["width"] > 300 for f in seen["figures"])
+    md = (out / "report.md").read_text()
+    assert all(f"](charts/{name}.svg)" in md for name in files)
     # The charts are there as pixels: matplotlib's bar colours (C0 blue, C1 orange) cover a
     # real area of the screenshot, in more than one place down the page.
     img = Image.open(shot).convert("RGB")

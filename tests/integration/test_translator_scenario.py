@@ -72,6 +72,10 @@ def test_quick_bench_measures_every_engine_side_by_side(tmp_path, bpf_build):
         cost = [m for m in sc["metrics"] if m["step"] in ("cost_tc", "cost_xdp")
                 and m["metric"] == metric]
         assert len(cost) == 2 and all(m["median"] > 0 for m in cost)
+    claims = {c["id"]: c for c in sc["claims"]}
+    assert claims["nat46-translator-throughput"]["parity"] == 0.15
+    assert claims["nat46-translator-throughput"]["ratio"] == \
+        pytest.approx(ratios[("tc", "ipv6", "tcp.throughput")]["ratio"])
 
 
 def test_quick_bigtcp_nat46_scenario(tmp_path, bpf_build):

@@ -1,5 +1,5 @@
-"""netkit pods (marker netkit: natively where the kernel has netkit, otherwise in the kernel VM
-by tests/vm/test_netkit_in_vm.py): L3 and L2 netkit pods carry ping and TCP to each other and
+"""netkit pods (marker netkit: natively where the kernel has netkit, and in every kernel VM
+tests/vm/test_bpf_in_vm.py boots): L3 and L2 netkit pods carry ping and TCP to each other and
 to the gateway, with host and with BPF routing; the peer's blackhole policy drops what the
 pods send until the host routing program is attached at the peer hook, and detaching it
 brings the policy back (blackhole: dead again; forward: the node's stack carries it)."""
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.root, pytest.mark.netkit]
 def netkit_kernel():
     ok, why = features.netkit()
     if not ok:
-        pytest.skip(f"{why}: tests/vm/test_netkit_in_vm.py runs this in the VM")
+        pytest.skip(f"{why}: tests/vm/test_bpf_in_vm.py runs this in the kernel VMs")
 
 
 def peer_attachments(lab):

@@ -104,3 +104,13 @@ def test_cli_without_bpf_privileges_says_what_is_needed(monkeypatch, tmp_path, c
     src.write_bytes(b"")
     assert main(["bpf", "run", "pktcount", "--in", str(src), "--out", str(tmp_path / "o")]) == 2
     assert "needs root (CAP_BPF and CAP_NET_ADMIN)" in capsys.readouterr().err
+
+
+def test_a_7x_verifier_verdict_stays_in_view_above_the_tail():
+    # 7.x verifiers explain a rejection at length under a verdict line; the tail shown could
+    # begin below it.
+    log = "\n".join(["", "Verification failed: Memory Safety: Access outside bounds", ""]
+                    + [f"  detail {i}" for i in range(40)])
+    text = str(BpfLoadError("x.o", 13, "p", "tc", log))
+    assert text.splitlines()[1] == "Verification failed: Memory Safety: Access outside bounds"
+    assert "detail 39" in text and "detail 5\n" not in text

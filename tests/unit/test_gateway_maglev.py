@@ -85,3 +85,7 @@ def test_more_backends_than_slots():
 def test_duplicate_names():
     with pytest.raises(ValueError, match="distinct"):
         maglev.build([Entry("a", 1), Entry("a", 2)], 7)
+
+
+def test_one_backend_takes_every_slot():
+    assert maglev.build([maglev.Entry("[2001:db8::1]:80", 7, 1)], 251) == [7] * 251

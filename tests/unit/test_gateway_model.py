@@ -1,6 +1,7 @@
 """The gateway's values (lab/datapath/gateway/model.py): parsed from JSON-like data and from
 the command line, checked against the OpenAPI schemas, with errors naming the field."""
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
@@ -75,6 +76,42 @@ def test_cli_forms():
                 "192.0.2.1:80,colour=red", "[2001:db8::1]:80/icmp"):
         with pytest.raises(InputError):
             (Frontend if "/" in bad else Backend).parse(bad)
+
+
+@pytest.mark.parametrize("text", [
+    "192.0.2.1:8_0", "192.0.2.1:+80", "192.0.2.1: 80", "192.0.2.1:080", "192.0.2.1:\u0668\u0660",
+    "192.0.2.1:\uff18\uff10", "[2001:db8::1]:1_000", "192.0.2.1:80,weight=1_0",
+    "192.0.2.1:80,weight=+2", "192.0.2.1:80,weight=\u0662"])
+def test_cli_numbers_are_ascii_decimal(text):
+    with pytest.raises(InputError, match="not a decimal number"):
+        Backend.parse(text)
+    if "," not in text:
+        with pytest.raises(InputError, match="not a decimal number"):
+            Frontend.parse(text + "/tcp")
+
+
+@pytest.mark.parametrize("vip, kind", [
+    ("255.255.255.255", "the broadcast address"), ("239.1.1.1", "multicast"),
+    ("0.0.0.0", "unspecified"), ("127.0.0.53", "loopback"), ("[ff05::2]", "multicast"),
+    ("[::]", "unspecified"), ("[::1]", "loopback")])
+def test_vips_are_unicast(vip, kind):
+    with pytest.raises(InputError, match=f"it is {kind}"):
+        Frontend.parse(f"{vip}:80")
+    with pytest.raises(InputError, match=f"it is {kind}") as e:
+        Service.from_dict(svc_dict(frontend={"address": vip.strip("[]"), "port": 80}))
+    assert e.value.path == ("frontend", "address")
+    with pytest.raises(InputError, match="takes no zone"):
+        Frontend.parse("[fe80::1%eth0]:80")
+
+
+def test_service_list_shows_the_backend_ids_the_api_uses():
+    from lab.datapath.gateway.cli import table
+    svc = Service.from_dict(svc_dict())
+    svc = svc.with_backends([replace(b, id=i) for b, i in zip(svc.backends, (19, 7))])
+    out = table([replace(svc, id=3)], None)
+    assert "19 => [2001:db8::10]:8080/TCP (active, weight 1)" in out
+    assert "7 => [2001:db8::11]:8080/TCP (terminating, weight 3)" in out
+    assert "1 =>" not in out and "2 =>" not in out
 
 
 def test_service_needs_the_snat_family_and_a_distinct_vip():

@@ -48,6 +48,9 @@ def test_defaults_come_from_the_gateway_node():
     assert cfg.settings.snat4 == IPv4Address("192.0.2.1")
     assert cfg.settings.snat6 == IPv6Address("fd00:0:0:1::1")
     assert cfg.services[0].type == "NAT46" and cfg.conntrack_entries is None
+    assert cfg.max_services is None
+    assert config_for(load(BASE + "    max_services: 10240\n" + SERVICE), "gw").max_services \
+        == 10240
 
 
 @pytest.mark.parametrize("section, line, col, words", [
@@ -59,6 +62,9 @@ def test_defaults_come_from_the_gateway_node():
     ("    settings: {table_size: 1000}\n", 17, 28, "not a prime"),
     ("    settings: {snat6: 192.0.2.1}\n", 17, 23, "not an IPv6 address"),
     ("    conntrack_entries: 10\n", 17, 24, "out of range"),
+    ("    max_services: 1\n", 17, 19, "out of range"),
+    ("    max_services: 2\n" + SERVICE + "      - frontend: {address: 203.0.113.81, port: 80}\n",
+     17, 19, "2 services do not fit max_services 2"),
     ("    colour: red\n", 17, 5, "unknown field 'colour'"),
     (SERVICE + "      - frontend: {address: 203.0.113.80, port: 80}\n", 21, 19,
      "already services[0]"),

@@ -10,7 +10,8 @@ import pytest
 
 from lab.errors import UsageError
 from lab.scenarios import kernels, matrix, results
-from lab.scenarios.report import build, render_markdown
+from lab.scenarios.render import Table, markdown
+from lab.scenarios.report import build
 
 from test_results import measured, run_doc, scenario  # noqa: F401 - fixtures
 
@@ -62,16 +63,42 @@ def test_the_report_sets_kernels_side_by_side_and_says_tcg_stays_within(scenario
             _kernel_run(tmp_path, "7.3", doc, vm=True)]
     merged = kernels.merge(runs, [scenario], ["lab"], False)
     blocks = matrix.blocks(merged)
-    text = render_markdown(blocks)
+    text = markdown(blocks)
     assert "compared only within their" in text and "own kernel" in text
-    tables = [b for b in blocks if b[0] == "table"]
+    tables = [b for b in blocks if isinstance(b, Table)]
     kernel_table = tables[0]
-    assert [row[0] for row in kernel_table[2]] == ["host", "7.3"]
-    assert kernel_table[2][0][5].startswith("no: CONFIG_NETKIT")   # netkit column
-    assert kernel_table[2][1][3] == "VM, tcg (emulated)"
-    ratio_rows = next(t for t in tables if t[1][0] == "ratio")[2]
-    assert ratio_rows[0][2].startswith("1.40x") and ratio_rows[0][3].startswith("1.40x")
+    assert [row[0] for row in kernel_table.rows] == ["host", "7.3"]
+    assert kernel_table.rows[0][5].startswith("no: CONFIG_NETKIT")   # netkit column
+    assert kernel_table.rows[1][3] == "VM, tcg (emulated)"
+    ratio_rows = next(t for t in tables if t.headers[0] == "ratio").rows
+    # each kernel's ratio with its interval and verdict
+    assert ratio_rows[0][2].startswith("1.396x [") and ratio_rows[0][2].endswith(": higher")
+    assert ratio_rows[0][3] == ratio_rows[0][2]
     # and the full report carries it after the run's summary
-    full = render_markdown(build(merged, tmp_path / "charts", tmp_path))
+    full = markdown(build(merged, tmp_path))
     assert "## Kernel matrix" in full and "### synthetic across kernels" in full
     assert matrix.blocks(doc) == []  # not a matrix: nothing added
+
+
+def test_doctor_gives_tools_time_in_an_emulated_guest(monkeypatch):
+    """A tool slow to start under TCG is slow, not missing (the matrix's first run listed clang
+    and QEMU as lacking in every guest after 5 s)."""
+    import subprocess
+
+    from lab import features
+
+    seen = []
+
+    def fake_run(argv, timeout, **kw):
+        seen.append(timeout)
+        return subprocess.CompletedProcess(argv, 0, "tool 1.2.3\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(features.shutil, "which", lambda cmd: f"/usr/bin/{cmd}")
+    monkeypatch.delenv("LAB_VM_ACCEL", raising=False)
+    assert features.tool("clang").ok
+    monkeypatch.setenv("LAB_VM_ACCEL", "tcg")
+    assert features.tool("clang").ok
+    monkeypatch.setenv("LAB_VM_ACCEL", "kvm")
+    assert features.tool("clang").ok
+    assert seen == [5.0, 60.0, 5.0]

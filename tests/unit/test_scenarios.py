@@ -127,6 +127,39 @@ def test_chart_metrics_must_share_a_unit(tmp_path):
     assert e.line == 13 and "must share a unit" in e.message
 
 
+CLAIM = ("compare:\n  - metric: small.tps\n    of: {family: 6}\n    to: {family: 4}\n"
+         "    claims:\n      - {id: c1, claim: 'IPv6 is faster', published: 1.2, source: s, "
+         "at: {placement: same-cpu}}\n")
+
+
+def test_claims_are_checked_where_they_are_declared(tmp_path):
+    sc = load(write(tmp_path, BASE + CLAIM))
+    assert sc.comparisons[0]["claims"][0]["id"] == "c1"
+    e = error(tmp_path, BASE + CLAIM.replace("at: {placement: same-cpu}", "at: {family: 6}"))
+    assert e.line == 17 and "'family' is what the ratio compares" in e.message
+    e = error(tmp_path, BASE + CLAIM.replace("published: 1.2, ", ""))
+    assert e.line == 17 and "published" in e.message
+    e = error(tmp_path, BASE + CLAIM.replace("published: 1.2", "published: 1.2, parity: 0.1"))
+    assert e.line == 17 and "a parity claim compares with 1" in e.message
+    twice = CLAIM + "  - metric: small.p99\n    of: {family: 6}\n    to: {family: 4}\n" \
+                    "    claims: [{id: c1, claim: x, published: 0.9, source: s}]\n"
+    e = error(tmp_path, BASE + twice)
+    assert e.line == 21 and "claim id 'c1' is used twice" in e.message
+
+
+def test_cdf_and_timeline_charts_name_steps_that_keep_such_records(tmp_path):
+    ok = BASE + "charts:\n  - {title: t, cdf: small, where: {placement: same-cpu}}\n"
+    assert load(write(tmp_path, ok)).charts[0]["cdf"] == "small"
+    e = error(tmp_path, BASE + "charts:\n  - {title: t, timeline: small.throughput}\n")
+    assert e.line == 13 and "keeps no series 'throughput' per interval" in e.message
+    e = error(tmp_path, BASE + "charts:\n  - {title: t, cdf: small, x: [family]}\n")
+    assert e.line == 13 and "`x` does not apply" in e.message
+    many = BASE.replace("placement: [same-cpu, cross-cpu]", "placement: [same-cpu, cross-cpu]"
+                        "\n  size: [1, 2, 3]")
+    e = error(tmp_path, many + "charts:\n  - {title: t, cdf: small}\n")
+    assert e.line == 14 and "would draw 12 lines" in e.message
+
+
 def test_a_config_patch_that_breaks_the_topology_is_reported_at_the_patch(tmp_path):
     text = BASE + "configs:\n  small:\n    patch: {defaults: {gso_max_size: 10000000}}\n  big: {}\n"
     e = error(tmp_path, text)

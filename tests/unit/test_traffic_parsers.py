@@ -39,6 +39,39 @@ def test_lab_rr_json():
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
 
 
+def test_lab_rr_keeps_every_transaction_in_log_spaced_buckets():
+    from lab.scenarios.records import Distribution
+    from lab.scenarios.steps import latency_distribution
+
+    r = rr.parse((DATA / "lab-rr-80000-v2.json").read_text())
+    assert r.histogram["per_decade"] == 20
+    dist = latency_distribution(r)
+    assert sum(dist.counts) == dist.count == r.transactions == 8004
+    # the bucket that holds the median (exact, from lab-rr) is where the CDF crosses 0.5
+    xs, ys = dist.cdf()
+    crossing = next(i for i, y in enumerate(ys) if y >= 0.5)
+    assert xs[crossing - 1] <= r.latency_us["p50"] < xs[crossing]
+    assert xs[0] <= r.latency_us["min"] and r.latency_us["max"] < xs[-1]
+    assert dist.quantiles["0.99"] == r.latency_us["p99"]
+    # repeats pool by adding their counts
+    both = Distribution.merge([dist, dist])
+    assert both.count == 2 * dist.count and both.counts == [2 * c for c in dist.counts]
+    # a tool with percentiles only (netperf -j) is drawn through them
+    netperf = Distribution("us", 1000, {"0": 20.0, "0.5": 25.0, "0.99": 80.0, "1": 120.0},
+                           source="netperf")
+    assert netperf.cdf() == ([20.0, 25.0, 80.0, 120.0], [0.0, 0.5, 0.99, 1.0])
+    assert rr.parse((DATA / "lab-rr-80000.json").read_text()).histogram is None  # version 1
+
+
+def test_iperf3_intervals_show_the_stream_over_time():
+    r = iperf3.parse((DATA / "iperf3-tcp6-intervals.json").read_text())
+    assert len(r.intervals) == 10
+    times = [t for t, _ in r.intervals]
+    assert times == sorted(times) and times[-1] == pytest.approx(1.0, abs=0.01)
+    assert min(v for _, v in r.intervals) < 0.7 * max(v for _, v in r.intervals)  # a dip
+    assert iperf3.parse((DATA / "iperf3-tcp6.json").read_text()).intervals
+
+
 def test_sockperf_full_rtt_output():
     r = sockperf.parse((DATA / "sockperf-pp-tcp.txt").read_text(), 64)
     assert r.round_trips > 0 and r.round_trips_per_second > 0

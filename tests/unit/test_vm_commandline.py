@@ -360,3 +360,36 @@ def test_cli_rejects_a_bad_size():
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(["vm", "--mem", "lots", "true"])
     assert e.value.code == 2
+
+
+def test_the_kvm_verdict_is_kept_per_guest_kernel(tmp_path, monkeypatch):
+    """A matrix alternates kernels: each one's verdict is probed once per host boot, not again
+    every time the other kernel ran in between."""
+    probes = []
+
+    def fake_run(argv, *, kernel, **kw):
+        probes.append(kernel.release)
+        return type("R", (), {"returncode": 1})()
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: p == "/dev/kvm" or real_access(p, m))
+    cache = type("C", (), {"root": str(tmp_path)})()
+    k612, k73 = (type("K", (), {"release": r})() for r in ("6.12.95", "7.3.4"))
+    qemu_bin = shutil.which("true")
+    for k in (k612, k73, k612, k73, k612):
+        assert runner.detect_accel(cache, k, qemu_bin)[0] == "tcg"
+    assert probes == ["6.12.95", "7.3.4"]
+
+
+def test_precompile_leaves_bytecode_for_a_read_only_guest(tmp_path, monkeypatch):
+    # Whatever this process says about writing bytecode: the guest cannot write it.
+    monkeypatch.setattr("sys.dont_write_bytecode", True)
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "mod.py").write_text("X = 1\n")
+    (pkg / "sub" / "deep.py").write_text("Y = 2\n")
+    guest.precompile(pkg, tmp_path / "missing")
+    import importlib.util
+    for src in (pkg / "mod.py", pkg / "sub" / "deep.py"):
+        assert os.path.exists(importlib.util.cache_from_source(str(src)))

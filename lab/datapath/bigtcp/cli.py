@@ -8,6 +8,7 @@ import time
 
 from lab import features
 from lab.datapath import bigtcp
+from lab.digits import parse_int, real_arg
 from lab.errors import UsageError
 from lab.lab import Lab
 
@@ -25,7 +26,7 @@ def register(sub) -> None:
                    help="nodes along the path, comma-separated (default: %(default)s)")
     p.add_argument("--ipv6", metavar="SIZE", help="IPv6 GSO/GRO limit: bytes, max or off")
     p.add_argument("--ipv4", metavar="SIZE", help="IPv4 GSO/GRO limit: bytes, max or off")
-    p.add_argument("--count", metavar="SECONDS", type=float,
+    p.add_argument("--count", metavar="SECONDS", type=real_arg(0.1),
                    help="count packets on the links for SECONDS (run traffic meanwhile)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_bigtcp)
@@ -37,9 +38,10 @@ def parse_size(text: str, option: str) -> bigtcp.Size:
     if text == bigtcp.DEVICE_MAX:
         return text
     try:
-        return int(text)
+        return parse_int(text)
     except ValueError:
-        raise UsageError(f"{option}: '{text}' is not a size (bytes, max or off)") from None
+        raise UsageError(f"{option}: '{text}' is not a size (decimal bytes, max or off)"
+                         ) from None
 
 
 def cmd_bigtcp(args) -> int:

@@ -17,11 +17,14 @@ from typing import Any
 
 from lab.datapath.gateway.control import Gateway
 from lab.datapath.gateway.model import Backend, Service, check, http_status, openapi
+from lab.digits import parse_int
 from lab.errors import InputError, describe
+from lab.schema import nesting
 
 log = logging.getLogger("lab.gateway")
 
 MAX_BODY = 1 << 20
+MAX_DEPTH = 32          # the documents nest 3 deep; JSON that nests 32 is not ours
 Reply = tuple[int, Any]
 
 
@@ -34,18 +37,15 @@ class _Request:
 
     def body(self) -> Any:
         try:
-            length = int(self.environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise InputError("bad Content-Length") from None
+            length = parse_int(self.environ.get("CONTENT_LENGTH") or "0")
+        except ValueError as e:
+            raise InputError(f"bad Content-Length: {e}") from None
         if length > MAX_BODY:
             raise InputError(f"the body is larger than {MAX_BODY} bytes")
         raw = self.environ["wsgi.input"].read(length) if length else b""
         if not raw:
             raise InputError("this request needs a JSON body")
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"the body is not JSON: {e}") from None
+        return parse_json(raw)
 
     def query_int(self, name: str, low: int, high: int) -> int | None:
         from urllib.parse import parse_qs
@@ -57,12 +57,27 @@ class _Request:
 
 def _int(text: str, name: str, low: int, high: int) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise InputError(f"'{text}' is not an integer", path=(name,)) from None
-    if not low <= value <= high:
-        raise InputError(f"{value} is out of range ({low}..{high})", path=(name,))
-    return value
+        return parse_int(text, low, high)
+    except ValueError as e:
+        raise InputError(str(e), path=(name,)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON: strict JSON (no NaN or Infinity), nested at most MAX_DEPTH
+    deep, so that no later step (schema checks, the handlers) recurses without bound."""
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise InputError(f"the body is nested more than {MAX_DEPTH} deep") from None
+    except (UnicodeDecodeError, ValueError) as e:    # JSONDecodeError, too many digits
+        raise InputError(f"the body is not JSON: {e}") from None
+    if nesting(data) > MAX_DEPTH:
+        raise InputError(f"the body is nested more than {MAX_DEPTH} deep")
+    return data
 
 
 Handler = Callable[..., Reply]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
+import threading
 from pathlib import Path
 
 from lab.cli import SubParsers
+from lab.datapath.gateway import agent as agent_limits
+from lab.digits import int_arg, parse_int, real_arg
 from lab.errors import UsageError
 
 SNAT_NOTE = ("SNAT: backends see the gateway ({addrs}) as the client; the client's own "
@@ -61,6 +63,13 @@ def register(sub: SubParsers) -> None:
     agent.add_argument("--socket", type=Path,
                        help="socket path (default: gateway-NODE.sock in the lab's run "
                             "directory)")
+    agent.add_argument("--timeout", type=real_arg(0.1, 3600), default=agent_limits.TIMEOUT,
+                       metavar="SECONDS", help="for a request to arrive whole, and for its "
+                       f"answer to leave ({agent_limits.TIMEOUT:g})")
+    agent.add_argument("--max-connections", type=int_arg(1, 4096),
+                       default=agent_limits.MAX_CONNECTIONS, metavar="N",
+                       help="served at once; more are answered 503 "
+                            f"({agent_limits.MAX_CONNECTIONS})")
     agent.set_defaults(handler=cmd_agent)
 
 
@@ -72,8 +81,9 @@ def register_bench(bench: SubParsers) -> None:
                     "through the stateful gateway, the stateless translator and plain IPv6 "
                     "routing, side by side in one lab; Maglev build times; ns/packet of both "
                     "programs. Medians of repeats and ratios to IPv6.")
-    b.add_argument("--repeat", type=int, default=5, help="repeats (5)")
-    b.add_argument("--seconds", type=float, default=2.0, help="seconds per measurement (2)")
+    b.add_argument("--repeat", type=int_arg(1), default=5, help="repeats (5)")
+    b.add_argument("--seconds", type=real_arg(0.1), default=2.0,
+                   help="seconds per measurement (2)")
     b.add_argument("--placement", choices=("same-cpu", "cross-cpu", "unpinned"),
                    default="same-cpu", help="client and server CPUs (same-cpu)")
     b.add_argument("--json", action="store_true")
@@ -131,12 +141,13 @@ def _open(args: argparse.Namespace):
 
 
 def table(services, settings) -> str:
-    """The `cilium service list` layout: ID, Frontend, Service Type, numbered backends."""
+    """The `cilium service list` layout: ID, Frontend, Service Type, backends by their ids
+    (the API's, global to the gateway: the ids to change or delete them by)."""
     rows = [("ID", "Frontend", "Service Type", "Backend")]
     for svc in services:
         kind = f"{svc.type} {svc.selection}"
-        backends = [f"{i} => {b.name}/{svc.frontend.protocol.upper()} ({b.state}, weight "
-                    f"{b.weight})" for i, b in enumerate(svc.backends, 1)] or ["(none)"]
+        backends = [f"{b.id} => {b.name}/{svc.frontend.protocol.upper()} ({b.state}, weight "
+                    f"{b.weight})" for b in svc.backends] or ["(none)"]
         rows.append((str(svc.id), str(svc.frontend), kind, backends[0]))
         rows += [("", "", "", b) for b in backends[1:]]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -173,8 +184,11 @@ def cmd_del(args: argparse.Namespace) -> int:
     from lab.datapath.gateway.model import Frontend, NotFoundError
 
     with _open(args) as gw:
-        if args.service.isdigit():
-            sid = int(args.service)
+        if args.service.isascii() and args.service.isdigit():
+            try:
+                sid = parse_int(args.service)
+            except ValueError as e:
+                raise UsageError(f"service {e}") from None
         else:
             found = gw.find(Frontend.parse(args.service))
             if found is None:
@@ -204,18 +218,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if lab is None:
             raise UsageError("with --pin-dir, give --socket")
         path = agent.default_socket(lab, node)
-    with _open(args) as gw:
-        server = agent.serve(gw, path)
+    with _open(args) as gw, agent.serving(gw, path, timeout=args.timeout,
+                                          max_connections=args.max_connections):
         logging.getLogger("lab").warning("lab agent: serving %s on %s", pin_dir, path)
-
-        def stop(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, stop)
+        # Serving runs in its own thread: SIGTERM and Ctrl-C (lab.cli) interrupt this wait
+        # only, never a request half-way, and the requests being served finish first.
         try:
-            server.serve_forever()
+            threading.Event().wait()
         except KeyboardInterrupt:
             pass
-        finally:
-            server.server_close()
     return 0

@@ -24,6 +24,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -295,6 +296,90 @@ class Gateway:
             self._write(None, new, settings)
             return new
 
+    def add_services(self, services: Sequence[Service]) -> list[Service]:
+        """Add many services at once, as a control plane syncing N services does: every one
+        checked as add_service() checks it before anything is written, then the backends
+        and the service entries each in one batch update, and a selection table per
+        service. Returns them with their ids."""
+        with self._locked():
+            settings = self._require_settings()
+            existing = self.services()
+            taken = {s.frontend: s.id for s in existing}
+            for i, svc in enumerate(services):
+                check_service(svc, settings, (i,))
+                if svc.frontend in taken:
+                    raise ConflictError(f"{svc.frontend} exists already (service "
+                                        f"{taken[svc.frontend]})", path=(i, "frontend"))
+                taken[svc.frontend] = 0
+            used = {s.id for s in existing}
+            free = [i for i in range(1, self._max_services()) if i not in used]
+            if len(free) < len(services):
+                raise InputError(f"no room for {len(services)} more services ({len(used)} "
+                                   f"of {self._max_services() - 1} used)")
+            bids = iter(self._ids(sum(len(s.backends) for s in services)))
+            new = [svc.with_ids(sid, [next(bids) for _ in svc.backends])
+                   for svc, sid in zip(services, free)]
+            backends, entries = self.maps["gw_backends"], self.maps["gw_services"]
+            states, selections = self.enum("gw_backend_state"), self.enum("gw_selection")
+            rows = []
+            for svc in new:
+                for b in svc.backends:
+                    v = backends.value_type()
+                    _set(v.addr, _in6(b.address))
+                    v.port, v.family = _be16(b.port), b.family
+                    v.state, v.service, v.weight = states[b.state], svc.id, b.weight
+                    rows.append((b.id, v))
+            backends.update_batch(rows)
+            self._install_tables(new, settings)
+            rows = []
+            for svc in new:
+                v = entries.value_type()
+                v.id, v.selection = svc.id, selections[svc.selection]
+                rows.append((self._svc_key(svc.frontend), v))
+            entries.update_batch(rows)
+            return new
+
+    def change_backends(self, current: Service, backends: Sequence[Backend]) -> Service:
+        """Give service CURRENT (as add_service(s) returned it, with its ids) BACKENDS, the
+        ones it keeps keeping their ids: what a control plane does on an endpoint change,
+        from its own record of the service, without reading every service back (which
+        costs O(services) at a sweep's scale). Refused if the maps no longer have CURRENT
+        at its frontend."""
+        with self._locked():
+            settings = self._require_settings()
+            entry = self.maps["gw_services"].lookup(self._svc_key(current.frontend))
+            if entry is None or entry.id != current.id:
+                raise NotFoundError(f"service {current.id} is not at {current.frontend} "
+                                    "(any more)")
+            new_svc = Service(current.frontend, tuple(backends), current.selection)
+            check_service(new_svc, settings)
+            kept = {b.endpoint: b.id for b in current.backends}
+            fresh = iter(self._ids(sum(b.endpoint not in kept for b in new_svc.backends)))
+            new = new_svc.with_ids(current.id, [kept.get(b.endpoint) or next(fresh)
+                                                for b in new_svc.backends])
+            self._write(current, new, settings)
+            return new
+
+    def delete_services(self, services: Sequence[Service]) -> None:
+        """Delete SERVICES (as add_services returned them: the caller's record, so nothing
+        is read back): their entries, then their backends. Their selection tables stay in
+        their slots, unreachable (no service names the slot), until a new service takes the
+        slot over: every deletion from a map of maps waits for an RCU grace period
+        (milliseconds each) and arrays of maps have no batch deletion, where one batch
+        update replaces any number of tables after one grace period."""
+        with self._locked():
+            entries = self.maps["gw_services"]
+            for svc in services:
+                v = entries.lookup(self._svc_key(svc.frontend))
+                if v is None or v.id != svc.id:
+                    raise NotFoundError(f"service {svc.id} is not at {svc.frontend} (any "
+                                        "more)")
+            for svc in services:
+                entries.delete(self._svc_key(svc.frontend))
+            for svc in services:
+                for b in svc.backends:
+                    self.maps["gw_backends"].delete(b.id)
+
     def replace_service(self, service_id: int, svc: Service) -> Service:
         """Give service SERVICE_ID the frontend, selection and backends of SVC; backends
         it keeps (same address and port) keep their ids."""
@@ -417,8 +502,33 @@ class Gateway:
         finally:
             inner.close()  # the outer map holds it now
 
+    def _install_tables(self, services: Sequence[Service], settings: Settings) -> None:
+        """_install_table for many services: the tables built aside, then swapped into
+        their slots by one batch update of the map of maps (one RCU grace period, where an
+        update per table waits for one each)."""
+        tables: MapOfMaps = self.maps["gw_tables"]  # type: ignore[assignment]
+        spec = InnerSpec(libbpf.MAP_TYPE_ARRAY, 4, 4, settings.table_size, BPF_F_INNER_MAP)
+        inners: list[tuple[int, Map]] = []
+        try:
+            for svc in services:
+                entries = [maglev.Entry(b.name, b.id, b.weight) for b in svc.active()]
+                table = maglev.build(entries, settings.table_size, settings.hash_seed)
+                if not table:
+                    tables.delete(svc.id)
+                    continue
+                inner = tables.create_inner(f"gw_table{svc.id}", spec=spec)
+                inners.append((svc.id, inner))
+                inner.update_u32(table)
+            tables.update_batch([(slot.to_bytes(4, sys.byteorder),
+                                  inner.fd.to_bytes(4, sys.byteorder)) for slot, inner in inners])
+        finally:
+            for _, inner in inners:
+                inner.close()  # the outer map holds them now
+
     def table(self, service_id: int) -> list[int]:
         """The selection table in use by a service (backend ids), empty if none."""
+        if not any(s.id == service_id for s in self.services()):
+            return []
         with self.maps["gw_tables"].inner(service_id) as m:  # type: ignore[attr-defined]
             if m is None:
                 return []

@@ -79,6 +79,8 @@ def build(entries: Sequence[Entry], m: int = DEFAULT_TABLE_SIZE, seed: int = 0) 
     n = len(live)
     if n == 0:
         return []
+    if n == 1:  # every preference list fills the table with its one backend
+        return [live[0].id] * m
     if n > m:
         raise ValueError(f"{n} backends do not fit a Maglev table of {m} slots")
     offsets, skips = [], []

@@ -10,6 +10,8 @@ topology file error its line and column.
 
 from __future__ import annotations
 
+import copy
+
 import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
@@ -22,8 +24,9 @@ import jsonschema
 import yaml
 
 from lab.datapath.gateway import maglev
+from lab.digits import parse_int
 from lab.errors import InputError
-from lab.schema import OBJECT, input_error
+from lab.schema import OBJECT, input_error, validator
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 
@@ -33,6 +36,7 @@ PathT = tuple[str | int, ...]
 PROTOCOLS = {"tcp": 6, "udp": 17}
 SELECTIONS = ("maglev", "random")
 STATES = ("active", "terminating", "quarantined")
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 
 
 class NotFoundError(InputError):
@@ -61,13 +65,12 @@ def openapi() -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
+def _validator(name: str) -> jsonschema.Validator:
     doc = openapi()
     # The component, resolving its $refs inside the document (OpenAPI 3.1 schemas are JSON
     # Schema 2020-12).
     schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-    return jsonschema.Draft202012Validator(schema,
-                                           format_checker=jsonschema.FormatChecker())
+    return validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def schema_default(name: str, prop: str) -> Any:
@@ -86,16 +89,23 @@ def check(name: str, data: Any, path: PathT = ()) -> None:
 # --- values ---------------------------------------------------------------------------------
 
 def parse_address(text: Any, path: PathT, what: str = "address") -> IPAddress:
+    """A unicast address a gateway can use: a VIP, a backend, a SNAT address."""
     try:
-        addr = ipaddress.ip_address(str(text).strip())
+        addr = ipaddress.ip_address(text if isinstance(text, str) else str(text))
     except ValueError:
         raise InputError(f"'{text}' is not an IPv4 or IPv6 {what}", path=path) from None
-    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
-        raise InputError(f"{addr} cannot be a {what} (multicast, unspecified or loopback)",
-                           path=path)
+    if addr.version == 6 and addr.scope_id is not None:
+        raise InputError(f"{addr}: a {what} takes no zone (%{addr.scope_id})", path=path)
+    kind = ("multicast" if addr.is_multicast else "unspecified" if addr.is_unspecified else
+            "loopback" if addr.is_loopback else
+            "the broadcast address" if addr == LIMITED_BROADCAST else None)
+    if kind is not None:
+        raise InputError(f"{addr} cannot be a {what}: it is {kind} (multicast, "
+                         "unspecified, loopback and broadcast addresses are refused)",
+                         path=path)
     if addr.version == 6 and addr.ipv4_mapped is not None:
         raise InputError(f"{addr} is IPv4-mapped: write the IPv4 address "
-                           f"{addr.ipv4_mapped}", path=path)
+                         f"{addr.ipv4_mapped}", path=path)
     return addr
 
 
@@ -117,12 +127,19 @@ def _split_endpoint(text: str, path: PathT, what: str) -> tuple[IPAddress, int]:
                            path=path)
     addr = parse_address(host, path, what)
     try:
-        p = int(port)
-    except ValueError:
-        raise InputError(f"'{text}': port '{port}' is not a number", path=path) from None
-    if not 1 <= p <= 65535:
-        raise InputError(f"'{text}': port {p} is out of range (1..65535)", path=path)
+        p = parse_int(port, 1, 65535)
+    except ValueError as e:
+        raise InputError(f"'{text}': port {e}", path=path) from None
     return addr, p
+
+
+def _with(obj: Any, **changes: Any) -> Any:
+    """A copy of a frozen model object with CHANGES, bypassing __post_init__'s schema
+    check: for fields that are not part of what was checked (ids the gateway assigns)."""
+    new = copy.copy(obj)
+    for key, value in changes.items():
+        object.__setattr__(new, key, value)
+    return new
 
 
 @dataclass(frozen=True)
@@ -206,9 +223,9 @@ class Backend:
             key, sep, value = opt.partition("=")
             if key == "weight" and sep:
                 try:
-                    kw["weight"] = int(value)
-                except ValueError:
-                    raise InputError(f"'{text}': weight '{value}' is not a number") from None
+                    kw["weight"] = parse_int(value)
+                except ValueError as e:
+                    raise InputError(f"'{text}': weight {e}") from None
             elif key == "state" and sep:
                 kw["state"] = value
             else:
@@ -221,6 +238,11 @@ class Backend:
     def spec(self) -> dict[str, Any]:
         return {"address": str(self.address), "port": self.port, "weight": self.weight,
                 "state": self.state}
+
+    def with_id(self, id: int) -> Backend:
+        """This backend with the id the gateway gave it (the spec, checked when it was
+        made, is the same: not checked again)."""
+        return _with(self, id=id)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.spec()}
@@ -242,6 +264,12 @@ class Service:
                 raise ConflictError(f"backend {b.name} is listed twice (also at "
                                     f"backends[{seen[b.endpoint]}])", path=("backends", i))
             seen[b.endpoint] = i
+
+    def with_ids(self, id: int, backend_ids: Sequence[int]) -> Service:
+        """This service with the ids the gateway gave it and its backends (nothing else
+        changes: not checked again)."""
+        return _with(self, id=id, backends=tuple(b.with_id(i) for b, i in
+                                                 zip(self.backends, backend_ids, strict=True)))
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = ()) -> Service:
@@ -365,6 +393,7 @@ class GatewayConfig:
     settings: Settings = field(default_factory=Settings)
     services: tuple[Service, ...] = ()
     conntrack_entries: int | None = None   # None: the object's own size
+    max_services: int | None = None        # None: the object's own (GW_MAX_SERVICES)
 
     @classmethod
     def from_dict(cls, data: Any, path: PathT = (),
@@ -383,8 +412,12 @@ class GatewayConfig:
                                                                        "frontend"))
             seen[svc.frontend] = i
             check_service(svc, settings, path + ("services", i))
-        entries = data.get("conntrack_entries")
-        return cls(settings, services, int(entries) if entries is not None else None)
+        entries, most = data.get("conntrack_entries"), data.get("max_services")
+        if most is not None and len(services) > int(most) - 1:
+            raise InputError(f"{len(services)} services do not fit max_services {most} (one "
+                             "slot is never used)", path=path + ("max_services",))
+        return cls(settings, services, int(entries) if entries is not None else None,
+                   int(most) if most is not None else None)
 
 
 def check_service(svc: Service, settings: Settings, path: PathT = ()) -> None:

@@ -6,6 +6,7 @@ feature's ObjectSetup, feature.py).
       gateway:
         settings: {snat6: "fd00:0:0:1::1", table_size: 16381}
         conntrack_entries: 524288
+        max_services: 10240   # service and selection table slots (the object has 1024)
         services:
           - frontend: {address: 203.0.113.80, port: 80}
             backends:
@@ -66,9 +67,12 @@ def check_section(doc: Document, path: tuple, topo: Topology) -> None:
 
 
 def before_load(obj: BpfObject, topo: Topology, node: str) -> None:
-    entries = config_for(topo, node).conntrack_entries
-    if entries is not None:
-        obj.set_max_entries("gw_ct", entries)
+    cfg = config_for(topo, node)
+    if cfg.conntrack_entries is not None:
+        obj.set_max_entries("gw_ct", cfg.conntrack_entries)
+    if cfg.max_services is not None:
+        obj.set_max_entries("gw_services", cfg.max_services)
+        obj.set_max_entries("gw_tables", cfg.max_services)
 
 
 def after_load(obj: BpfObject, topo: Topology, node: str) -> None:

@@ -36,11 +36,13 @@ def _xlate(args: argparse.Namespace) -> int:
     from lab.bpf import pcap
     from lab.bpf.object import BpfObject
     from lab.datapath.translator import config as translator
+    from lab.features import require_bpf_privileges
 
     cfg = translator.TranslatorConfig.from_args(args.prefix, args.eam, args.allow)
     if os.path.abspath(args.input) == os.path.abspath(args.output):
         raise UsageError("--in and --out name the same file")
     name = translator.INGRESS_XDP if args.xdp else translator.INGRESS_TC
+    require_bpf_privileges("lab xlate")
     with BpfObject(translator.OBJECT) as obj:
         obj.load(only=[name])
         cfg.apply(obj)

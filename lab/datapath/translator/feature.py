@@ -5,7 +5,7 @@ written when `lab up` loads bpf/xlate.c, TAYGA and DNS64 started beside it, `lab
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from lab.bpf.topology import ObjectSetup
@@ -35,6 +35,11 @@ class TranslatorDatapath(Datapath):
 
     def object_setups(self) -> Mapping[str, ObjectSetup]:
         return {config.OBJECT: ObjectSetup(after_load=topology.after_load)}
+
+    def nodes(self, topo: Topology) -> Collection[str]:
+        if topology.section(topo) is None:
+            return ()
+        return topology.started_on(topo)
 
     def start(self, lab: Lab) -> None:
         if topology.section(lab.topology) is not None:

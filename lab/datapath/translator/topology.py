@@ -386,6 +386,15 @@ def after_load(obj: BpfObject, topo: Topology, node: str) -> None:
         effective_config(topo, p).apply(obj)
 
 
+def started_on(topo: Topology) -> set[str]:
+    """The nodes start() acts on: the translating node, and DNS64's servers and clients."""
+    p = placement(topo)
+    nodes = {p.node}
+    if p.dns64 is not None:
+        nodes |= {p.dns64.node, p.dns64.zone_node, *p.dns64.clients}
+    return nodes
+
+
 def start(lab: Lab) -> None:
     """What runs beside the datapath once the lab is built (Lab.up): TAYGA (engine tayga)
     and the DNS64 servers."""

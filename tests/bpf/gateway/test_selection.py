@@ -15,7 +15,7 @@ from lab.bpf.object import BpfObject
 
 from gw_helpers import COMBOS, ETH, GatewayUnderTest, ip4_checksum_fix, service
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.heavy]
 
 CLIENT, VIP, _, SNAT = COMBOS["46"]
 FLOWS = 100_000

@@ -14,7 +14,7 @@ from lab.datapath.translator import INGRESS_TC, INGRESS_XDP, TranslatorConfig
 from xlate_corpus import Corpus
 from xlate_helpers import BASE_CONFIG, SERVER4, SERVER6, problems
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.heavy]
 
 PACKETS = int(os.environ.get("XLATE_FUZZ_PACKETS", "1500"))  # per configuration
 CONFIGS = {

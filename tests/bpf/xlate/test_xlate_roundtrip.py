@@ -16,7 +16,7 @@ from lab.datapath.translator import TranslatorConfig
 from xlate_helpers import BASE_CONFIG, CLIENT4, CLIENT6, ETH, ROUTER4, SERVER4, SERVER6, \
     Translator, assert_valid, expect4
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.heavy]
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
