@@ -68,54 +68,35 @@ static __always_inline int tc_verdict(int outcome)
 	return outcome_is_drop(outcome) ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-/* An IPv6 BIG TCP packet translated from IPv4 on a kernel whose IPv6 super-packets carry the
- * Hop-by-Hop Jumbo Payload option cannot be routed on by the kernel: bpf_skb_change_proto()
- * made it SKB_GSO_DODGY, veth lacks NETIF_F_GSO_ROBUST, so validate_xmit_skb() hands it to
- * skb_gso_segment(), whose ipv6_gso_segment() strips the option (ipv6_hopopt_jumbo_remove())
- * before tcp_gso_segment() decides not to segment it, and the receiver trims a payload length
- * of 0 without the option to the bare header. So such a packet skips the transmit path: the
- * translator forwards it itself (hop limit, MACs from the FIB) straight into the namespace of
- * the next hop's veth/netkit peer (bpf_redirect_peer), where it arrives with its option. Any
- * lookup that does not resolve leaves the packet to the kernel, as before. */
-__attribute__((noinline)) int jumbo_forward(struct __sk_buff *skb)
+/* How a translated packet is forwarded by the program itself (forward.h), or -1 when the
+ * kernel forwards it: an IPv6 BIG TCP packet on a kernel whose super-packets carry the
+ * Jumbo Payload option always (the kernel's own forwarding would strip it), anything else
+ * when `forward: fib` is on. */
+static __always_inline int forward_how(const struct pkt *p, int outcome)
 {
-	struct bpf_fib_lookup fib = { .family = AF_INET6, .ifindex = skb->ifindex };
-	struct ipv6hdr ip;
-	__u8 hops;
-	long rc;
+	const struct xlat_config *cfg;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) || ip.hop_limit <= 1)
-		return TC_ACT_OK;
-	fib.l4_protocol = IPPROTO_TCP;
-	/* tot_len 0: the MTU is checked on the skb, where a GSO packet passes by its segments */
-	__builtin_memcpy(fib.ipv6_src, &ip.saddr, sizeof(ip.saddr));
-	__builtin_memcpy(fib.ipv6_dst, &ip.daddr, sizeof(ip.daddr));
-	/* SKIP_NEIGH is not asked for: the MACs must be known to deliver without the stack */
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return TC_ACT_OK;
-	hops = ip.hop_limit - 1;
-	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, hop_limit), &hops, 1, 0) ||
-	    bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0))
-		return TC_ACT_SHOT;
-	return bpf_redirect_peer(fib.ifindex, 0);
+	if (outcome != XLAT_DONE46 && outcome != XLAT_DONE64)
+		return -1;
+	if (outcome == XLAT_DONE46 && pkt_big_gso(p) && (cfg = xlat_config()) && cfg->jumbo_hbh)
+		return XLAT_FWD_V6 | XLAT_FWD_PEER;
+	if (!xlat_fwd_fib())
+		return -1;
+	return (outcome == XLAT_DONE46 ? XLAT_FWD_V6 : 0) | XLAT_FWD_EGRESS;
 }
 
 SEC("tc")
 int xlate_ingress(struct __sk_buff *skb)
 {
 	struct pkt p = { .ctx = skb, .kind = PKT_SKB };
-	const struct xlat_config *cfg;
-	int rc = siit(&p, SIIT_F_INGRESS);
+	int rc = siit(&p, SIIT_F_INGRESS), how;
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return bpf_redirect(skb->ifindex, 0);
-	if (rc == XLAT_DONE46 && pkt_big_gso(&p) && (cfg = xlat_config()) && cfg->jumbo_hbh)
-		return jumbo_forward(skb);
-	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
-		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+	how = forward_how(&p, rc);
+	if (how >= 0) {
+		__s64 act = PKT_CALL(&p, xlat_forward, how);
 
 		if (act >= 0)
 			return (int)act;
@@ -132,13 +113,14 @@ SEC("xdp.frags")
 int xlate_xdp(struct xdp_md *ctx)
 {
 	struct pkt p = { .ctx = ctx, .kind = PKT_XDP };
-	int rc = siit(&p, SIIT_F_INGRESS);
+	int rc = siit(&p, SIIT_F_INGRESS), how;
 
 	xlat_count(rc);
 	if (rc == XLAT_BOUNCE)
 		return XDP_TX;
-	if ((rc == XLAT_DONE46 || rc == XLAT_DONE64) && xlat_fwd_fib()) {
-		__s64 act = PKT_CALL(&p, xlat_forward, rc == XLAT_DONE46);
+	how = forward_how(&p, rc);
+	if (how >= 0) {
+		__s64 act = PKT_CALL(&p, xlat_forward, how);
 
 		if (act >= 0)
 			return (int)act;

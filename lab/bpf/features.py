@@ -149,6 +149,29 @@ def probe_test_run(prog_type: int, label: str, retval: int) -> Capability:
     return Capability(name, True, f"BPF_PROG_TEST_RUN runs {label} programs")
 
 
+def probe_test_run_checksum_complete() -> Capability:
+    """BPF_PROG_TEST_RUN with BPF_F_TEST_SKB_CHECKSUM_COMPLETE: tc programs tested against an
+    skb whose skb->csum the kernel checks afterwards (the packet tests of header rewrites)."""
+    name = "test-run-checksum-complete"
+    if not _is_root():
+        return Capability(name, False, "BPF_PROG_TEST_RUN needs root")
+    from lab.bpf import testrun
+    fd = libbpf.load_return_program(libbpf.PROG_TYPE_SCHED_CLS, 0)
+    try:
+        testrun.run(_FdProgram(fd, False), bytes(60), checksum_complete=True)
+    except OSError as e:
+        return Capability(name, False, f"refused ({e.strerror}): needs kernel 6.11+, this is "
+                                       f"{platform.release()}")
+    finally:
+        os.close(fd)
+    return Capability(name, True, "tc test runs can start CHECKSUM_COMPLETE and check skb->csum")
+
+
+@functools.cache
+def has_test_run_checksum_complete() -> bool:
+    return probe_test_run_checksum_complete().ok
+
+
 def probe_btf() -> Capability:
     path = "/sys/kernel/btf/vmlinux"
     if not os.path.exists(path):
@@ -202,6 +225,7 @@ PROBES: list[Callable[[], Capability]] = [
     probe_skb_change_proto,
     functools.partial(probe_test_run, libbpf.PROG_TYPE_SCHED_CLS, "sched_cls", 0),
     functools.partial(probe_test_run, libbpf.PROG_TYPE_XDP, "xdp", 2),
+    probe_test_run_checksum_complete,
 ]
 
 

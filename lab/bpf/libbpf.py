@@ -55,6 +55,11 @@ ATTACH_NETKIT_PEER = 55
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
 
+# BPF_PROG_TEST_RUN flags (linux/bpf.h): the skb arrives CHECKSUM_COMPLETE, skb->csum summing the
+# packet from its network header, and the run fails with EBADMSG unless the program left skb->csum
+# summing what it made of the packet (kernel 6.11+)
+TEST_RUN_SKB_CHECKSUM_COMPLETE = 1 << 2
+
 # bpf_map_update_elem flags
 BPF_ANY = 0
 BPF_NOEXIST = 1

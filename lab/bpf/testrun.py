@@ -70,9 +70,11 @@ def make_ctx(xdp: bool, fields: Mapping[str, Any], data_len: int) -> ctypes.Stru
 
 
 def run(prog: Any, data: bytes, ctx: Mapping[str, Any] | None = None,
-        repeat: int = 1) -> RunResult:
+        repeat: int = 1, checksum_complete: bool = False) -> RunResult:
     """Run PROG (a Program, or anything with .fd and .is_xdp) once (or REPEAT times, on the
-    same packet) over DATA, an Ethernet frame."""
+    same packet) over DATA, an Ethernet frame. CHECKSUM_COMPLETE (tc programs, kernel 6.11+):
+    the skb comes in as a NIC's with a full receive checksum would, and the run fails with
+    EBADMSG if skb->csum no longer sums the packet the program left."""
     xdp = bool(prog.is_xdp)
     data = bytes(data)
     out_size = len(data) + _OUT_SLACK
@@ -84,6 +86,7 @@ def run(prog: Any, data: bytes, ctx: Mapping[str, Any] | None = None,
         opts.data_out = ctypes.addressof(out)
         opts.data_size_out = out_size
         opts.repeat = repeat
+        opts.flags = libbpf.TEST_RUN_SKB_CHECKSUM_COMPLETE if checksum_complete else 0
         ctx_in = make_ctx(xdp, ctx, len(data)) if ctx is not None else None
         ctx_out = type(ctx_in)() if ctx_in is not None else None
         if ctx_in is not None:
@@ -98,6 +101,9 @@ def run(prog: Any, data: bytes, ctx: Mapping[str, Any] | None = None,
         hint = ""
         if ret == -errno.EINVAL and len(data) < 14:
             hint = " (shorter than an Ethernet header)"
+        elif ret == -errno.EBADMSG and checksum_complete:
+            hint = (" (CHECKSUM_COMPLETE: skb->csum does not sum the packet the program "
+                    "left)")
         elif ret == -errno.EINVAL and len(data) > 3000:
             hint = " (BPF_PROG_TEST_RUN takes packets up to about a page)"
         raise OSError(-ret, f"BPF_PROG_TEST_RUN of {getattr(prog, 'name', 'program')}: "

@@ -62,7 +62,8 @@ def test_probes_answer_with_reasons_and_leave_nothing_behind():
     before = (sorted(os.listdir("/sys/class/net")), netns.list_names())
     probes = {p.name: p for p in features.collect()}
     assert set(probes) == {"libbpf", "clang-bpf", "btf", "bpffs", "tcx", "xdp-native-veth",
-                           "bpf_skb_change_proto", "test-run-sched_cls", "test-run-xdp"}
+                           "bpf_skb_change_proto", "test-run-sched_cls", "test-run-xdp",
+                           "test-run-checksum-complete"}
     assert all(p.detail for p in probes.values())
     assert probes["tcx"].ok == features.has_tcx()
     assert probes["test-run-sched_cls"].ok and probes["test-run-xdp"].ok

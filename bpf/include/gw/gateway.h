@@ -116,6 +116,19 @@ static __always_inline bool gw_l4_ok(__u8 kind)
 	return kind == XLAT_L4_TCP || kind == XLAT_L4_UDP || kind == XLAT_L4_UDP_NOCSUM;
 }
 
+/* The ICMP checksum at `icmp_off` follows quoted bytes the gateway rewrote (their sum
+ * changed by `diff`), in the packet and in the translator's parsed ICMP header `icmp`: a
+ * translating commit checks the message's checksum against that header and the quote as the
+ * packet holds it then (without the checksum cut off in an RFC 792 quote, the quoted
+ * transport checksum cannot absorb the new ports, and the ICMP checksum changes). */
+static __always_inline int gw_icmp_csum_update(const struct pkt *p, __u32 icmp_off, __u32 diff,
+					       struct icmp_hdr8 *icmp)
+{
+	if (pkt_l4_csum_update(p, icmp_off + 2, diff, 0, false))
+		return -1;
+	return pkt_load_u16(p, icmp_off + 2, &icmp->checksum);
+}
+
 /* --- IPv4 arrivals ---------------------------------------------------------------------- */
 
 /* An ICMPv4 error about a connection: to the connection's other end. */
@@ -139,9 +152,9 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 	rc = xlat46_validate(p, s);
 	if (rc || s->l4 != XLAT_L4_ICMP_ERROR || !gw_l4_ok(s->in_l4))
 		return GW_PASS;
-	icmp_off = ETH_HLEN + s->out.hlen;
+	icmp_off = ETH_HLEN + PKT_OPAQUE(s->out.hlen);
 	in_off = icmp_off + ICMP_HLEN;
-	in_l4off = in_off + s->in.hlen;
+	in_l4off = in_off + PKT_OPAQUE(s->in.hlen);
 	rest = s->in_avail - s->in.hlen;
 	if (rest < GW_PORTS_LEN || pkt_load(p, in_l4off, q, GW_PORTS_LEN))
 		return GW_PASS;
@@ -161,7 +174,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 
 	if (nat.family == GW_AF6) {
 		sum = gw_nat_quoted_ports(p, in_l4off, rest, s->in_l4, nat.dport, nat.sport, 0);
-		if (sum < 0 || pkt_l4_csum_diff(p, icmp_off + 2, (__u32)sum, 0))
+		if (sum < 0 || gw_icmp_csum_update(p, icmp_off, (__u32)sum, &s->icmp))
 			return GW_DROP_ERROR;
 		s->saddr = nat.saddr;
 		s->daddr = nat.daddr;
@@ -177,7 +190,7 @@ static __always_inline int gw4_icmp_body(const struct pkt *p)
 		return GW_DROP_ERROR;
 	sum2 = gw_nat_quoted_ports(p, in_l4off, rest, s->in_l4, nat.dport, nat.sport, pseudo);
 	if (sum2 < 0 ||
-	    pkt_l4_csum_diff(p, icmp_off + 2, csum_add((__u32)sum, (__u32)sum2), 0) ||
+	    pkt_l4_csum_update(p, icmp_off + 2, csum_add((__u32)sum, (__u32)sum2), 0, false) ||
 	    gw_nat4_addrs(p, ETH_HLEN, &s->out.ip, gw_addr_to4(&nat.saddr),
 			  gw_addr_to4(&nat.daddr), &pseudo))
 		return GW_DROP_ERROR;
@@ -284,9 +297,9 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 	rc = xlat64_validate(p, s);
 	if (rc || s->l4 != XLAT_L4_ICMP_ERROR || !gw_l4_ok(s->in_l4))
 		return GW_PASS;
-	icmp_off = ETH_HLEN + s->out.hlen;
+	icmp_off = ETH_HLEN + PKT_OPAQUE(s->out.hlen);
 	in_off = icmp_off + ICMP_HLEN;
-	in_l4off = in_off + s->in.hlen;
+	in_l4off = in_off + PKT_OPAQUE(s->in.hlen);
 	rest = s->in_avail - s->in.hlen;
 	if (rest < GW_PORTS_LEN || pkt_load(p, in_l4off, q, GW_PORTS_LEN))
 		return GW_PASS;
@@ -305,7 +318,7 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 
 	if (nat.family == GW_AF4) {
 		sum = gw_nat_quoted_ports(p, in_l4off, rest, s->in_l4, nat.dport, nat.sport, 0);
-		if (sum < 0 || pkt_l4_csum_diff(p, icmp_off + 2, (__u32)sum, 0))
+		if (sum < 0 || gw_icmp_csum_update(p, icmp_off, (__u32)sum, &s->icmp))
 			return GW_DROP_ERROR;
 		s->saddr = gw_addr_to4(&nat.saddr);
 		s->daddr = gw_addr_to4(&nat.daddr);
@@ -315,13 +328,13 @@ static __always_inline int gw6_icmp_body(const struct pkt *p)
 		return rc == XLAT_DONE64 ? GW_ICMP_ERROR : GW_INVALID(rc);
 	}
 
-	if (gw_nat6_addrs(p, in_off, &s->in.ip, &nat.daddr, &nat.saddr, &pseudo))
+	if (gw_nat6_addrs(p, in_off, &s->in.ip, &nat.daddr, &nat.saddr, &pseudo, true))
 		return GW_DROP_ERROR;
 	sum = gw_nat_quoted_ports(p, in_l4off, rest, s->in_l4, nat.dport, nat.sport, pseudo);
 	if (sum < 0 ||
-	    pkt_l4_csum_diff(p, icmp_off + 2, csum_add(pseudo, (__u32)sum), 0) ||
-	    gw_nat6_addrs(p, ETH_HLEN, &s->out.ip, &nat.saddr, &nat.daddr, &pseudo) ||
-	    pkt_l4_csum_diff(p, icmp_off + 2, pseudo, PKT_CSUM_PSEUDO))
+	    pkt_l4_csum_update(p, icmp_off + 2, csum_add(pseudo, (__u32)sum), 0, false) ||
+	    gw_nat6_addrs(p, ETH_HLEN, &s->out.ip, &nat.saddr, &nat.daddr, &pseudo, false) ||
+	    pkt_l4_csum_update(p, icmp_off + 2, 0, pseudo, false))
 		return GW_DROP_ERROR;
 	return GW_ICMP_ERROR;
 }
@@ -354,7 +367,7 @@ static __always_inline int gw6_body(const struct pkt *p)
 			return GW_PASS;
 		validated = true;
 		proto = s->out.proto;
-		l4off = ETH_HLEN + s->out.hlen;
+		l4off = ETH_HLEN + PKT_OPAQUE(s->out.hlen);
 	}
 	if (proto == IPPROTO_ICMPV6)
 		return GW_ICMP6_BEHIND_EXT;
@@ -411,7 +424,7 @@ static __always_inline int gw6_nat_body(const struct pkt *p)
 		rc = xlat64_commit(p, s, cfg->zero_tos);
 		return rc == XLAT_DONE64 ? 0 : GW_INVALID(rc);
 	}
-	if (gw_nat6_addrs(p, ETH_HLEN, &s->out.ip, &nat->saddr, &nat->daddr, &pseudo) ||
+	if (gw_nat6_addrs(p, ETH_HLEN, &s->out.ip, &nat->saddr, &nat->daddr, &pseudo, false) ||
 	    gw_nat_ports(p, scratch->l4off, s->l4, scratch->ports, new, pseudo))
 		return GW_DROP_ERROR;
 	return 0;

@@ -29,16 +29,13 @@
 static __always_inline int gw_nat_ports(const struct pkt *p, __u32 off, __u8 kind,
 					const __be16 *old, const __be16 *new, __u32 pseudo)
 {
-	__u32 flags = kind == XLAT_L4_UDP ? PKT_CSUM_UDP : 0;
 	__u32 csum = off + l4_csum_off(kind);
 	__u32 diff;
 
 	if (kind == XLAT_L4_UDP_NOCSUM)
 		return pkt_store(p, off, new, GW_PORTS_LEN);
 	diff = (__u32)bpf_csum_diff((void *)old, GW_PORTS_LEN, (void *)new, GW_PORTS_LEN, 0);
-	if (pseudo && pkt_l4_csum_diff(p, csum, pseudo, flags | PKT_CSUM_PSEUDO))
-		return -1;
-	if (pkt_l4_csum_diff(p, csum, diff, flags))
+	if (pkt_l4_csum_update(p, csum, diff, pseudo, kind == XLAT_L4_UDP))
 		return -1;
 	return pkt_store_nocsum(p, off, new, GW_PORTS_LEN);
 }
@@ -46,7 +43,8 @@ static __always_inline int gw_nat_ports(const struct pkt *p, __u32 off, __u8 kin
 /* Rewrite the ports of the transport header quoted in an ICMP error at `off`, of which
  * `avail` bytes are present (at least the ports), fixing its checksum for the ports and for
  * `pseudo`, a change of the quoted addresses. Returns the change to the sum of the ICMP
- * message's bytes, for its checksum, or -1. */
+ * message's bytes, for its checksum, or -1. Quoted bytes are plain data whose change the
+ * caller compensates in the ICMP checksum: a CHECKSUM_COMPLETE skb->csum is not told. */
 static __always_inline __s64 gw_nat_quoted_ports(const struct pkt *p, __u32 off, __u32 avail,
 						 __u8 kind, __be16 sport, __be16 dport,
 						 __u32 pseudo)
@@ -58,7 +56,7 @@ static __always_inline __s64 gw_nat_quoted_ports(const struct pkt *p, __u32 off,
 	if (pkt_load(p, off, old, GW_PORTS_LEN))
 		return -1;
 	diff = (__u32)bpf_csum_diff((void *)old, GW_PORTS_LEN, (void *)new, GW_PORTS_LEN, 0);
-	if (pkt_store(p, off, new, GW_PORTS_LEN))
+	if (pkt_store_nocsum(p, off, new, GW_PORTS_LEN))
 		return -1;
 	if (avail < csum + 2 || pkt_load(p, off + csum, &check, sizeof(check)))
 		return diff;            /* checksum cut off: only the ports changed */
@@ -67,7 +65,7 @@ static __always_inline __s64 gw_nat_quoted_ports(const struct pkt *p, __u32 off,
 	fixed = csum_replace_diff(check, csum_add(diff, pseudo));
 	if (kind == XLAT_L4_UDP && !fixed)
 		fixed = 0xffff;
-	if (pkt_store(p, off + csum, &fixed, sizeof(fixed)))
+	if (pkt_store_nocsum(p, off + csum, &fixed, sizeof(fixed)))
 		return -1;
 	return csum_add(diff, csum_sub(fixed, check));
 }
@@ -88,9 +86,10 @@ static __always_inline int gw_nat4_addrs(const struct pkt *p, __u32 off, const s
 	return pkt_store(p, off + offsetof(struct iphdr, check), &check, sizeof(check));
 }
 
-/* The addresses of an IPv4 header quoted in an ICMP error, with its checksum, as plain data.
- * Returns the change to the ICMP message's sum (or -1); `*pseudo` gets the change of the
- * addresses, for the quoted transport checksum. */
+/* The addresses of an IPv4 header quoted in an ICMP error, with its checksum, as plain data
+ * (compensated by the caller in the ICMP checksum, as above). Returns the change to the ICMP
+ * message's sum (or -1); `*pseudo` gets the change of the addresses, for the quoted transport
+ * checksum. */
 static __always_inline __s64 gw_nat4_quoted_addrs(const struct pkt *p, __u32 off,
 						  const struct iphdr *h, __be32 saddr,
 						  __be32 daddr, __u32 *pseudo)
@@ -100,21 +99,24 @@ static __always_inline __s64 gw_nat4_quoted_addrs(const struct pkt *p, __u32 off
 
 	*pseudo = (__u32)bpf_csum_diff((void *)&h->saddr, 8, (void *)addrs, 8, 0);
 	check = csum_replace_diff(h->check, *pseudo);
-	if (pkt_store(p, off + offsetof(struct iphdr, saddr), addrs, sizeof(addrs)) ||
-	    pkt_store(p, off + offsetof(struct iphdr, check), &check, sizeof(check)))
+	if (pkt_store_nocsum(p, off + offsetof(struct iphdr, saddr), addrs, sizeof(addrs)) ||
+	    pkt_store_nocsum(p, off + offsetof(struct iphdr, check), &check, sizeof(check)))
 		return -1;
 	return csum_add(*pseudo, csum_sub(check, h->check));
 }
 
-/* IPv6 -> IPv6 likewise (no header checksum); also for a quoted header, where `*pseudo`
- * is the change to the ICMP message's sum as well. */
+/* IPv6 -> IPv6 likewise (no header checksum); also for a quoted header (`quoted`: plain
+ * data, compensated by the caller), where `*pseudo` is the change to the ICMP message's sum
+ * as well. */
 static __always_inline int gw_nat6_addrs(const struct pkt *p, __u32 off, const struct ipv6hdr *h,
 					 const struct in6_addr *saddr,
-					 const struct in6_addr *daddr, __u32 *pseudo)
+					 const struct in6_addr *daddr, __u32 *pseudo, bool quoted)
 {
 	struct in6_addr w[2] = { *saddr, *daddr };
 
 	*pseudo = (__u32)bpf_csum_diff((void *)&h->saddr, 32, (void *)w, 32, 0);
+	if (quoted)
+		return pkt_store_nocsum(p, off + offsetof(struct ipv6hdr, saddr), w, sizeof(w));
 	return pkt_store(p, off + offsetof(struct ipv6hdr, saddr), w, sizeof(w));
 }
 

@@ -31,6 +31,15 @@ static __always_inline __u16 csum_fold(__u32 sum)
 	return (__u16)~sum;
 }
 
+/* `sum` as a region starting at an odd offset contributes it to a message's sum: folded to
+ * 16 bits, bytes swapped (RFC 1071 2.(B): the sum is byte-order independent up to a swap). */
+static __always_inline __u32 csum_swab(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ((sum & 0xff) << 8) | (sum >> 8);
+}
+
 /* A stored checksum field applied a change of `diff` to the data it covers (RFC 1624 eqn. 3). */
 static __always_inline __u16 csum_replace_diff(__u16 check, __u32 diff)
 {

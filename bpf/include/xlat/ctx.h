@@ -25,6 +25,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "csum.h"
 
@@ -41,10 +42,6 @@ struct pkt {
 #define PKT_IS_XDP(p) ((p)->kind == PKT_XDP)
 #define PKT_SKB(p) ((struct __sk_buff *)(p)->ctx)
 #define PKT_XDP(p) ((struct xdp_md *)(p)->ctx)
-
-/* Flags for pkt_l4_csum_diff(). */
-#define PKT_CSUM_PSEUDO   (1U << 0) /* the change is in the pseudo-header */
-#define PKT_CSUM_UDP      (1U << 1) /* UDP: a zero field means "no checksum", never produce 0 */
 
 static __always_inline __u32 pkt_len(const struct pkt *p)
 {
@@ -65,19 +62,30 @@ static __always_inline bool pkt_big_gso(const struct pkt *p)
 /* Direct packet access: the linear part of the packet at both hooks (the skb's head, the
  * first buffer of an XDP frame). Headers normally lie there; reading and writing them through
  * it saves a helper call (and a copy) per access, which is most of what a translation costs
- * on the fast path. pkt_load()/pkt_store() serve whatever is not linear. */
+ * on the fast path. pkt_load()/pkt_store() serve whatever is not linear.
+ *
+ * The context fields are read in one instruction at a constant offset, the only form the
+ * verifier accepts: left to itself, the compiler may compute the field's address once and
+ * load through it later ("dereference of modified ctx ptr"). */
+#define PKT_CTX_U32(ctx, field) ({							\
+	__u64 __v;									\
+	asm volatile("%0 = *(u32 *)(%1 + %2)"						\
+		     : "=r"(__v) : "r"(ctx), "i"(offsetof(typeof(*(ctx)), field)));	\
+	__v;										\
+})
+
 static __always_inline void *pkt_data(const struct pkt *p)
 {
 	if (PKT_IS_XDP(p))
-		return (void *)(long)PKT_XDP(p)->data;
-	return (void *)(long)PKT_SKB(p)->data;
+		return (void *)(long)PKT_CTX_U32(PKT_XDP(p), data);
+	return (void *)(long)PKT_CTX_U32(PKT_SKB(p), data);
 }
 
 static __always_inline void *pkt_data_end(const struct pkt *p)
 {
 	if (PKT_IS_XDP(p))
-		return (void *)(long)PKT_XDP(p)->data_end;
-	return (void *)(long)PKT_SKB(p)->data_end;
+		return (void *)(long)PKT_CTX_U32(PKT_XDP(p), data_end);
+	return (void *)(long)PKT_CTX_U32(PKT_SKB(p), data_end);
 }
 
 /* `len` (a constant) linear bytes at the constant offset `off`, or NULL. */
@@ -86,43 +94,173 @@ static __always_inline void *pkt_data_end(const struct pkt *p)
 	__d + (off) + (len) > __e ? NULL : __d + (off);				\
 })
 
-/* The same with a variable offset, bounded by the constant `max` for the verifier. */
+/* Room for packet bytes the helpers copy or sum, per CPU (a program handles one
+ * packet at a time on its CPU): bpf_csum_diff() takes at most 512 bytes at a time, more than
+ * the BPF stack can spare. */
+#define PKT_CHUNK    512
+#define PKT_CSUM_MAX 0xffff /* a whole IP payload: ICMP errors, UDP without checksum */
+
+struct pkt_chunk {
+	__u8 b[PKT_CHUNK + 4];  /* slack: the verifier bounds (tail + 3) & ~3 by 514 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt_chunk);
+} pkt_chunks SEC(".maps");
+
+static __always_inline struct pkt_chunk *pkt_chunk_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pkt_chunks, &zero);
+}
+
+/* A value read back from memory the verifier does not track (the per-CPU scratch, a map
+ * value), which forgets how it was computed. A packet offset computed from header lengths
+ * (ihl, an extension header chain) is exact for the verifier along each way it took; checked
+ * for direct access, it is marked precise back to those lengths, and every way is then
+ * walked on separately to the end of the program (400k instructions instead of 90k). So
+ * variable offsets for PKT_PTR_VAR() come from PKT_OPAQUE() reads of the lengths in the
+ * scratch (or are arguments of a global function, which the verifier sees as unknown). */
+#define PKT_OPAQUE(lval) (*(volatile typeof(lval) *)&(lval))
+
+/* The same with a variable offset, bounded by the constant `max` for the verifier (a
+ * constant one goes straight to PKT_PTR()). */
 #define PKT_PTR_VAR(p, off, len, max) ({						\
-	__u32 __o = (off);								\
 	void *__r = NULL;								\
-	barrier_var(__o);  /* bound-check the very register used below */		\
-	if (__o <= (max)) {								\
-		void *__d, *__e;							\
-		__d = pkt_data(p);							\
-		__e = pkt_data_end(p);							\
-		if (__d + __o + (len) <= __e)						\
-			__r = __d + __o;						\
+	if (__builtin_constant_p(off)) {						\
+		__r = PKT_PTR(p, off, len);						\
+	} else {									\
+		__u32 __o = (off);							\
+		barrier_var(__o);  /* bound-check the very register used below */	\
+		if (__o <= (max)) {							\
+			void *__d, *__e;						\
+			__d = pkt_data(p);						\
+			__e = pkt_data_end(p);						\
+			if (__d + __o + (len) <= __e)					\
+				__r = __d + __o;					\
+		}									\
 	}										\
 	__r;										\
 })
 
-/* Copies between the packet and the program's memory in 16-bit words: the packet's own
- * alignment (an Ethernet header starts 2 bytes off a 4-byte boundary) allows no more, and
- * the compiler would otherwise copy packed structs byte by byte. `len` even and constant. */
-typedef __u16 __attribute__((__may_alias__)) pkt_half_t;
+/* The skb's checksum state, read from the kernel's struct sk_buff (bpf_cast_to_kern_ctx(),
+ * kernel 6.3+; the field found by CO-RE in the running kernel's BTF). tc cannot see
+ * ip_summed in struct __sk_buff, yet the right checksum arithmetic depends on it:
+ *   CHECKSUM_PARTIAL   a local sender's (veth passes them on): the transport checksum field
+ *                      holds the pseudo-header's sum, the kernel completes it at
+ *                      csum_start/csum_offset when the packet leaves;
+ *   CHECKSUM_COMPLETE  a NIC's with full receive checksums: skb->csum sums the packet from
+ *                      the network header on, and must follow every byte changed there;
+ *   CHECKSUM_NONE, _UNNECESSARY: every checksum field is complete, nothing else to follow.
+ * At XDP: PKT_CSUM_FULL (an xdp_buff has no checksum state; see docs/translator.md for why a
+ * veth feeding an XDP translator must not carry CHECKSUM_PARTIAL). */
+enum pkt_csum_state {
+	PKT_CSUM_FULL,
+	PKT_CSUM_COMPLETE,
+	PKT_CSUM_PARTIAL,
+};
 
-static __always_inline void pkt_copy16(void *to, const void *from, int len)
+struct sk_buff___xlat {
+	__u8 ip_summed:2;
+	__u32 csum;
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+#define PKT_CHECKSUM_COMPLETE 2 /* include/linux/skbuff.h */
+#define PKT_CHECKSUM_PARTIAL  3
+
+static __always_inline enum pkt_csum_state pkt_csum_state(const struct pkt *p)
 {
-	pkt_half_t *t = to;
-	const pkt_half_t *f = from;
+	struct sk_buff___xlat *kskb;
+	__u32 summed;
+
+	if (PKT_IS_XDP(p))
+		return PKT_CSUM_FULL;
+	kskb = bpf_cast_to_kern_ctx(PKT_SKB(p));
+	summed = BPF_CORE_READ_BITFIELD(kskb, ip_summed);
+	if (summed == PKT_CHECKSUM_PARTIAL)
+		return PKT_CSUM_PARTIAL;
+	return summed == PKT_CHECKSUM_COMPLETE ? PKT_CSUM_COMPLETE : PKT_CSUM_FULL;
+}
+
+/* Whether the skb's transport checksum is still to be completed (CHECKSUM_PARTIAL). */
+static __always_inline bool pkt_csum_partial(const struct pkt *p)
+{
+	return pkt_csum_state(p) == PKT_CSUM_PARTIAL;
+}
+
+/* Copies of a constant `len` bytes in the widest words the length allows, between the
+ * packet and the program's memory. Packet words are often unaligned (an IPv4 header starts
+ * 14 bytes into the frame): the verifier lets programs access them so where the kernel has
+ * CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS (x86-64, arm64, ...), as Cilium's datapath does.
+ * Storing the parts of a word and loading it whole would stall the store-to-load forwarding
+ * of x86 CPUs: the copies and the header builders below write whole words. */
+typedef __u64 __attribute__((__may_alias__)) pkt_u64_t;
+typedef __u32 __attribute__((__may_alias__)) pkt_u32_t;
+typedef __u16 __attribute__((__may_alias__)) pkt_u16_t;
+typedef __u8 __attribute__((__may_alias__)) pkt_u8_t;
+
+static __always_inline void pkt_copy(void *to, const void *from, const int len)
+{
+	int i = 0;
+
+#pragma unroll
+	for (; i + 8 <= len; i += 8)
+		*(pkt_u64_t *)(to + i) = *(const pkt_u64_t *)(from + i);
+	if (len - i >= 4) {
+		*(pkt_u32_t *)(to + i) = *(const pkt_u32_t *)(from + i);
+		i += 4;
+	}
+	if (len - i >= 2) {
+		*(pkt_u16_t *)(to + i) = *(const pkt_u16_t *)(from + i);
+		i += 2;
+	}
+	if (len - i >= 1)
+		*(pkt_u8_t *)(to + i) = *(const pkt_u8_t *)(from + i);
+}
+
+/* The same in 32-bit words (`len` a multiple of 4): for headers the builders wrote so. */
+static __always_inline void pkt_copy_words(void *to, const void *from, const int len)
+{
 	int i;
 
 #pragma unroll
-	for (i = 0; i < len / 2; i++)
-		t[i] = f[i];
+	for (i = 0; i + 4 <= len; i += 4)
+		*(pkt_u32_t *)(to + i) = *(const pkt_u32_t *)(from + i);
 }
 
-/* CHECKSUM_COMPLETE: skb->csum sums the packet from the network header on. Header bytes
- * written directly are accounted for here, by the sum of what they replaced subtracted from
- * the sum of what they are (`diff`); a no-op for any other checksum state, and at XDP. */
+/* Sum of a constant `len` bytes at `b`, as bpf_csum_diff() would give it (an odd last byte
+ * padded with zero). */
+static __always_inline __u32 pkt_sum(const void *b, const int len)
+{
+	__u64 s = 0;
+	int i = 0;
+
+#pragma unroll
+	for (; i + 4 <= len; i += 4)
+		s += *(const pkt_u32_t *)(b + i);
+	if (len - i >= 2) {
+		s += *(const pkt_u16_t *)(b + i);
+		i += 2;
+	}
+	if (len - i >= 1)
+		s += *(const pkt_u8_t *)(b + i);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	return (__u32)s;
+}
+
+/* CHECKSUM_COMPLETE: skb->csum sums the packet from the network header on. Bytes written
+ * directly are accounted for here, by the sum of what they replaced subtracted from the sum
+ * of what they are (`diff`); only for such skbs. */
 static __always_inline void pkt_csum_complete_update(const struct pkt *p, __u32 diff)
 {
-	if (!PKT_IS_XDP(p))
+	if (pkt_csum_state(p) == PKT_CSUM_COMPLETE)
 		bpf_csum_update(PKT_SKB(p), diff);
 }
 
@@ -132,32 +270,51 @@ static __always_inline bool pkt_is_gso(const struct pkt *p)
 	return !PKT_IS_XDP(p) && PKT_SKB(p)->gso_size;
 }
 
-static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
+/* Loads and stores of a constant length up to PKT_DIRECT_MAX at offsets up to
+ * PKT_DIRECT_OFF go straight to the packet where its bytes are linear (headers always are,
+ * on veth and real NICs alike); the helpers copy the rest. */
+#define PKT_DIRECT_MAX 64
+#define PKT_DIRECT_OFF 0x7ff
+#ifndef PKT_DIRECT_MIN
+#define PKT_DIRECT_MIN 0
+#endif
+#define PKT_DIRECT(len) (__builtin_constant_p(len) && (len) <= PKT_DIRECT_MAX && (len) >= PKT_DIRECT_MIN)
+
+/* Through the helper only: inside loops, where a second way to each byte would multiply the
+ * states the verifier walks through (and the loops walk option lists, not the fast path). */
+static __always_inline int pkt_load_copy(const struct pkt *p, __u32 off, void *to, __u32 len)
 {
 	if (PKT_IS_XDP(p))
 		return (int)bpf_xdp_load_bytes(PKT_XDP(p), off, to, len);
 	return (int)bpf_skb_load_bytes(PKT_SKB(p), off, to, len);
 }
 
+/* Bytes that are not linear are copied by the helper into the per-CPU chunk first, so that
+ * both ways end in the same copy into `to`: a helper writing the caller's stack directly
+ * would leave it in another state than the direct copy does, and the verifier would walk
+ * everything after each load twice (it did: 90k instructions became 400k). */
+static __always_inline int pkt_load(const struct pkt *p, __u32 off, void *to, __u32 len)
+{
+	if (PKT_DIRECT(len)) {
+		const void *src = PKT_PTR_VAR(p, off, len, PKT_DIRECT_OFF);
+
+		if (!src) {
+			struct pkt_chunk *buf = pkt_chunk_get();
+
+			if (!buf || pkt_load_copy(p, off, buf->b, len))
+				return -1;
+			src = buf->b;
+		}
+		pkt_copy(to, src, len);
+		return 0;
+	}
+	return pkt_load_copy(p, off, to, len);
+}
+
 /* A 16-bit field (a checksum, a port) at `off`. */
 static __always_inline int pkt_load_u16(const struct pkt *p, __u32 off, __u16 *to)
 {
-	__u16 *f = PKT_PTR_VAR(p, off, sizeof(*f), 0x7ff);
-
-	if (f) {
-		*to = *f;
-		return 0;
-	}
 	return pkt_load(p, off, to, sizeof(*to));
-}
-
-/* Store bytes of the network or transport layer whose change is not otherwise accounted
- * for: at tc, a CHECKSUM_COMPLETE skb->csum is updated for them. */
-static __always_inline int pkt_store(const struct pkt *p, __u32 off, const void *from, __u32 len)
-{
-	if (PKT_IS_XDP(p))
-		return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, (void *)from, len);
-	return (int)bpf_skb_store_bytes(PKT_SKB(p), off, from, len, BPF_F_RECOMPUTE_CSUM);
 }
 
 /* Store bytes whose change is compensated in the same checksum-covered region (a
@@ -165,42 +322,77 @@ static __always_inline int pkt_store(const struct pkt *p, __u32 off, const void 
 static __always_inline int pkt_store_nocsum(const struct pkt *p, __u32 off, const void *from,
 					    __u32 len)
 {
+	if (PKT_DIRECT(len)) {
+		void *d = PKT_PTR_VAR(p, off, len, PKT_DIRECT_OFF);
+
+		if (d) {
+			pkt_copy(d, from, len);
+			return 0;
+		}
+	}
 	if (PKT_IS_XDP(p))
 		return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, (void *)from, len);
 	return (int)bpf_skb_store_bytes(PKT_SKB(p), off, from, len, 0);
 }
 
-/* Write the Ethernet header and the `hlen` bytes (20, 40 or 48) of network-layer header
- * after it, over header bytes whose sum was `old_sum` (kept in skb->csum's account). */
-static __always_inline int pkt_write_l3(const struct pkt *p, const struct ethhdr *eth,
-					const void *hdr, __u32 hlen, __u32 old_sum)
+/* Store bytes of the network or transport layer whose change is not otherwise accounted
+ * for: at tc, a CHECKSUM_COMPLETE skb->csum is updated for them. */
+static __always_inline int pkt_store(const struct pkt *p, __u32 off, const void *from, __u32 len)
 {
-	__u32 sum;
+	/* the word sums below need an even offset from the network header (ETH_HLEN is even) */
+	if (PKT_DIRECT(len) && !(off & 1)) {
+		void *d = PKT_PTR_VAR(p, off, len, PKT_DIRECT_OFF);
+
+		if (d) {
+			__u32 old = 0;
+			bool complete = pkt_csum_state(p) == PKT_CSUM_COMPLETE;
+
+			if (complete)
+				old = pkt_sum(d, len);
+			pkt_copy(d, from, len);
+			if (complete)
+				bpf_csum_update(PKT_SKB(p), csum_add(pkt_sum(from, len), ~old));
+			return 0;
+		}
+	}
+	if (PKT_IS_XDP(p))
+		return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, (void *)from, len);
+	return (int)bpf_skb_store_bytes(PKT_SKB(p), off, from, len, BPF_F_RECOMPUTE_CSUM);
+}
+
+/* Write the Ethernet header and the `hlen` bytes (20, 40 or 48) of network-layer header
+ * after it, over the `old_words` 32-bit words of header at `old` (skb->csum's account). */
+static __always_inline int pkt_write_l3(const struct pkt *p, const struct ethhdr *eth,
+					const void *hdr, __u32 hlen, const void *old,
+					int old_words)
+{
 	void *d;
 
 	if (hlen == 20) {
 		d = PKT_PTR(p, 0, ETH_HLEN + 20);
 		if (!d)
 			goto slow;
-		pkt_copy16(d + ETH_HLEN, hdr, 20);
-		sum = csum_words(hdr, 20 / 4);
+		pkt_copy_words(d + ETH_HLEN, hdr, 20);
 	} else if (hlen == 40) {
 		d = PKT_PTR(p, 0, ETH_HLEN + 40);
 		if (!d)
 			goto slow;
-		pkt_copy16(d + ETH_HLEN, hdr, 40);
-		sum = csum_words(hdr, 40 / 4);
+		pkt_copy_words(d + ETH_HLEN, hdr, 40);
 	} else if (hlen == 48) {
 		d = PKT_PTR(p, 0, ETH_HLEN + 48);
 		if (!d)
 			goto slow;
-		pkt_copy16(d + ETH_HLEN, hdr, 48);
-		sum = csum_words(hdr, 48 / 4);
+		pkt_copy_words(d + ETH_HLEN, hdr, 48);
 	} else {
 		return -1;
 	}
-	pkt_copy16(d, eth, ETH_HLEN);
-	pkt_csum_complete_update(p, csum_add(sum, ~old_sum));
+	pkt_copy(d, eth, ETH_HLEN);
+	if (pkt_csum_state(p) == PKT_CSUM_COMPLETE) {
+		__u32 sum = hlen == 20 ? csum_words(hdr, 5) :
+			    hlen == 40 ? csum_words(hdr, 10) : csum_words(hdr, 12);
+
+		bpf_csum_update(PKT_SKB(p), csum_add(sum, ~csum_words(old, old_words)));
+	}
 	return 0;
 
 slow:	/* headers outside the linear part: the helpers copy, and keep skb->csum themselves */
@@ -213,55 +405,40 @@ slow:	/* headers outside the linear part: the helpers copy, and keep skb->csum t
 	return pkt_store(p, ETH_HLEN, hdr, 48);
 }
 
-/* Apply a change of `diff` (a bpf_csum_diff() result) to the transport checksum at `off`. */
-static __always_inline int pkt_l4_csum_diff(const struct pkt *p, __u32 off, __u32 diff,
-					    __u32 flags)
+/* Update the transport checksum at `off` for a change of the data it covers by `data` (the
+ * caller stores those bytes with pkt_store_nocsum(): the field compensates them) and of the
+ * pseudo-header by `pseudo` (addresses, length: outside the packet's transport bytes), as
+ * bpf_l4_csum_replace() would, knowing the skb's checksum state: a complete checksum follows
+ * both; a partial one (the pseudo-header's sum, CHECKSUM_PARTIAL) only the pseudo-header's;
+ * a CHECKSUM_COMPLETE skb->csum the field's change for the pseudo-header's part. `udp`: a
+ * zero field means "no checksum" and stays so, and a result of zero is written 0xffff. */
+static __always_inline int pkt_l4_csum_update(const struct pkt *p, __u32 off, __u32 data,
+					      __u32 pseudo, bool udp)
 {
-	__u16 check, *f;
+	enum pkt_csum_state state = pkt_csum_state(p);
+	__u16 check, new, *f;
 
-	if (!PKT_IS_XDP(p)) {
-		__u64 f = 0;
-
-		if (flags & PKT_CSUM_PSEUDO)
-			f |= BPF_F_PSEUDO_HDR;
-		if (flags & PKT_CSUM_UDP)
-			f |= BPF_F_MARK_MANGLED_0;
-		return (int)bpf_l4_csum_replace(PKT_SKB(p), off, 0, diff, f);
-	}
-	f = PKT_PTR_VAR(p, off, sizeof(*f), 0x7ff);
+	f = PKT_PTR_VAR(p, off, sizeof(*f), PKT_DIRECT_OFF);
 	if (f)
 		check = *f;
-	else if (bpf_xdp_load_bytes(PKT_XDP(p), off, &check, sizeof(check)))
+	else if (pkt_load(p, off, &check, sizeof(check)))
 		return -1;
-	if ((flags & PKT_CSUM_UDP) && check == 0)
+	if (udp && check == 0)
 		return 0;
-	check = csum_replace_diff(check, diff);
-	if ((flags & PKT_CSUM_UDP) && check == 0)
-		check = 0xffff;
-	if (f) {
-		*f = check;
-		return 0;
-	}
-	return (int)bpf_xdp_store_bytes(PKT_XDP(p), off, &check, sizeof(check));
-}
-
-/* Whether the skb's transport checksum is still to be completed (CHECKSUM_PARTIAL): a local
- * sender on veth hands such skbs over, and the kernel finishes the checksum at
- * csum_start/csum_offset when the packet leaves. tc cannot read ip_summed, but
- * bpf_l4_csum_replace() applies a change outside the pseudo-header only to a full checksum and
- * ignores it for a partial one: probe the 2 bytes at `scratch_off`, which the caller
- * overwrites afterwards. At XDP the answer is no: an XDP_TX frame carries no checksum state. */
-static __always_inline bool pkt_csum_partial(const struct pkt *p, __u32 scratch_off)
-{
-	__u16 v = 0x5555;
-
-	if (PKT_IS_XDP(p))
-		return false;
-	if (bpf_skb_store_bytes(PKT_SKB(p), scratch_off, &v, sizeof(v), 0) ||
-	    bpf_l4_csum_replace(PKT_SKB(p), scratch_off, 0, 1, 0) ||
-	    bpf_skb_load_bytes(PKT_SKB(p), scratch_off, &v, sizeof(v)))
-		return false;
-	return v == 0x5555;
+	if (state == PKT_CSUM_PARTIAL)
+		new = ~csum_fold(csum_add(check, pseudo));
+	else
+		new = csum_replace_diff(check, csum_add(data, pseudo));
+	if (udp && new == 0)
+		new = 0xffff;
+	if (f)
+		*f = new;
+	else if (pkt_store_nocsum(p, off, &new, sizeof(new)))
+		return -1;
+	if (state == PKT_CSUM_COMPLETE && pseudo)
+		/* the field moved by -(data + pseudo); the data's own change, +data, is not told */
+		bpf_csum_update(PKT_SKB(p), csum_add(csum_add(new, ~(__u32)check), data));
+	return 0;
 }
 
 /* Replace the `old_len` bytes of network-layer headers that follow the Ethernet header by
@@ -342,30 +519,6 @@ static __always_inline int pkt_trim(const struct pkt *p, __u32 len)
 	(PKT_IS_XDP(p) ? name##_xdp(PKT_XDP(p)) : name##_skb(PKT_SKB(p)))
 #define PKT_CALL(p, name, ...)								\
 	(PKT_IS_XDP(p) ? name##_xdp(PKT_XDP(p), __VA_ARGS__) : name##_skb(PKT_SKB(p), __VA_ARGS__))
-
-/* Room for packet bytes the helpers below copy or sum, per CPU (a program handles one
- * packet at a time on its CPU): bpf_csum_diff() takes at most 512 bytes at a time, more than
- * the BPF stack can spare. */
-#define PKT_CHUNK    512
-#define PKT_CSUM_MAX 0xffff /* a whole IP payload: ICMP errors, UDP without checksum */
-
-struct pkt_chunk {
-	__u8 b[PKT_CHUNK + 4];  /* slack: the verifier bounds (tail + 3) & ~3 by 514 */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pkt_chunk);
-} pkt_chunks SEC(".maps");
-
-static __always_inline struct pkt_chunk *pkt_chunk_get(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&pkt_chunks, &zero);
-}
 
 /* Ones' complement sum of `len` packet bytes from `off` added to `seed`, or -1. Bytes are
  * summed as 16-bit big-endian words from `off`, which callers keep even. */

@@ -1,19 +1,35 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Forwarding a translated packet straight out of the device the routing table names, without
- * the gateway's IP stack (the topology section's `forward: fib`), at tc and at XDP alike.
+ * the gateway's IP stack, at tc and at XDP alike: the one forwarding path of the translator,
+ * for two reasons.
  *
- * The kernel forwarding a translated packet costs a second receive, a routing decision and
- * the output path per packet; at XDP on veth it also means building an skb for each one.
- * Here the program asks the FIB (bpf_fib_lookup(), which also checks forwarding is enabled
- * and the egress MTU), lowers the hop limit or TTL as the router it stands in for, writes
- * the next hop's MAC addresses and redirects. Everything that needs the router's judgement
- * goes to the kernel instead, translated but untouched: hop limit or TTL running out (Time
- * Exceeded), a packet too big for the next link (Packet Too Big / Fragmentation Needed, or
- * IPv4 fragmentation), an unresolved neighbour, packets for the gateway itself, and any
- * device the control plane did not name in xlat_fwd_devs, at ingress or egress (an empty
- * map: the kernel forwards everything, the default). At XDP the named devices must accept
- * redirected frames (on veth: a peer with NAPI, GRO or an XDP program;
- * lab/datapath/translator/topology.py turns GRO on there). Netfilter's FORWARD hooks are not traversed by redirected packets.
+ * By choice (the topology section's `forward: fib`, XLAT_FWD_EGRESS): the kernel forwarding a
+ * translated packet costs a second receive, a routing decision and the output path per
+ * packet; at XDP on veth it also means building an skb for each one. Here the program asks
+ * the FIB (bpf_fib_lookup(), which also checks forwarding is enabled and the egress MTU),
+ * lowers the hop limit or TTL as the router it stands in for, writes the next hop's MAC
+ * addresses and redirects out of the egress device. Only between the devices the control
+ * plane named in xlat_fwd_devs, at ingress and egress (an empty map: the kernel forwards
+ * everything, the default). At XDP the named devices must accept redirected frames (on veth:
+ * a peer with NAPI, GRO or an XDP program; lab/datapath/translator/topology.py turns GRO on
+ * there).
+ *
+ * By necessity (XLAT_FWD_PEER, whatever the configuration): an IPv6 BIG TCP packet
+ * translated from IPv4 on a kernel whose IPv6 super-packets carry the Hop-by-Hop Jumbo
+ * Payload option cannot be forwarded by the kernel. bpf_skb_change_proto() made it
+ * SKB_GSO_DODGY, veth lacks NETIF_F_GSO_ROBUST, so validate_xmit_skb() hands it to
+ * skb_gso_segment(), whose ipv6_gso_segment() strips the option (ipv6_hopopt_jumbo_remove())
+ * before tcp_gso_segment() decides not to segment it, and the receiver trims a payload length
+ * of 0 without the option to the bare header (docs/kernels.md). So such a packet skips the
+ * transmit path: it goes straight into the namespace of the next hop's veth/netkit peer
+ * (bpf_redirect_peer(), tc ingress only), where it arrives with its option.
+ *
+ * Either way, everything that needs the router's judgement goes to the kernel instead,
+ * translated but untouched: hop limit or TTL running out (Time Exceeded), a packet too big
+ * for the next link (Packet Too Big / Fragmentation Needed, or IPv4 fragmentation; at tc the
+ * skb is checked, GSO-aware), an unresolved neighbour, packets for the gateway itself.
+ * Netfilter's FORWARD hooks are not traversed by redirected packets. xlat_fwd_stats counts
+ * both outcomes.
  */
 #ifndef XLAT_FORWARD_H
 #define XLAT_FORWARD_H
@@ -36,6 +52,11 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } xlat_fwd_devs SEC(".maps");
+
+/* How xlat_forward() sends a packet on (flags). */
+#define XLAT_FWD_V6     1   /* the translated packet is IPv6 */
+#define XLAT_FWD_EGRESS 0   /* out of an egress device named in xlat_fwd_devs (bpf_redirect) */
+#define XLAT_FWD_PEER   2   /* into the next hop's namespace, from any device (tc only) */
 
 enum xlat_fwd {
 	XLAT_FWD_REDIRECTED,     /* sent out by the program */
@@ -68,8 +89,9 @@ static __always_inline bool xlat_fwd_fib(void)
 }
 
 /* The FIB lookup of the translated packet: its egress device and next hop, or -1 when the
- * kernel should forward it. Leaves the packet untouched. */
-static __always_inline int xlat_fib(const struct pkt *p, bool v6, __u32 ifindex,
+ * kernel should forward it (`any_dev`: to any device, not only those in xlat_fwd_devs).
+ * Leaves the packet untouched. */
+static __always_inline int xlat_fib(const struct pkt *p, bool v6, __u32 ifindex, bool any_dev,
 				    struct bpf_fib_lookup *fib)
 {
 	__u32 len = pkt_len(p) - ETH_HLEN;
@@ -86,6 +108,14 @@ static __always_inline int xlat_fib(const struct pkt *p, bool v6, __u32 ifindex,
 		fib->family = AF_INET6;
 		fib->flowinfo = *(__be32 *)ip & bpf_htonl(0x0fffffff);
 		fib->l4_protocol = ip->nexthdr;
+		if (ip->nexthdr == NEXTHDR_HOP_) {
+			/* a BIG TCP packet's Jumbo Payload option: the transport follows it */
+			__u8 *nh = PKT_PTR(p, ETH_HLEN + IP6_HLEN, 1);
+
+			if (!nh)
+				return -1;
+			fib->l4_protocol = *nh;
+		}
 		fib->tot_len = PKT_IS_XDP(p) ? len : 0;
 		__builtin_memcpy(fib->ipv6_src, &ip->saddr, sizeof(ip->saddr));
 		__builtin_memcpy(fib->ipv6_dst, &ip->daddr, sizeof(ip->daddr));
@@ -107,7 +137,7 @@ static __always_inline int xlat_fib(const struct pkt *p, bool v6, __u32 ifindex,
 		rc = bpf_fib_lookup(PKT_SKB(p), fib, sizeof(*fib), 0);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
-	if (!bpf_map_lookup_elem(&xlat_fwd_devs, &fib->ifindex))
+	if (!any_dev && !bpf_map_lookup_elem(&xlat_fwd_devs, &fib->ifindex))
 		return -1;
 	return 0;
 }
@@ -140,19 +170,20 @@ static __always_inline int xlat_fwd_decrement(const struct pkt *p, bool v6)
 	return 0;
 }
 
-/* Forward the translated packet (`v6`: now IPv6) by the FIB: the redirect verdict of the
+/* Forward the translated packet by the FIB, `how` XLAT_FWD_*: the redirect verdict of the
  * hook, or -1 to let the kernel forward it. A global function (xlat_forward_skb/_xdp): the
  * lookup's 64 bytes of stack stay out of the translation's call chain. */
-static __always_inline __s64 xlat_forward_body(const struct pkt *p, __u32 v6)
+static __always_inline __s64 xlat_forward_body(const struct pkt *p, __u32 how)
 {
 	__u32 in = PKT_IS_XDP(p) ? PKT_XDP(p)->ingress_ifindex : PKT_SKB(p)->ifindex;
+	bool v6 = how & XLAT_FWD_V6, peer = !PKT_IS_XDP(p) && (how & XLAT_FWD_PEER);
 	struct bpf_fib_lookup fib;
 	struct ethhdr *eth;
 
-	/* forwarding by FIB is on for the devices in the map, and only for them */
-	if (!bpf_map_lookup_elem(&xlat_fwd_devs, &in))
+	/* by choice, only between the devices in the map */
+	if (!peer && !bpf_map_lookup_elem(&xlat_fwd_devs, &in))
 		return -1;
-	if (xlat_fib(p, v6, in, &fib) || !(eth = PKT_PTR(p, 0, ETH_HLEN)) ||
+	if (xlat_fib(p, v6, in, peer, &fib) || !(eth = PKT_PTR(p, 0, ETH_HLEN)) ||
 	    xlat_fwd_decrement(p, v6)) {
 		xlat_fwd_count(XLAT_FWD_KERNEL);
 		return -1;
@@ -160,9 +191,11 @@ static __always_inline __s64 xlat_forward_body(const struct pkt *p, __u32 v6)
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	xlat_fwd_count(XLAT_FWD_REDIRECTED);
+	if (peer)
+		return (int)bpf_redirect_peer(fib.ifindex, 0);
 	return (int)bpf_redirect(fib.ifindex, 0);
 }
 
-PKT_GLOBAL(xlat_forward, (__u32 v6), (v6))
+PKT_GLOBAL(xlat_forward, (__u32 how), (how))
 
 #endif /* XLAT_FORWARD_H */

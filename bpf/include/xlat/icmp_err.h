@@ -98,7 +98,7 @@ static __always_inline int icmp4_bounce(const struct pkt *p, struct ethhdr *eth,
 		return XLAT_DROP_ERROR;
 	if (pkt_csum_range(p, ETH_HLEN + IP4_HLEN, ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;
-	if (!h->frag_off && pkt_csum_partial(p, ETH_HLEN + IP4_HLEN + 2) &&
+	if (!h->frag_off && pkt_csum_partial(p) &&
 	    icmp_err_sum_completed(p, ETH_HLEN + IP4_HLEN + ICMP_HLEN + h->hlen, h->ip.protocol,
 				   ETH_HLEN + IP4_HLEN + ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;
@@ -157,7 +157,7 @@ static __always_inline int icmp6_bounce(const struct pkt *p, struct ethhdr *eth,
 	sum = pseudo6_sum(&e.ip.saddr, &e.ip.daddr, ICMP_HLEN + quote, IPPROTO_ICMPV6);
 	if (pkt_csum_range(p, ETH_HLEN + IP6_HLEN, ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;
-	if (!h->frag_off && pkt_csum_partial(p, ETH_HLEN + IP6_HLEN + 2) &&
+	if (!h->frag_off && pkt_csum_partial(p) &&
 	    icmp_err_sum_completed(p, ETH_HLEN + IP6_HLEN + ICMP_HLEN + h->hlen, h->proto,
 				   ETH_HLEN + IP6_HLEN + ICMP_HLEN + quote, &sum))
 		return XLAT_DROP_ERROR;

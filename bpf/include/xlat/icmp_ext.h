@@ -15,6 +15,8 @@
 #define XLAT_ICMP_EXT_H
 
 #include "ctx.h"
+#include "outcome.h"
+#include "proto.h"
 
 #define ICMP_EXT_MIN_DGRAM 128   /* RFC 4884 4.1: the original datagram field's minimum */
 
@@ -62,6 +64,45 @@ static __always_inline int icmp_ext_move(const struct pkt *p, __u32 quote_end, _
 	if (ext_new < quote_end)
 		return -1;
 	return pkt_move(p, PKT_MOVE_ZERO, quote_end, ext_new - quote_end);
+}
+
+/* Whether the ICMP error of `plen` bytes at `l4off` arrived intact (its translation sums the
+ * message afresh, which would hide damage): XLAT_DROP_ICMP_CSUM if not, 0 if so. `seed`: the
+ * sum it starts from (ICMPv6's pseudo-header, 0 for ICMPv4). With an extension, whose layout
+ * moves bytes, the message is summed whole. Without one, in the one pass over the quote the
+ * translation needs: `parsed` is the sum of the ICMP header and the quoted base header of
+ * `in_base` bytes as parsed, the rest of the quoted header (options, extension headers: up to
+ * `in_hlen`) and the bytes after it are summed from the packet, and `*kept` gets the sum of
+ * the `l->keep` of those the translated error carries unchanged but for the fields it fixes,
+ * so that its checksum is that sum plus the new headers. */
+static __always_inline int icmp_err_check(const struct pkt *p, const struct icmp_ext_layout *l,
+					  __u32 l4off, __u32 plen, __u32 seed, __u32 parsed,
+					  __u32 in_base, __u32 in_hlen, __u32 *kept)
+{
+	__u32 qoff = l4off + ICMP_HLEN + in_hlen, rest = plen - ICMP_HLEN - in_hlen;
+	__u32 sum = seed, cut = 0;
+
+	*kept = 0;
+	if (l->ext) {
+		if (pkt_csum_range(p, l4off, plen, &sum))
+			return XLAT_DROP_TOO_BIG;
+		return csum_fold(sum) ? XLAT_DROP_ICMP_CSUM : 0;
+	}
+	sum = csum_add(sum, parsed);
+	if (in_hlen > in_base &&
+	    pkt_csum_range(p, l4off + ICMP_HLEN + in_base, in_hlen - in_base, &sum))
+		return XLAT_DROP_TOO_BIG;
+	if (pkt_csum_range(p, qoff, l->keep, kept))
+		return XLAT_DROP_TOO_BIG;
+	if (rest > l->keep) {
+		/* the bytes cut off, for the check only */
+		if (pkt_csum_range(p, qoff + l->keep, rest - l->keep, &cut))
+			return XLAT_DROP_TOO_BIG;
+		if (l->keep & 1)
+			cut = csum_swab(cut);
+	}
+	sum = csum_add(sum, csum_add(*kept, cut));
+	return csum_fold(sum) ? XLAT_DROP_ICMP_CSUM : 0;
 }
 
 #endif /* XLAT_ICMP_EXT_H */

@@ -77,7 +77,7 @@ static __always_inline __s64 ip4_options_body(const struct pkt *p, __u32 off, __
 
 		if (i >= len)
 			break;
-		if (pkt_load(p, off + i, h, 1))
+		if (pkt_load_copy(p, off + i, h, 1))
 			return -1;
 		if (h[0] == IPOPT_END_LIST)
 			break;
@@ -85,12 +85,12 @@ static __always_inline __s64 ip4_options_body(const struct pkt *p, __u32 off, __
 			i++;
 			continue;
 		}
-		if (i + 2 > len || pkt_load(p, off + i, h, 2))
+		if (i + 2 > len || pkt_load_copy(p, off + i, h, 2))
 			break;
 		if (h[1] < 2 || i + h[1] > len)
 			break;
 		if ((h[0] == IPOPT_LSRR_ || h[0] == IPOPT_SSRR_) && h[1] >= 3 &&
-		    !pkt_load(p, off + i, h, 3) && h[2] <= h[1]) {
+		    !pkt_load_copy(p, off + i, h, 3) && h[2] <= h[1]) {
 			flags = IP4_OPT_SOURCE_ROUTE;
 			break;
 		}
@@ -110,34 +110,48 @@ static __always_inline __u16 ip4_header_csum(const struct iphdr *ip)
  * Fragment header, if any. `ident`: the Identification of a packet that IPv4 may fragment
  * (DF clear, RFC 6864 4.1: unique per source, destination and protocol for as long as its
  * fragments may live), from the caller's generator; a fragment keeps its own. */
+/* An IPv4 header without options at `ip`, written in whole words (see pkt_copy()), its
+ * checksum summed from the words themselves rather than read back from memory. */
+static __always_inline void ip4_header(struct iphdr *ip, __u32 tos, __u32 tot, __u32 id, __u32 fo,
+				       __u32 ttl, __u32 proto, __be32 saddr, __be32 daddr)
+{
+	pkt_u32_t *w = (pkt_u32_t *)ip;
+	__u32 w0 = bpf_htonl(0x45U << 24 | tos << 16 | tot), w1 = bpf_htonl(id << 16 | fo);
+	__u32 w2 = bpf_htonl(ttl << 24 | proto << 16);
+	__u64 sum = (__u64)w0 + w1 + w2 + saddr + daddr;
+
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	w2 |= (__u32)csum_fold((__u32)sum) << 16;
+#else
+	w2 |= csum_fold((__u32)sum);
+#endif
+	w[0] = w0;
+	w[1] = w1;
+	w[2] = w2;
+	w[3] = saddr;
+	w[4] = daddr;
+}
+
 static __always_inline void ip4_build(struct iphdr *ip, const struct ip6_info *h6, __u8 proto,
 				      __be32 saddr, __be32 daddr, bool zero_tos, __u16 ident)
 {
-	__u32 tot = IP4_HLEN + h6->plen;
-	__u16 fo;
+	__u32 tot = IP4_HLEN + h6->plen, tos, id, fo;
 
-	if (h6->frag)
+	if (h6->frag) {
 		/* identification from the Fragment header, DF clear so IPv4 may fragment more */
 		fo = h6->frag_off | (h6->mf ? IP4_MF : 0);
-	else
+		id = (__u16)bpf_ntohl(h6->frag_id);
+	} else {
 		fo = tot > XLAT_DF_THRESHOLD ? IP4_DF : 0;
-
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->tos = zero_tos ? 0 : (__u8)((h6->ip.priority << 4) | (h6->ip.flow_lbl[0] >> 4));
+		id = fo ? 0 : ident;    /* atomic (DF): any value (RFC 6864 4.1) */
+	}
+	tos = zero_tos ? 0 : (__u32)h6->ip.priority << 4 | h6->ip.flow_lbl[0] >> 4;
 	/* above 64 KiB (a BIG TCP GSO packet from an IPv6 jumbogram): 0, the skb's length */
-	ip->tot_len = tot > 0xffff ? 0 : bpf_htons((__u16)tot);
-	if (h6->frag)
-		ip->id = bpf_htons((__u16)bpf_ntohl(h6->frag_id));
-	else
-		ip->id = fo ? 0 : bpf_htons(ident);   /* atomic (DF): any value (RFC 6864 4.1) */
-	ip->frag_off = bpf_htons(fo);
-	ip->ttl = h6->ip.hop_limit;
-	ip->protocol = proto;
-	ip->check = 0;
-	ip->saddr = saddr;
-	ip->daddr = daddr;
-	ip->check = ip4_header_csum(ip);
+	if (tot > 0xffff)
+		tot = 0;
+	ip4_header(ip, tos, tot, id, fo, h6->ip.hop_limit, proto, saddr, daddr);
 }
 
 #endif /* XLAT_IPV4_H */

@@ -82,7 +82,7 @@ static __always_inline int ip6_walk(const struct pkt *p, __u32 off, __u32 avail,
 			h->chain = IP6_CHAIN_HBH_NOT_FIRST;
 			goto chain;
 		}
-		if (o + 8 > end || pkt_load(p, off + o, &e, sizeof(e)))
+		if (o + 8 > end || pkt_load_copy(p, off + o, &e, sizeof(e)))
 			return -1;
 		if (nh == NEXTHDR_FRAGMENT_) {
 			__u16 fo = bpf_ntohs(((struct ip6_frag *)&e)->frag_off);
@@ -147,48 +147,37 @@ static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_in
 				       __u8 nexthdr, const struct in6_addr *saddr,
 				       const struct in6_addr *daddr, bool zero_tos, bool jumbo_hbh)
 {
-	__u8 tc = zero_tos ? 0 : h4->ip.tos;
-	__u32 hlen = IP6_HLEN;
+	pkt_u32_t *w = (pkt_u32_t *)out;        /* written in whole words, see pkt_copy() */
+	__u32 tc = zero_tos ? 0 : h4->ip.tos, hlen = IP6_HLEN, plen, nh = nexthdr;
 
-	out->ip.version = 6;
-	out->ip.priority = tc >> 4;
-	out->ip.flow_lbl[0] = (__u8)(tc << 4);     /* flow label 0 */
-	out->ip.flow_lbl[1] = 0;
-	out->ip.flow_lbl[2] = 0;
-	out->ip.hop_limit = h4->ip.ttl;
-	out->ip.saddr = *saddr;
-	out->ip.daddr = *daddr;
-	if (hlen - IP6_HLEN + h4->plen > 0xffff) {
+	if (h4->plen > 0xffff) {
 		/* A BIG TCP GSO packet, in the form the kernel's own IPv6 stack gives its
 		 * super-packets, so that its GSO and receive paths take ours as theirs: 7.2/7.3
 		 * write payload length 0 and take the length from the skb (as IPv4's tot_len 0);
 		 * 6.12/6.18 add an RFC 2675 Jumbo Payload option, which their
 		 * receiving stack checks and GSO segmentation removes. A GSO packet is never a
 		 * fragment, so the option takes the Fragment header's place. */
-		out->ip.payload_len = 0;
-		if (!jumbo_hbh) {
-			out->ip.nexthdr = nexthdr;
-			return IP6_HLEN;
+		plen = 0;
+		if (jumbo_hbh) {
+			nh = NEXTHDR_HOP_;
+			/* Next Header, Hdr Ext Len 0, option type and length; the jumbo length */
+			w[10] = bpf_htonl((__u32)nexthdr << 24 | IP6_TLV_JUMBO << 8 | 4);
+			w[11] = bpf_htonl(IP6_FRAG_HLEN + h4->plen);
+			hlen += IP6_FRAG_HLEN;
 		}
-		out->ip.nexthdr = NEXTHDR_HOP_;
-		out->fh.nexthdr = nexthdr;
-		out->fh.reserved = 0;                                   /* Hdr Ext Len 0 */
-		out->fh.frag_off = bpf_htons(IP6_TLV_JUMBO << 8 | 4);   /* type, opt data len */
-		out->fh.identification = bpf_htonl(IP6_FRAG_HLEN + h4->plen);
-		out->ip.payload_len = 0;
-		return IP6_HLEN + IP6_FRAG_HLEN;
-	}
-	if (h4->frag) {
-		out->ip.nexthdr = NEXTHDR_FRAGMENT_;
-		out->fh.nexthdr = nexthdr;
-		out->fh.reserved = 0;
-		out->fh.frag_off = bpf_htons((h4->frag_off << 3) | h4->mf);
-		out->fh.identification = bpf_htonl(bpf_ntohs(h4->ip.id));
-		hlen += IP6_FRAG_HLEN;
 	} else {
-		out->ip.nexthdr = nexthdr;
+		if (h4->frag) {
+			nh = NEXTHDR_FRAGMENT_;
+			w[10] = bpf_htonl((__u32)nexthdr << 24 | (__u32)h4->frag_off << 3 | h4->mf);
+			w[11] = bpf_htonl(bpf_ntohs(h4->ip.id));
+			hlen += IP6_FRAG_HLEN;
+		}
+		plen = hlen - IP6_HLEN + h4->plen;
 	}
-	out->ip.payload_len = bpf_htons(hlen - IP6_HLEN + h4->plen);
+	w[0] = bpf_htonl(6U << 28 | tc << 20);            /* flow label 0 */
+	w[1] = bpf_htonl(plen << 16 | nh << 8 | h4->ip.ttl);
+	pkt_copy(&w[2], saddr, 16);
+	pkt_copy(&w[6], daddr, 16);
 	return hlen;
 }
 
@@ -196,14 +185,9 @@ static __always_inline __u32 ip6_build(struct ip6_hdrs *out, const struct ip4_in
 static __always_inline __u32 pseudo6_sum(const struct in6_addr *saddr,
 					 const struct in6_addr *daddr, __u32 len, __u8 nexthdr)
 {
-	struct pseudo6 ph = {
-		.saddr = *saddr,
-		.daddr = *daddr,
-		.len = bpf_htonl(len),
-		.nexthdr = nexthdr,
-	};
+	__u32 s = csum_add(csum_words(saddr, 4), csum_words(daddr, 4));
 
-	return csum_words(&ph, sizeof(ph) / 4);
+	return csum_add(s, csum_add(bpf_htonl(len), bpf_htonl(nexthdr)));
 }
 
 #endif /* XLAT_IPV6_H */

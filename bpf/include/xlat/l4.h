@@ -62,19 +62,23 @@ static __always_inline bool l4_untranslatable6(__u8 proto)
 }
 
 /* Apply `diff` to a checksum inside quoted bytes (an ICMP error's payload): always a full
- * checksum, whatever the skb's checksum state. A zero UDP checksum stays zero. */
+ * checksum, whatever the skb's checksum state. A zero UDP checksum stays zero. `*delta` gets
+ * the change of the quoted bytes' sum, for the error's own checksum. */
 static __always_inline int l4_fix_quoted_csum(const struct pkt *p, __u32 off, __u32 diff,
-					      bool udp)
+					      bool udp, __u32 *delta)
 {
-	__u16 check;
+	__u16 check, old;
 
+	*delta = 0;
 	if (pkt_load(p, off, &check, sizeof(check)))
 		return -1;
 	if (udp && !check)
 		return 0;
+	old = check;
 	check = csum_replace_diff(check, diff);
 	if (udp && !check)
 		check = 0xffff;
+	*delta = csum_add(check, ~(__u32)old);
 	return pkt_store(p, off, &check, sizeof(check));
 }
 

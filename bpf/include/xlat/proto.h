@@ -96,16 +96,6 @@ struct icmp_hdr8 {
 	};
 };
 
-/* Upper-layer pseudo-header of IPv6 (RFC 8200 8.1); its sum is what ICMPv6 adds and ICMPv4
- * lacks. Addresses first so a struct holding saddr, daddr adjacently can be summed too. */
-struct pseudo6 {
-	struct in6_addr saddr;
-	struct in6_addr daddr;
-	__be32 len;
-	__u8 zero[3];
-	__u8 nexthdr;
-};
-
 /* Parsed IPv4 header, outer or quoted in an ICMP error. */
 struct ip4_info {
 	struct iphdr ip;

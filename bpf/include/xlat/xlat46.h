@@ -49,8 +49,8 @@ static __always_inline bool xlat46_parse(const struct pkt *p, struct xlat46 *s)
 	void *h = PKT_PTR(p, 0, ETH_HLEN + IP4_HLEN);
 
 	if (h) {
-		pkt_copy16(&s->eth, h, ETH_HLEN);
-		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP4_HLEN);
+		pkt_copy(&s->eth, h, ETH_HLEN);
+		pkt_copy(&s->out.ip, h + ETH_HLEN, IP4_HLEN);
 	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
 		   s->eth.h_proto != bpf_htons(ETH_P_IP) ||
 		   pkt_load(p, ETH_HLEN, &s->out.ip, IP4_HLEN)) {
@@ -108,7 +108,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 	if (opts & IP4_OPT_SOURCE_ROUTE)
 		return XLAT_DROP_SRCROUTE;
 
-	l4off = ETH_HLEN + s->out.hlen;
+	l4off = ETH_HLEN + PKT_OPAQUE(s->out.hlen);
 	s->proto6 = s->out.ip.protocol;
 	s->l4 = XLAT_L4_OPAQUE;
 	if (l4_untranslatable4(s->out.ip.protocol))
@@ -143,7 +143,7 @@ static __always_inline int xlat46_validate(const struct pkt *p, struct xlat46 *s
 		}
 		if (ip4_parse(p, l4off + ICMP_HLEN, s->in_avail, false, &s->in))
 			return XLAT_DROP_ICMP_INNER;
-		return xlat46_quoted_l4(p, s, l4off + ICMP_HLEN + s->in.hlen);
+		return xlat46_quoted_l4(p, s, l4off + ICMP_HLEN + PKT_OPAQUE(s->in.hlen));
 	}
 
 	if (s->out.frag_off)
@@ -181,18 +181,25 @@ static __always_inline int xlat46_icmp_query(const struct pkt *p, __u32 off,
 		to->checksum = csum_replace_diff(from->checksum, csum_add(word, pseudo));
 		return pkt_store(p, off, to, 4);
 	}
-	if (pkt_l4_csum_diff(p, off + 2, word, 0) ||
-	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO))
+	if (pkt_l4_csum_update(p, off + 2, word, pseudo, false))
 		return -1;
 	return pkt_store_nocsum(p, off, &to->type, 2);
 }
 
+/* The ICMPv4 error in `s` rebuilt as ICMPv6 (RFC 7915 4.2, 4.3): outer and quoted headers
+ * translated, the quote cut to fit 1280 bytes or laid out around an RFC 4884 extension, the
+ * quoted transport checksum fixed. Its checksum is checked first: the message is summed
+ * afresh, which would hide damage. Without an extension that takes one pass over the
+ * quote: the translated message's sum is that of its new headers and of the quoted bytes it
+ * keeps, which the check summed on the way. */
 static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat46 *s,
 					       bool zero_tos, __u16 mtu4, __u16 mtu6)
 {
 	struct ip6_hdrs outer, inner;
 	struct icmp_ext_layout l;
-	__u32 in_hlen6, rest, len6, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
+	__u32 in_hlen6, rest, len6, old_hdrs, new_hdrs, l4off, in_l4off, kept, sum;
+	__u32 delta = 0;
+	int rc;
 	__u16 check;
 
 	in_hlen6 = ip6_build(&inner, &s->in, s->in_proto6, &s->in_saddr, &s->in_daddr, zero_tos,
@@ -210,15 +217,16 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 		s->icmp6.data = bpf_htonl(icmp_mtu_4to6(bpf_ntohs(s->icmp.frag.mtu),
 							 bpf_ntohs(s->in.ip.tot_len), mtu4, mtu6));
 
-	/* The message is rebuilt and summed afresh, so first make sure it arrived intact. */
 	l4off = ETH_HLEN + s->out.hlen;
-	if (pkt_csum_range(p, l4off, s->out.plen, &sum))
-		return XLAT_DROP_TOO_BIG;
-	if (csum_fold(sum))
-		return XLAT_DROP_ICMP_CSUM;
+	/* the ICMP header and the quoted IPv4 base header as parsed */
+	rc = icmp_err_check(p, &l, l4off, s->out.plen, 0,
+			    csum_add(csum_words(&s->icmp, 2), csum_words(&s->in.ip, IP4_HLEN / 4)),
+			    IP4_HLEN, s->in.hlen, &kept);
+	if (rc)
+		return rc;
 
 	ip6_build(&outer, &s->out, IPPROTO_ICMPV6, &s->saddr, &s->daddr, zero_tos, false);
-	outer.ip.payload_len = bpf_htons(len6);
+	((pkt_u32_t *)&outer)[1] = bpf_htonl(len6 << 16 | IPPROTO_ICMPV6 << 8 | s->out.ip.ttl);
 
 	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
 	new_hdrs = IP6_HLEN + ICMP_HLEN + in_hlen6;
@@ -256,7 +264,7 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 		__u32 diff = csum_words_diff(&s->in.ip.saddr, 2, &s->in_saddr, 8);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
-				       s->in_l4 == XLAT_L4_UDP))
+				       s->in_l4 == XLAT_L4_UDP, &delta))
 			return XLAT_DROP_ERROR;
 	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY && l.keep >= 4) {
 		struct icmp_hdr8 q;
@@ -266,11 +274,20 @@ static __always_inline int xlat46_commit_error(const struct pkt *p, struct xlat4
 		if (xlat46_icmp_query(p, in_l4off, &s->in_icmp, &q, &s->in_saddr, &s->in_daddr,
 				      s->in.plen, true))
 			return XLAT_DROP_ERROR;
+		delta = csum_add(pkt_sum(&q, 4), ~pkt_sum(&s->in_icmp, 4));
 	}
 
 	sum = pseudo6_sum(&s->saddr, &s->daddr, len6, IPPROTO_ICMPV6);
-	if (pkt_csum_range(p, l4off, len6, &sum))
-		return XLAT_DROP_ERROR;
+	if (l.ext) {
+		if (pkt_csum_range(p, l4off, len6, &sum))
+			return XLAT_DROP_ERROR;
+	} else {
+		/* the new headers (the checksum field 0) and the quoted bytes kept */
+		sum = csum_add(sum, csum_words(&s->icmp6, 2));
+		sum = csum_add(sum, in_hlen6 == IP6_HLEN ? csum_words(&inner, IP6_HLEN / 4) :
+				    csum_words(&inner, (IP6_HLEN + IP6_FRAG_HLEN) / 4));
+		sum = csum_add(sum, csum_add(kept, delta));
+	}
 	check = csum_fold(sum);
 	if (pkt_store(p, l4off + 2, &check, sizeof(check)))
 		return XLAT_DROP_ERROR;
@@ -294,7 +311,7 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	s->eth.h_proto = bpf_htons(ETH_P_IPV6);
 	/* The new header is written over the IPv4 base header (options and the room
 	 * pkt_change_l3() made are accounted for by the helpers). */
-	if (pkt_write_l3(p, &s->eth, &h, hlen6, csum_words(&s->out.ip, IP4_HLEN / 4)))
+	if (pkt_write_l3(p, &s->eth, &h, hlen6, &s->out.ip, IP4_HLEN / 4))
 		return XLAT_DROP_ERROR;
 
 	l4off = ETH_HLEN + hlen6;
@@ -304,9 +321,9 @@ static __always_inline int xlat46_commit(const struct pkt *p, struct xlat46 *s, 
 	case XLAT_L4_DCCP: {
 		/* Only the addresses differ between the pseudo-headers (RFC 7915 4.5). */
 		__u32 diff = csum_words_diff(&s->out.ip.saddr, 2, &s->saddr, 8);
-		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
-		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))
+		if (pkt_l4_csum_update(p, l4off + l4_csum_off(s->l4), 0, diff,
+				       s->l4 == XLAT_L4_UDP))
 			return XLAT_DROP_ERROR;
 		break;
 	}

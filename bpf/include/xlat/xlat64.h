@@ -42,8 +42,8 @@ static __always_inline bool xlat64_parse(const struct pkt *p, struct xlat64 *s)
 	void *h = PKT_PTR(p, 0, ETH_HLEN + IP6_HLEN);
 
 	if (h) {
-		pkt_copy16(&s->eth, h, ETH_HLEN);
-		pkt_copy16(&s->out.ip, h + ETH_HLEN, IP6_HLEN);
+		pkt_copy(&s->eth, h, ETH_HLEN);
+		pkt_copy(&s->out.ip, h + ETH_HLEN, IP6_HLEN);
 	} else if (pkt_load(p, 0, &s->eth, ETH_HLEN) ||
 		   s->eth.h_proto != bpf_htons(ETH_P_IPV6) ||
 		   pkt_load(p, ETH_HLEN, &s->out.ip, IP6_HLEN)) {
@@ -91,7 +91,7 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 	if (s->out.rh_ptr)
 		return XLAT_DROP_ROUTING_HDR;
 
-	l4off = ETH_HLEN + s->out.hlen;
+	l4off = ETH_HLEN + PKT_OPAQUE(s->out.hlen);
 	s->proto4 = s->out.proto;
 	s->l4 = XLAT_L4_OPAQUE;
 	if (l4_untranslatable6(s->out.proto))
@@ -124,7 +124,7 @@ static __always_inline int xlat64_validate(const struct pkt *p, struct xlat64 *s
 		}
 		if (ip6_parse(p, l4off + ICMP_HLEN, s->in_avail, false, &s->in))
 			return XLAT_DROP_ICMP_INNER;
-		return xlat64_quoted_l4(p, s, l4off + ICMP_HLEN + s->in.hlen);
+		return xlat64_quoted_l4(p, s, l4off + ICMP_HLEN + PKT_OPAQUE(s->in.hlen));
 	}
 
 	if (s->out.frag_off)
@@ -167,19 +167,21 @@ static __always_inline int xlat64_icmp_query(const struct pkt *p, __u32 off,
 		to->checksum = csum_replace_diff(from->checksum, csum_add(word, pseudo));
 		return pkt_store(p, off, to, 4);
 	}
-	if (pkt_l4_csum_diff(p, off + 2, word, 0) ||
-	    pkt_l4_csum_diff(p, off + 2, pseudo, PKT_CSUM_PSEUDO) ||
+	if (pkt_l4_csum_update(p, off + 2, word, pseudo, false) ||
 	    pkt_store_nocsum(p, off, &to->type, 2))
 		return -1;
 	return icmp4_fix_negative_zero(p, off, len);
 }
 
+/* The ICMPv6 error in `s` rebuilt as ICMPv4 (RFC 7915 5.2, 5.3), as xlat46_commit_error()
+ * does the other way: checked first, in one pass over the quote without an extension. */
 static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat64 *s,
 					       bool zero_tos, __u16 mtu4, __u16 mtu6)
 {
 	struct iphdr outer, inner;
 	struct icmp_ext_layout l;
-	__u32 rest, len4, old_hdrs, new_hdrs, l4off, in_l4off, sum = 0;
+	__u32 rest, len4, old_hdrs, new_hdrs, l4off, in_l4off, kept, sum, delta = 0, tos;
+	int rc;
 	__u16 check;
 
 	rest = s->in_avail - s->in.hlen;
@@ -198,20 +200,20 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 	}
 
 	l4off = ETH_HLEN + s->out.hlen;
-	sum = pseudo6_sum(&s->out.ip.saddr, &s->out.ip.daddr, s->out.plen, IPPROTO_ICMPV6);
-	if (pkt_csum_range(p, l4off, s->out.plen, &sum))
-		return XLAT_DROP_TOO_BIG;
-	if (csum_fold(sum))
-		return XLAT_DROP_ICMP_CSUM;
+	/* the ICMPv6 header and the quoted IPv6 base header as parsed */
+	rc = icmp_err_check(p, &l, l4off, s->out.plen,
+			    pseudo6_sum(&s->out.ip.saddr, &s->out.ip.daddr, s->out.plen,
+					IPPROTO_ICMPV6),
+			    csum_add(csum_words(&s->icmp, 2), csum_words(&s->in.ip, IP6_HLEN / 4)),
+			    IP6_HLEN, s->in.hlen, &kept);
+	if (rc)
+		return rc;
 
 	ip4_build(&inner, &s->in, s->in_proto4, s->in_saddr, s->in_daddr, zero_tos, 0);
 	/* the outer message: never a fragment here, and at most 576 bytes, so DF clear */
-	ip4_build(&outer, &s->out, IPPROTO_ICMP, s->saddr, s->daddr, zero_tos, s->ident);
-	outer.tot_len = bpf_htons(IP4_HLEN + len4);
-	outer.frag_off = 0;
-	outer.id = bpf_htons(s->ident);
-	outer.check = 0;
-	outer.check = ip4_header_csum(&outer);
+	tos = zero_tos ? 0 : (__u32)s->out.ip.priority << 4 | s->out.ip.flow_lbl[0] >> 4;
+	ip4_header(&outer, tos, IP4_HLEN + len4, s->ident, 0, s->out.ip.hop_limit, IPPROTO_ICMP,
+		   s->saddr, s->daddr);
 
 	old_hdrs = s->out.hlen + ICMP_HLEN + s->in.hlen;
 	new_hdrs = IP4_HLEN + ICMP_HLEN + IP4_HLEN;
@@ -242,7 +244,7 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 		__u32 diff = csum_words_diff(&s->in.ip.saddr, 8, &s->in_saddr, 2);
 
 		if (l4_fix_quoted_csum(p, in_l4off + l4_csum_off(s->in_l4), diff,
-				       s->in_l4 == XLAT_L4_UDP))
+				       s->in_l4 == XLAT_L4_UDP, &delta))
 			return XLAT_DROP_ERROR;
 	} else if (s->in_l4 == XLAT_L4_ICMP_QUERY && l.keep >= 4) {
 		struct icmp_hdr8 q;
@@ -252,11 +254,18 @@ static __always_inline int xlat64_commit_error(const struct pkt *p, struct xlat6
 		if (xlat64_icmp_query(p, in_l4off, &s->in_icmp, &q, &s->in.ip.saddr,
 				      &s->in.ip.daddr, s->in.plen, true))
 			return XLAT_DROP_ERROR;
+		delta = csum_add(pkt_sum(&q, 4), ~pkt_sum(&s->in_icmp, 4));
 	}
 
-	sum = 0;
-	if (pkt_csum_range(p, l4off, len4, &sum))
-		return XLAT_DROP_ERROR;
+	if (l.ext) {
+		sum = 0;
+		if (pkt_csum_range(p, l4off, len4, &sum))
+			return XLAT_DROP_ERROR;
+	} else {
+		/* the new headers (the checksum field 0) and the quoted bytes kept */
+		sum = csum_add(csum_words(&s->icmp4, 2), csum_words(&inner, IP4_HLEN / 4));
+		sum = csum_add(sum, csum_add(kept, delta));
+	}
 	check = csum_fold(sum);
 	if (pkt_store(p, l4off + 2, &check, sizeof(check)))
 		return XLAT_DROP_ERROR;
@@ -277,8 +286,7 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	s->eth.h_proto = bpf_htons(ETH_P_IP);
 	/* pkt_change_l3() took out the first 20 bytes of the IPv6 header and any extension
 	 * headers (the helpers account for them); the IPv4 header goes over the last 20. */
-	if (pkt_write_l3(p, &s->eth, &ip, IP4_HLEN,
-			 csum_words((csum_word_t *)&s->out.ip + 5, 5)))
+	if (pkt_write_l3(p, &s->eth, &ip, IP4_HLEN, (csum_word_t *)&s->out.ip + 5, 5))
 		return XLAT_DROP_ERROR;
 
 	l4off = ETH_HLEN + IP4_HLEN;
@@ -287,9 +295,9 @@ static __always_inline int xlat64_commit(const struct pkt *p, struct xlat64 *s, 
 	case XLAT_L4_UDP:
 	case XLAT_L4_DCCP: {
 		__u32 diff = csum_words_diff(&s->out.ip.saddr, 8, &s->saddr, 2);
-		__u32 flags = PKT_CSUM_PSEUDO | (s->l4 == XLAT_L4_UDP ? PKT_CSUM_UDP : 0);
 
-		if (pkt_l4_csum_diff(p, l4off + l4_csum_off(s->l4), diff, flags))
+		if (pkt_l4_csum_update(p, l4off + l4_csum_off(s->l4), 0, diff,
+				       s->l4 == XLAT_L4_UDP))
 			return XLAT_DROP_ERROR;
 		break;
 	}

@@ -15,6 +15,8 @@ from typing import Any
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
+from lab.bpf import testrun
+from lab.bpf.features import has_test_run_checksum_complete
 from lab.bpf.testing import run_packet
 from lab.datapath.translator.addrmap import embed
 from lab.datapath.translator import (INGRESS_TC, INGRESS_XDP, TranslatorConfig,
@@ -66,6 +68,9 @@ class Translator:
         self.names = outcome_names(obj)
         self.stats = obj.map("xlat_stats")
         self.config = self.configure()
+        # each tc packet once more as CHECKSUM_COMPLETE (check_checksum_complete()); off for
+        # tests that count what each run of a packet changes (the IPv4 Identification)
+        self.check_complete = hook == "tc" and has_test_run_checksum_complete()
 
     def configure(self, **settings: Any) -> TranslatorConfig:
         """BASE_CONFIG with SETTINGS on top (a value of None removes a setting)."""
@@ -78,11 +83,65 @@ class Translator:
         return [int(self.stats.lookup_sum(i) or 0) for i in range(len(self.names))]
 
     def __call__(self, pkt: Any) -> Result:
+        frame = bytes(pkt)
         before = self._counts()
-        out = run_packet(self.prog, pkt if isinstance(pkt, (bytes, bytearray)) else bytes(pkt))
+        out = run_packet(self.prog, frame)
         changed = [n for n, a, b in zip(self.names, before, self._counts()) if a != b]
         assert len(changed) == 1, f"one outcome per packet, got {changed}"
+        if self.check_complete and not cuts_tail(frame, out.raw):
+            check_checksum_complete(self.prog, frame, out.code, out.raw)
         return Result(out.verdict, out.code, changed[0], out.raw, Ether(out.raw))
+
+
+def _without_ipv4_ident(frame: bytes) -> bytes:
+    """FRAME with an outer IPv4 header's Identification and header checksum zeroed: the
+    Identification generator gives each run its own (RFC 6864)."""
+    if frame[12:14] != b"\x08\x00" or len(frame) < 34:
+        return frame
+    return frame[:18] + bytes(2) + frame[20:24] + bytes(2) + frame[26:]
+
+
+def _ip_len(frame: bytes) -> int | None:
+    """The length of the IP datagram in FRAME, as its header says (None: not IP)."""
+    if frame[12:14] == b"\x08\x00" and len(frame) >= 34:
+        return int.from_bytes(frame[16:18], "big")
+    if frame[12:14] == b"\x86\xdd" and len(frame) >= 54:
+        return 40 + int.from_bytes(frame[18:20], "big")
+    return None
+
+
+def _rfc4884_length(frame: bytes) -> int:
+    """The RFC 4884 length attribute of an ICMP error in FRAME (0: none, or not an error)."""
+    if frame[12:14] == b"\x08\x00" and len(frame) >= 42 and frame[23] == 1:
+        icmp = 14 + (frame[14] & 0xF) * 4
+        return frame[icmp + 5] if frame[icmp] in (3, 11, 12) else 0
+    if frame[12:14] == b"\x86\xdd" and len(frame) >= 62 and frame[20] == 58:
+        return frame[58] if frame[54] in (1, 3) else 0
+    return 0
+
+
+def cuts_tail(frame: bytes, out: bytes) -> bool:
+    """Whether the program cut or re-laid the tail of FRAME to make OUT: Ethernet padding
+    (bytes past the datagram) goes, an ICMP error is cut to the RFC's 1280 or 576 bytes or
+    laid out anew around an RFC 4884 extension. bpf_skb_change_tail() does it, and leaves
+    the skb CHECKSUM_NONE (__skb_trim_rcsum(), __skb_grow_rcsum()): the stack sums such a
+    packet itself, and skb->csum means nothing any more."""
+    length = _ip_len(frame)
+    if length is not None and len(frame) > 14 + length:
+        return True
+    if len(out) - 14 in (576, 1280):
+        return True
+    return _rfc4884_length(frame) != 0
+
+
+def check_checksum_complete(prog: Any, frame: bytes, code: str, raw: bytes) -> None:
+    """FRAME once more through PROG as a NIC's CHECKSUM_COMPLETE skb, which the kernel checks
+    afterwards: skb->csum must still sum what the program made of the packet (a translation
+    rewrites, grows and shrinks headers; an ICMP error wraps the packet). The verdict and the
+    bytes are those of the run without it."""
+    again = testrun.run(prog, frame, checksum_complete=True)   # EBADMSG: skb->csum is stale
+    assert again.code == code
+    assert _without_ipv4_ident(again.data) == _without_ipv4_ident(raw)
 
 
 def expect4(out: Result, expected: Any) -> bytes:
