@@ -16,8 +16,9 @@ minutes. The sample is, for every module of tests/bpf and every hook its tests a
 parametrised over (tc, tcx, XDP), the first test not marked `heavy`: every object goes
 through each kernel's verifier and every module's packet path runs at every hook. The heavy
 tests run a program over thousands of packets or flows (Maglev and random shares over 100k
-flows, the fuzz corpus, hypothesis round trips): 18 s here, 7 to 8 minutes per kernel under
-emulation on a busy machine; they are the three modules the sample leaves to `make
+flows, the fuzz corpus, hypothesis round trips, the 10,000-packet fuzz tests of the
+translator and the gateway): under emulation on a busy machine minutes each per kernel, the
+gateway's fuzz test over twenty; they are the five modules the sample leaves to `make
 test-kernels`."""
 
 from __future__ import annotations

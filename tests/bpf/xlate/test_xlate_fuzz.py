@@ -18,7 +18,7 @@ from malformed import Flow, check_output, damaged, skb_run_takes, well_formed
 from xlate_helpers import BASE_CONFIG, CLIENT4, CLIENT6, ROUTER4, ROUTER6_UNMAPPED, SERVER4, \
     SERVER6
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.heavy]
 
 PACKETS = int(os.environ.get("LAB_FUZZ_PACKETS", "10000"))
 WELL_FORMED = 800                   # packets built, each then damaged in many ways
