@@ -29,7 +29,7 @@ from lab.datapath.registry import DATAPATHS
 from lab.lab import INSTANCE_ENV
 from lab.topology import load
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.long]
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = ROOT / "topologies/nat46.yaml"
 LAB = [sys.executable, "-m", "lab"]

@@ -32,7 +32,7 @@ from lab.vm.qemu import Nic
 
 from multihost.split import ROOT, split_nat46, write
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.root, pytest.mark.long]
 DRIVER = Path(__file__).with_name("two_hosts_driver.py")
 TIMEOUT = 1800.0  # both guests, every phase, under emulation on a busy machine
 
