@@ -32,7 +32,7 @@ UDP_PORT = 53
 # The open connections must outlive the run, damaged FINs and RSTs included: natively it takes
 # a minute, in an emulated kernel (make test-kernels) over twenty, past the default 60 s of an
 # unanswered SYN, and the replies and errors about them would find nothing.
-TIMEOUTS = Timeouts(syn=7200, tcp=7200, close=7200, other=7200)
+TIMEOUTS = Timeouts(syn=7200, tcp=7200, close=3600, other=7200)
 
 
 def flows(gw: Gateway, prog) -> list[Flow]:
