@@ -25,7 +25,7 @@ MATRIX_ARGS ?= --quick
 
 all: bpf
 
-# The default suite of scenarios/ (about 15 minutes; RUN_ARGS=--quick for a first look in
+# The default suite of scenarios/ (about 21 minutes; RUN_ARGS=--quick for a first look in
 # about 2 minutes, without the VM);
 # results and reports in results/run-<time>/, results/latest points to them.
 run: deps bpf
