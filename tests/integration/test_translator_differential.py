@@ -173,6 +173,9 @@ def _wanted(frame: bytes) -> bool:
         return True
     if IPv6 in pkt:
         nh = pkt[IPv6].payload
+        # MLD reports come behind a Hop-by-Hop header (Router Alert): skip it to see them
+        while nh.__class__.__name__ == "IPv6ExtHdrHopByHop":
+            nh = nh.payload
         return not (getattr(nh, "type", None) in (130, 131, 132, 133, 134, 135, 136, 143)
                     and nh.__class__.__name__.startswith("ICMPv6"))
     return False
